@@ -1,0 +1,405 @@
+//! Compiled artifacts: precompile a component (feature `compiler`), and load one
+//! for execution with its sha256 checked **before** Wasmtime deserializes it.
+//!
+//! Loaded components are kept as `InstancePre`s in a bounded LRU by content hash,
+//! and verified artifact bytes in an optional disk cache (on Lambda under /tmp)
+//! with atomic writes and a size bound.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+
+use crate::config::CacheSettings;
+use crate::engine::{RuntimeEngine, Target};
+use crate::host::{HostState, RunnerPre};
+use crate::store::{BlobStore, StoreError};
+
+/// The sha256 of bytes.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// A bundle's content hash: sha256 of its compressed bytes, written `sha256:<hex>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContentHash([u8; 32]);
+
+impl ContentHash {
+    /// The hash of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        ContentHash(sha256(bytes))
+    }
+
+    /// Parses `sha256:<64 hex>` or bare hex (either case).
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex_part = s.strip_prefix("sha256:").unwrap_or(s);
+        if hex_part.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hex_part.to_ascii_lowercase(), &mut out).ok()?;
+        Some(ContentHash(out))
+    }
+
+    /// Lowercase hex, without the prefix.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sha256:{}", self.hex())
+    }
+}
+
+/// Where an artifact lives: (content hash, target triple, engine fingerprint).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ArtifactKey {
+    /// The source component's bundle content hash.
+    pub content: ContentHash,
+    /// The target it was compiled for.
+    pub target: Target,
+    /// The engine fingerprint it was compiled with.
+    pub fingerprint: String,
+}
+
+impl ArtifactKey {
+    /// The blob-store key.
+    pub fn blob_key(&self) -> String {
+        format!(
+            "artifacts/{}/{}/{}.cwasm",
+            self.content.hex(),
+            self.target,
+            self.fingerprint
+        )
+    }
+}
+
+/// An artifact as the registry records it: its key and the sha256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRef {
+    /// Where it is.
+    pub key: ArtifactKey,
+    /// sha256 of the `.cwasm` bytes.
+    pub sha256: [u8; 32],
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Why an artifact could not be produced or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// No artifact for this engine (never compiled, deleted, or another fingerprint).
+    #[error("no compiled artifact for {0} on this runtime")]
+    Missing(String),
+    /// The bytes do not match the recorded sha256; they were not deserialized.
+    #[error("artifact {key} failed its integrity check (sha256 {actual}, expected {expected})")]
+    Integrity {
+        /// The blob key.
+        key: String,
+        /// What the bytes hash to.
+        actual: String,
+        /// What the registry recorded.
+        expected: String,
+    },
+    /// The blob store failed.
+    #[error("artifact fetch failed: {0}")]
+    Fetch(#[from] StoreError),
+    /// The component imports something this runtime does not provide.
+    #[error("component does not link: {0}")]
+    Link(String),
+    /// The input is not a valid component, or compilation failed.
+    #[error("compilation failed: {0}")]
+    Compile(String),
+}
+
+/// Compiles a component for `target` with the shared engine configuration.
+#[cfg(feature = "compiler")]
+pub fn precompile(
+    wasm: &[u8],
+    target: &Target,
+    settings: &crate::config::EngineSettings,
+) -> Result<Vec<u8>, ArtifactError> {
+    if !wasmparser_is_component(wasm) {
+        return Err(ArtifactError::Compile(
+            "not a WebAssembly component (a core module or other bytes)".into(),
+        ));
+    }
+    let config = crate::engine::build_config(settings, Some(target))
+        .map_err(|e| ArtifactError::Compile(e.to_string()))?;
+    let engine =
+        wasmtime::Engine::new(&config).map_err(|e| ArtifactError::Compile(e.to_string()))?;
+    engine
+        .precompile_component(wasm)
+        .map_err(|e| ArtifactError::Compile(format!("{e:#}")))
+}
+
+/// Compiles for `target` and stores the artifact; returns what the registry records.
+#[cfg(feature = "compiler")]
+pub async fn precompile_and_store(
+    blobs: &dyn BlobStore,
+    content: ContentHash,
+    wasm: &[u8],
+    target: &Target,
+    settings: &crate::config::EngineSettings,
+) -> Result<ArtifactRef, ArtifactError> {
+    let wasm = wasm.to_vec();
+    let (t, s) = (target.clone(), settings.clone());
+    let cwasm = tokio::task::spawn_blocking(move || precompile(&wasm, &t, &s))
+        .await
+        .map_err(|e| ArtifactError::Compile(e.to_string()))??;
+    let key = ArtifactKey {
+        content,
+        target: target.clone(),
+        fingerprint: crate::engine::fingerprint(target, settings),
+    };
+    blobs.put(&key.blob_key(), &cwasm).await?;
+    Ok(ArtifactRef {
+        key,
+        sha256: sha256(&cwasm),
+        size: cwasm.len() as u64,
+    })
+}
+
+#[cfg(feature = "compiler")]
+fn wasmparser_is_component(bytes: &[u8]) -> bool {
+    // A component's preamble: magic, then version 0x0d with layer 1.
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [1, 0]
+}
+
+/// A component ready to instantiate.
+pub struct LoadedComponent {
+    /// Pre-linked instance factory.
+    pub pre: RunnerPre<HostState>,
+    /// sha256 of the artifact it came from.
+    pub artifact_sha256: [u8; 32],
+}
+
+/// Counters of the loader, for tests and metrics.
+#[derive(Debug, Default)]
+pub struct LoaderStats {
+    /// Components deserialized (after a passed integrity check).
+    pub deserialized: AtomicU64,
+    /// Served from the in-memory LRU.
+    pub memory_hits: AtomicU64,
+    /// Served from the disk cache.
+    pub disk_hits: AtomicU64,
+    /// Fetched from the blob store.
+    pub fetched: AtomicU64,
+    /// Refused by the integrity check.
+    pub integrity_failures: AtomicU64,
+}
+
+/// Loads artifacts into ready components, through the memory and disk caches.
+pub struct ComponentLoader {
+    engine: Arc<RuntimeEngine>,
+    linker: Arc<Linker<HostState>>,
+    blobs: Arc<dyn BlobStore>,
+    memory: Mutex<LruCache<ContentHash, Arc<LoadedComponent>>>,
+    disk: Option<DiskCache>,
+    stats: LoaderStats,
+}
+
+impl ComponentLoader {
+    /// A loader fetching from `blobs`.
+    pub fn new(
+        engine: Arc<RuntimeEngine>,
+        linker: Arc<Linker<HostState>>,
+        blobs: Arc<dyn BlobStore>,
+        cache: &CacheSettings,
+    ) -> Self {
+        let cap = NonZeroUsize::new(cache.instance_entries.max(1)).expect("non-zero");
+        ComponentLoader {
+            engine,
+            linker,
+            blobs,
+            memory: Mutex::new(LruCache::new(cap)),
+            disk: cache
+                .disk_dir
+                .as_ref()
+                .map(|d| DiskCache::new(d.clone(), cache.disk_max_bytes)),
+            stats: LoaderStats::default(),
+        }
+    }
+
+    /// The loader's counters.
+    pub fn stats(&self) -> &LoaderStats {
+        &self.stats
+    }
+
+    /// The component for `artifact`: from memory, the disk cache, or the blob store.
+    pub async fn load(
+        &self,
+        artifact: &ArtifactRef,
+    ) -> Result<Arc<LoadedComponent>, ArtifactError> {
+        let content = artifact.key.content;
+        if let Some(hit) = self.memory.lock().unwrap().get(&content)
+            && hit.artifact_sha256 == artifact.sha256
+        {
+            self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit.clone());
+        }
+        let key = artifact.key.blob_key();
+        if artifact.key.fingerprint != self.engine.fingerprint() {
+            return Err(ArtifactError::Missing(key));
+        }
+        let bytes = match self.disk.as_ref().and_then(|d| d.get(artifact)) {
+            Some(bytes) => {
+                self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
+                bytes
+            }
+            None => {
+                let bytes = self
+                    .blobs
+                    .get(&key)
+                    .await?
+                    .ok_or_else(|| ArtifactError::Missing(key.clone()))?;
+                self.stats.fetched.fetch_add(1, Ordering::Relaxed);
+                self.verify(&key, artifact, &bytes)?;
+                if let Some(d) = &self.disk {
+                    d.put(artifact, &bytes);
+                }
+                bytes
+            }
+        };
+        let loaded = Arc::new(self.instantiate_pre(&key, artifact, &bytes)?);
+        self.memory.lock().unwrap().put(content, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn verify(&self, key: &str, artifact: &ArtifactRef, bytes: &[u8]) -> Result<(), ArtifactError> {
+        let actual = sha256(bytes);
+        if actual != artifact.sha256 {
+            self.stats
+                .integrity_failures
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(ArtifactError::Integrity {
+                key: key.into(),
+                actual: hex::encode(actual),
+                expected: hex::encode(artifact.sha256),
+            });
+        }
+        Ok(())
+    }
+
+    fn instantiate_pre(
+        &self,
+        key: &str,
+        artifact: &ArtifactRef,
+        bytes: &[u8],
+    ) -> Result<LoadedComponent, ArtifactError> {
+        // Callers verified `bytes` against the sha256 the registry recorded when we
+        // compiled them; only bytes we produced reach `deserialize`.
+        debug_assert_eq!(sha256(bytes), artifact.sha256);
+        self.stats.deserialized.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the bytes are an artifact this project compiled (checked by sha256
+        // against the registry's record above), and Wasmtime checks its header
+        // (version + our engine fingerprint) before using them.
+        let component =
+            unsafe { Component::deserialize(self.engine.engine(), bytes) }.map_err(|e| {
+                tracing::warn!(artifact = key, error = %e, "artifact refused by the engine");
+                ArtifactError::Missing(key.into())
+            })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| ArtifactError::Link(format!("{e:#}")))?;
+        let pre = RunnerPre::new(pre).map_err(|e| ArtifactError::Link(format!("{e:#}")))?;
+        Ok(LoadedComponent {
+            pre,
+            artifact_sha256: artifact.sha256,
+        })
+    }
+}
+
+/// Verified artifacts on local disk, bounded in size (least recently used out first).
+struct DiskCache {
+    dir: PathBuf,
+    max_bytes: u64,
+}
+
+impl DiskCache {
+    fn new(dir: PathBuf, max_bytes: u64) -> Self {
+        DiskCache { dir, max_bytes }
+    }
+
+    fn path(&self, a: &ArtifactRef) -> PathBuf {
+        self.dir.join(format!(
+            "{}-{}-{}.cwasm",
+            a.key.content.hex(),
+            a.key.target,
+            a.key.fingerprint
+        ))
+    }
+
+    /// The cached bytes if present and still matching the recorded sha256.
+    fn get(&self, a: &ArtifactRef) -> Option<Vec<u8>> {
+        let path = self.path(a);
+        let bytes = std::fs::read(&path).ok()?;
+        if sha256(&bytes) != a.sha256 {
+            let _ = std::fs::remove_file(&path);
+            return None;
+        }
+        // Mark as recently used for eviction.
+        if let Ok(f) = std::fs::File::options().append(true).open(&path) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+        Some(bytes)
+    }
+
+    fn put(&self, a: &ArtifactRef, bytes: &[u8]) {
+        if bytes.len() as u64 > self.max_bytes {
+            return;
+        }
+        let path = self.path(a);
+        if let Err(e) = crate::store::local::write_atomic(&path, bytes) {
+            tracing::warn!(error = %e, path = %path.display(), "artifact disk cache write failed");
+            return;
+        }
+        self.evict();
+    }
+
+    fn evict(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((m.modified().ok()?, m.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        files.sort();
+        for (_, len, path) in files {
+            if total <= self.max_bytes {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                total -= len;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_hash_forms() {
+        let h = ContentHash::of(b"x");
+        assert_eq!(ContentHash::parse(&h.to_string()), Some(h));
+        assert_eq!(ContentHash::parse(&h.hex()), Some(h));
+        assert_eq!(ContentHash::parse(&h.hex().to_uppercase()), Some(h));
+        assert_eq!(ContentHash::parse("sha256:abc"), None);
+        assert_eq!(ContentHash::parse(&"g".repeat(64)), None);
+    }
+}

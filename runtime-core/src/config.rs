@@ -1,0 +1,269 @@
+//! Runtime configuration: engine settings, per-request limits and caches, from the environment.
+//!
+//! Every variable is documented in the README's configuration table.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A configuration variable held a value that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {var}={value:?}: {expected}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub var: &'static str,
+    /// What it held.
+    pub value: String,
+    /// What was expected instead.
+    pub expected: &'static str,
+}
+
+/// Settings that shape the Wasmtime engine; the codegen-relevant ones are part of
+/// every artifact's fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// Fuel metering compiled into the code (changes artifacts).
+    pub fuel: bool,
+    /// Use the pooling allocator (falls back to on-demand when it cannot reserve).
+    pub pooling: bool,
+    /// Component instances the pool holds at once (= concurrent requests).
+    pub pool_instances: u32,
+    /// The largest linear memory any guest may reach; also the pool's slot size.
+    pub max_memory_bytes: usize,
+    /// How often the epoch ticker advances; the deadline's granularity.
+    pub epoch_tick: Duration,
+    /// Native stack available to guest code.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            fuel: false,
+            pooling: true,
+            pool_instances: 64,
+            max_memory_bytes: 256 << 20,
+            epoch_tick: Duration::from_millis(5),
+            max_wasm_stack: 512 << 10,
+        }
+    }
+}
+
+/// Limits applied to every request; the request may ask for less, never for more
+/// than the `*_max` values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Deadline when the request sends none.
+    pub timeout_default: Duration,
+    /// The largest deadline a request may ask for.
+    pub timeout_max: Duration,
+    /// Linear memory when the request sends none.
+    pub memory_default_bytes: usize,
+    /// Fuel when fuel is on and the request sends none.
+    pub fuel_default: u64,
+    /// The largest fuel budget a request may ask for.
+    pub fuel_max: u64,
+    /// Largest response body a guest may return.
+    pub response_body_max: usize,
+    /// Largest request body passed to a guest.
+    pub request_body_max: usize,
+    /// Log bytes (logging interface plus stdout/stderr) per request.
+    pub log_bytes_max: usize,
+    /// Host function calls per request.
+    pub host_calls_max: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout_default: Duration::from_secs(5),
+            timeout_max: Duration::from_secs(30),
+            memory_default_bytes: 128 << 20,
+            fuel_default: 2_000_000_000,
+            fuel_max: 20_000_000_000,
+            response_body_max: 5 << 20,
+            request_body_max: 5 << 20,
+            log_bytes_max: 256 << 10,
+            host_calls_max: 10_000,
+        }
+    }
+}
+
+/// Caches of loaded components.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Components kept ready to instantiate (an LRU by content hash).
+    pub instance_entries: usize,
+    /// Directory for verified artifacts (on Lambda: under /tmp); none disables it.
+    pub disk_dir: Option<PathBuf>,
+    /// Size bound of the disk cache; the least recently used files go first.
+    pub disk_max_bytes: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            instance_entries: 32,
+            disk_dir: None,
+            disk_max_bytes: 1 << 30,
+        }
+    }
+}
+
+/// Everything the runtime needs to be configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Engine shape.
+    pub engine: EngineSettings,
+    /// Per-request limits.
+    pub limits: Limits,
+    /// Component caches.
+    pub cache: CacheSettings,
+}
+
+impl RuntimeConfig {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the configuration through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut c = RuntimeConfig::default();
+        let e = &mut c.engine;
+        if let Some(v) = get("ALGA_FUEL") {
+            e.fuel = parse_bool("ALGA_FUEL", &v)?;
+        }
+        if let Some(v) = get("ALGA_POOLING") {
+            e.pooling = parse_bool("ALGA_POOLING", &v)?;
+        }
+        num(&get, "ALGA_POOL_INSTANCES", 1, 10_000, |v| {
+            e.pool_instances = v as u32
+        })?;
+        num(&get, "ALGA_MEMORY_MAX_MB", 1, 4096, |v| {
+            e.max_memory_bytes = (v as usize) << 20
+        })?;
+        num(&get, "ALGA_EPOCH_TICK_MS", 1, 1000, |v| {
+            e.epoch_tick = Duration::from_millis(v)
+        })?;
+        let l = &mut c.limits;
+        num(&get, "ALGA_TIMEOUT_MS", 1, 900_000, |v| {
+            l.timeout_default = Duration::from_millis(v)
+        })?;
+        num(&get, "ALGA_TIMEOUT_MAX_MS", 1, 900_000, |v| {
+            l.timeout_max = Duration::from_millis(v)
+        })?;
+        num(&get, "ALGA_MEMORY_MB", 1, 4096, |v| {
+            l.memory_default_bytes = (v as usize) << 20
+        })?;
+        num(&get, "ALGA_FUEL_DEFAULT", 1, u64::MAX, |v| {
+            l.fuel_default = v
+        })?;
+        num(&get, "ALGA_FUEL_MAX", 1, u64::MAX, |v| l.fuel_max = v)?;
+        num(&get, "ALGA_RESPONSE_MAX_BYTES", 1, 1 << 30, |v| {
+            l.response_body_max = v as usize
+        })?;
+        num(&get, "ALGA_REQUEST_MAX_BYTES", 1, 1 << 30, |v| {
+            l.request_body_max = v as usize
+        })?;
+        num(&get, "ALGA_LOG_MAX_BYTES", 1, 1 << 30, |v| {
+            l.log_bytes_max = v as usize
+        })?;
+        num(&get, "ALGA_HOST_CALLS_MAX", 1, u32::MAX as u64, |v| {
+            l.host_calls_max = v as u32
+        })?;
+        let k = &mut c.cache;
+        num(&get, "ALGA_INSTANCE_CACHE", 1, 100_000, |v| {
+            k.instance_entries = v as usize
+        })?;
+        if let Some(v) = get("ALGA_ARTIFACT_CACHE_DIR").filter(|v| !v.is_empty()) {
+            k.disk_dir = Some(PathBuf::from(v));
+        }
+        num(&get, "ALGA_ARTIFACT_CACHE_MAX_MB", 1, 1 << 40, |v| {
+            k.disk_max_bytes = v << 20
+        })?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks that the values agree with each other.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.limits.timeout_default > self.limits.timeout_max {
+            return Err(ConfigError {
+                var: "ALGA_TIMEOUT_MS",
+                value: self.limits.timeout_default.as_millis().to_string(),
+                expected: "at most ALGA_TIMEOUT_MAX_MS",
+            });
+        }
+        if self.limits.memory_default_bytes > self.engine.max_memory_bytes {
+            return Err(ConfigError {
+                var: "ALGA_MEMORY_MB",
+                value: (self.limits.memory_default_bytes >> 20).to_string(),
+                expected: "at most ALGA_MEMORY_MAX_MB",
+            });
+        }
+        Ok(())
+    }
+}
+
+fn parse_bool(var: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" => Ok(true),
+        "0" | "false" | "off" | "no" => Ok(false),
+        _ => Err(ConfigError {
+            var,
+            value: v.to_string(),
+            expected: "one of true/false, on/off, 1/0",
+        }),
+    }
+}
+
+fn num(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    min: u64,
+    max: u64,
+    mut set: impl FnMut(u64),
+) -> Result<(), ConfigError> {
+    let Some(raw) = get(var) else { return Ok(()) };
+    match raw.trim().parse::<u64>() {
+        Ok(v) if (min..=max).contains(&v) => {
+            set(v);
+            Ok(())
+        }
+        _ => Err(ConfigError {
+            var,
+            value: raw,
+            expected: "a whole number in the documented range",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<RuntimeConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        RuntimeConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_hold_without_variables() {
+        assert_eq!(from(&[]).unwrap(), RuntimeConfig::default());
+    }
+
+    #[test]
+    fn reads_values_and_names_the_bad_variable() {
+        let c = from(&[("ALGA_TIMEOUT_MS", "250"), ("ALGA_FUEL", "on")]).unwrap();
+        assert_eq!(c.limits.timeout_default, Duration::from_millis(250));
+        assert!(c.engine.fuel);
+        let err = from(&[("ALGA_MEMORY_MB", "lots")]).unwrap_err();
+        assert_eq!(err.var, "ALGA_MEMORY_MB");
+        let err = from(&[("ALGA_TIMEOUT_MS", "60000")]).unwrap_err();
+        assert_eq!(err.var, "ALGA_TIMEOUT_MS");
+    }
+}

@@ -1,0 +1,401 @@
+//! The execute pipeline: from a `/v1/execute` request to the four-key envelope.
+//!
+//! Checks run in the seed runner's order — routing headers, artifact, capabilities,
+//! secrets, run — and each failure has its own code (see [`ExecError`]). Limits are
+//! always on: a deadline (epoch interruption, plus a host-side timer for time spent
+//! in host calls), linear memory, optional fuel, response size, log bytes and host
+//! calls. The deadline counts from the call, after the component is loaded.
+
+pub mod envelope;
+pub mod error;
+pub mod request;
+pub mod resolve;
+pub mod secret_envelope;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use wasmtime::Store;
+
+use crate::artifact::{ArtifactError, ComponentLoader, ContentHash};
+use crate::capability::CapabilitySet;
+use crate::config::{Limits, RuntimeConfig};
+use crate::engine::{EngineError, RuntimeEngine, Target};
+use crate::host::bindings::alga::extension::types as wit;
+use crate::host::limits::LimitExceeded;
+use crate::host::logging::LogLine;
+use crate::host::{self, HostServices, HostState, Invocation, RequestLimits, UserInfo};
+use crate::store::BlobStore;
+
+pub use envelope::Envelope;
+pub use error::ExecError;
+pub use request::{ExecuteRequest, RoutingHeaders};
+pub use resolve::{ResolveQuery, Resolved, Resolver, StaticResolver};
+
+/// Grace added to the epoch deadline for the host-side timer, which only fires
+/// when the guest is parked in a host call.
+const HOST_TIMER_GRACE: Duration = Duration::from_millis(20);
+
+/// What one execution produced, for the caller's logs and metrics.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The response envelope.
+    pub envelope: Envelope,
+    /// The guest's log lines (logging interface, stdout, stderr, host notes).
+    pub logs: Vec<LogLine>,
+    /// Measurements.
+    pub metrics: Metrics,
+}
+
+/// Per-invocation measurements.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    /// `ok` or the error code.
+    pub outcome: &'static str,
+    /// Loading the component (0 when it was cached).
+    pub load: Duration,
+    /// Instantiate + call.
+    pub run: Duration,
+    /// Largest linear memory total, bytes.
+    pub peak_memory: usize,
+    /// Host calls made.
+    pub host_calls: u32,
+    /// Fuel consumed, when fuel is on.
+    pub fuel_consumed: Option<u64>,
+    /// The content hash run.
+    pub content_hash: Option<String>,
+}
+
+/// Runs extension handlers. One per process; cheap to share behind an `Arc`.
+pub struct Executor {
+    engine: Arc<RuntimeEngine>,
+    loader: ComponentLoader,
+    resolver: Arc<dyn Resolver>,
+    services: HostServices,
+    limits: Limits,
+    target: Target,
+    fingerprint: String,
+}
+
+impl Executor {
+    /// Builds the engine, the linker and the loader.
+    pub fn new(
+        config: &RuntimeConfig,
+        blobs: Arc<dyn BlobStore>,
+        resolver: Arc<dyn Resolver>,
+        services: HostServices,
+    ) -> Result<Self, EngineError> {
+        let engine = Arc::new(RuntimeEngine::new(&config.engine)?);
+        let linker =
+            Arc::new(host::link(engine.engine()).map_err(|e| EngineError::Config(e.to_string()))?);
+        let loader = ComponentLoader::new(engine.clone(), linker, blobs, &config.cache);
+        let fingerprint = engine.fingerprint();
+        Ok(Executor {
+            engine,
+            loader,
+            resolver,
+            services,
+            limits: config.limits.clone(),
+            target: Target::host(),
+            fingerprint,
+        })
+    }
+
+    /// The runtime engine.
+    pub fn engine(&self) -> &RuntimeEngine {
+        &self.engine
+    }
+
+    /// The component loader (for its counters).
+    pub fn loader(&self) -> &ComponentLoader {
+        &self.loader
+    }
+
+    /// The target triple artifacts must be compiled for to run here.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Runs one request. Never panics on guest behaviour; every failure is an envelope.
+    pub async fn execute(&self, routing: &RoutingHeaders, req: &ExecuteRequest) -> Outcome {
+        let mut metrics = Metrics::default();
+        let mut logs = Vec::new();
+        let envelope = match self.run(routing, req, &mut metrics, &mut logs).await {
+            Ok(env) => {
+                metrics.outcome = "ok";
+                env
+            }
+            Err(e) => {
+                metrics.outcome = e.code();
+                Envelope::error(&e)
+            }
+        };
+        Outcome {
+            envelope,
+            logs,
+            metrics,
+        }
+    }
+
+    async fn run(
+        &self,
+        routing: &RoutingHeaders,
+        req: &ExecuteRequest,
+        metrics: &mut Metrics,
+        logs: &mut Vec<LogLine>,
+    ) -> Result<Envelope, ExecError> {
+        let (tenant, extension) = match (&routing.tenant, &routing.extension) {
+            (Some(t), Some(e)) if !t.trim().is_empty() && !e.trim().is_empty() => (t, e),
+            _ => return Err(ExecError::MissingRoutingHeaders),
+        };
+        if tenant != &req.context.tenant_id || extension != &req.context.extension_id {
+            return Err(ExecError::RoutingMismatch(
+                "x-alga-tenant / x-alga-extension differ from the request context".into(),
+            ));
+        }
+        let content = ContentHash::parse(req.context.content_hash.trim()).ok_or_else(|| {
+            ExecError::InvalidContentHash(format!("{:?}", req.context.content_hash))
+        })?;
+        metrics.content_hash = Some(content.to_string());
+
+        let resolved = self
+            .resolver
+            .resolve(&ResolveQuery {
+                tenant,
+                extension,
+                content,
+                install_id: req.context.install_id.as_deref(),
+                target: &self.target,
+                fingerprint: &self.fingerprint,
+            })
+            .await?;
+        let load_started = Instant::now();
+        let loaded = self
+            .loader
+            .load(&resolved.artifact)
+            .await
+            .map_err(|e| match e {
+                ArtifactError::Missing(m) => ExecError::ArtifactMissing(m),
+                ArtifactError::Integrity { .. } => ExecError::ArtifactIntegrity(e.to_string()),
+                ArtifactError::Fetch(s) => ExecError::BundleFetchFailed(s.to_string()),
+                ArtifactError::Link(m) => ExecError::LinkFailed(m),
+                ArtifactError::Compile(m) => ExecError::ExecuteFailed(m),
+            })?;
+        metrics.load = load_started.elapsed();
+
+        let grants = self.grants(req, resolved.grants.as_ref())?;
+        let inline_secrets = match &req.secret_envelope {
+            Some(env) => Some(secret_envelope::decode(env).map_err(|e| {
+                tracing::warn!(error = %e, "secret envelope refused");
+                ExecError::SecretDecryptFailed
+            })?),
+            None => None,
+        };
+
+        let guest_request = self.guest_request(req)?;
+        let mut config = resolved.config.clone();
+        config.extend(req.context.config.clone().unwrap_or_default());
+        let invocation = Arc::new(Invocation {
+            request_id: req
+                .context
+                .request_id
+                .clone()
+                .or_else(|| routing.request_id.clone()),
+            tenant_id: tenant.clone(),
+            extension_id: extension.clone(),
+            install_id: resolved.install_id.clone(),
+            version_id: req.context.version_id.clone().or(resolved.version_id),
+            user: req.user.as_ref().map(|u| UserInfo {
+                user_id: u.user_id.clone(),
+                user_email: u.user_email.clone(),
+                user_name: u.user_name.clone(),
+                user_type: u.user_type.clone(),
+                client_name: u.client_name.clone(),
+                client_id: u.client_id.clone(),
+                additional_fields: u.additional_fields.clone().unwrap_or_default(),
+            }),
+            config,
+        });
+
+        let timeout = req
+            .limits
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.limits.timeout_default)
+            .min(self.limits.timeout_max);
+        let memory = req
+            .limits
+            .memory_mb
+            .map(|mb| (mb as usize).saturating_mul(1 << 20))
+            .unwrap_or(self.limits.memory_default_bytes)
+            .min(self.engine.settings().max_memory_bytes);
+        let state = HostState::prepare(
+            invocation,
+            grants,
+            &self.services,
+            inline_secrets,
+            RequestLimits {
+                memory_bytes: memory,
+                host_calls: self.limits.host_calls_max,
+                log_bytes: self.limits.log_bytes_max,
+            },
+        );
+        let mut store = Store::new(self.engine.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(self.engine.ticks_for(timeout));
+        store.epoch_deadline_trap();
+        let fuel = if self.engine.settings().fuel {
+            let f = req
+                .limits
+                .fuel
+                .unwrap_or(self.limits.fuel_default)
+                .min(self.limits.fuel_max);
+            store
+                .set_fuel(f)
+                .map_err(|e| ExecError::ExecuteFailed(e.to_string()))?;
+            Some(f)
+        } else {
+            None
+        };
+
+        let started = Instant::now();
+        let result = {
+            let call = async {
+                let runner = loaded.pre.instantiate_async(&mut store).await?;
+                runner.call_handler(&mut store, &guest_request).await
+            };
+            tokio::time::timeout(timeout + HOST_TIMER_GRACE, call).await
+        };
+        metrics.run = started.elapsed();
+        metrics.peak_memory = store.data().peak_memory();
+        metrics.host_calls = store.data().host_calls();
+        if let Some(f) = fuel {
+            metrics.fuel_consumed = store.get_fuel().ok().map(|left| f - left);
+        }
+        *logs = store.data().logs().lines();
+
+        let response = match result {
+            Err(_elapsed) => return Err(ExecError::Timeout(timeout.as_millis() as u64)),
+            Ok(Err(e)) => return Err(classify(e, timeout, fuel)),
+            Ok(Ok(r)) => r,
+        };
+        self.envelope(response)
+    }
+
+    fn grants(
+        &self,
+        req: &ExecuteRequest,
+        install: Option<&CapabilitySet>,
+    ) -> Result<CapabilitySet, ExecError> {
+        let requested = match &req.providers {
+            Some(p) => Some(CapabilitySet::parse(p).map_err(ExecError::UnknownCapabilities)?),
+            None => None,
+        };
+        Ok(match (install, requested) {
+            (Some(i), Some(r)) => i.intersect(&r),
+            (Some(i), None) => i.clone(),
+            (None, Some(r)) => r,
+            (None, None) => CapabilitySet::minimal(),
+        })
+    }
+
+    fn guest_request(&self, req: &ExecuteRequest) -> Result<wit::ExecuteRequest, ExecError> {
+        let body = match req.http.body_b64.as_deref() {
+            None => None,
+            Some(b) => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .map_err(|e| {
+                        ExecError::InvalidRequest(format!("body_b64 is not base64: {e}"))
+                    })?,
+            ),
+        };
+        if let Some(b) = &body
+            && b.len() > self.limits.request_body_max
+        {
+            return Err(ExecError::InvalidRequest(format!(
+                "body of {} bytes exceeds the {} byte limit",
+                b.len(),
+                self.limits.request_body_max
+            )));
+        }
+        let headers = req
+            .http
+            .headers
+            .iter()
+            .flatten()
+            .map(|(name, value)| wit::HttpHeader {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        Ok(wit::ExecuteRequest {
+            context: wit::ContextData {
+                request_id: req.context.request_id.clone(),
+                tenant_id: req.context.tenant_id.clone(),
+                extension_id: req.context.extension_id.clone(),
+                install_id: req.context.install_id.clone(),
+                version_id: req.context.version_id.clone(),
+            },
+            http: wit::HttpRequest {
+                method: req.http.method.clone(),
+                url: req.guest_url(),
+                headers,
+                body,
+            },
+        })
+    }
+
+    fn envelope(&self, r: wit::ExecuteResponse) -> Result<Envelope, ExecError> {
+        if !(100..=599).contains(&r.status) {
+            return Err(ExecError::InvalidResponse(format!(
+                "status {} is not an HTTP status",
+                r.status
+            )));
+        }
+        if let Some(b) = &r.body
+            && b.len() > self.limits.response_body_max
+        {
+            return Err(ExecError::OutputTooLarge {
+                size: b.len(),
+                limit: self.limits.response_body_max,
+            });
+        }
+        let headers: BTreeMap<String, String> =
+            r.headers.into_iter().map(|h| (h.name, h.value)).collect();
+        Ok(Envelope::success(r.status, headers, r.body.as_deref()))
+    }
+}
+
+/// Maps a Wasmtime error from instantiate or call to its typed code.
+fn classify(e: wasmtime::Error, timeout: Duration, fuel: Option<u64>) -> ExecError {
+    if let Some(limit) = e.downcast_ref::<LimitExceeded>() {
+        return match limit {
+            LimitExceeded::Memory { .. } | LimitExceeded::Table { .. } => {
+                ExecError::MemoryLimit(limit.to_string())
+            }
+            LimitExceeded::HostCalls { .. } => ExecError::HostCallLimit(limit.to_string()),
+            LimitExceeded::LogBytes { .. } => ExecError::LogLimit(limit.to_string()),
+        };
+    }
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        return match trap {
+            wasmtime::Trap::Interrupt => ExecError::Timeout(timeout.as_millis() as u64),
+            wasmtime::Trap::OutOfFuel => ExecError::FuelExhausted(fuel.unwrap_or_default()),
+            wasmtime::Trap::StackOverflow => ExecError::StackOverflow,
+            other => ExecError::GuestTrap(format!("{other}: {}", root_message(&e))),
+        };
+    }
+    let text = format!("{e:#}");
+    if text.contains("maximum concurrent") || text.contains("pooling allocator") {
+        return ExecError::CapacityExhausted;
+    }
+    ExecError::ExecuteFailed(text)
+}
+
+fn root_message(e: &wasmtime::Error) -> String {
+    let s = format!("{e}");
+    s.lines().next().unwrap_or_default().to_string()
+}

@@ -1,0 +1,94 @@
+//! Resolving a request to what it may run: the artifact, the grants and the install.
+//!
+//! With the registry (the bundles issue) the content hash must belong to the
+//! tenant's enabled install; until then [`StaticResolver`] serves artifacts
+//! registered in process (the CLI's `run`, tests) and grants come from `providers`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+
+use async_trait::async_trait;
+
+use super::error::ExecError;
+use crate::artifact::{ArtifactRef, ContentHash};
+use crate::capability::CapabilitySet;
+use crate::engine::Target;
+
+/// What a request names.
+#[derive(Debug, Clone)]
+pub struct ResolveQuery<'a> {
+    /// Tenant.
+    pub tenant: &'a str,
+    /// Extension.
+    pub extension: &'a str,
+    /// Bundle content hash.
+    pub content: ContentHash,
+    /// Install id, when the caller sent one.
+    pub install_id: Option<&'a str>,
+    /// This runtime's target.
+    pub target: &'a Target,
+    /// This runtime's engine fingerprint.
+    pub fingerprint: &'a str,
+}
+
+/// What the request may run, and as whom.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The artifact to load.
+    pub artifact: ArtifactRef,
+    /// The install's grants; `None` when there is no registry and `providers` decide.
+    pub grants: Option<CapabilitySet>,
+    /// The install id.
+    pub install_id: Option<String>,
+    /// The version id.
+    pub version_id: Option<String>,
+    /// The install's configuration (merged under the request's).
+    pub config: BTreeMap<String, String>,
+}
+
+/// Maps a request to what it may run.
+#[async_trait]
+pub trait Resolver: Send + Sync {
+    /// Resolves `q`, or says why not (`not_installed`, `artifact_missing`, ...).
+    async fn resolve(&self, q: &ResolveQuery<'_>) -> Result<Resolved, ExecError>;
+}
+
+/// Artifacts registered in this process, by content hash and target.
+#[derive(Default)]
+pub struct StaticResolver {
+    artifacts: RwLock<HashMap<(ContentHash, Target), ArtifactRef>>,
+}
+
+impl StaticResolver {
+    /// Registers a compiled artifact.
+    pub fn register(&self, artifact: ArtifactRef) {
+        self.artifacts.write().unwrap().insert(
+            (artifact.key.content, artifact.key.target.clone()),
+            artifact,
+        );
+    }
+}
+
+#[async_trait]
+impl Resolver for StaticResolver {
+    async fn resolve(&self, q: &ResolveQuery<'_>) -> Result<Resolved, ExecError> {
+        let artifacts = self.artifacts.read().unwrap();
+        let artifact = artifacts
+            .get(&(q.content, q.target.clone()))
+            .filter(|a| a.key.fingerprint == q.fingerprint)
+            .cloned()
+            .ok_or_else(|| {
+                ExecError::ArtifactMissing(format!(
+                    "{} has no artifact for {} (engine {})",
+                    q.content, q.target, q.fingerprint
+                ))
+            })?;
+        Ok(Resolved {
+            artifact,
+            grants: None,
+            install_id: q.install_id.map(String::from),
+            version_id: None,
+            config: BTreeMap::new(),
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! The host side of the `alga:extension` world plus WASI 0.2, one file per
+//! interface with its capability gate at the top of each function.
+//!
+//! A capability has three moments (as Spin's factors do): **link** once per process
+//! ([`link`]), **configure** once per install (the grants and backends in
+//! [`Invocation`]), **prepare** once per request ([`HostState::prepare`]: the
+//! per-store state with its counters and limits).
+
+mod clients;
+mod context;
+pub mod http;
+mod invoicing;
+pub mod limits;
+pub mod logging;
+mod scheduler;
+pub mod secrets;
+mod services;
+mod storage;
+mod ui_proxy;
+mod user;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::capability::CapabilitySet;
+use crate::store::{KvScope, KvStore, SecretStore};
+use limits::{GuestLimiter, HostCallBudget};
+use logging::{LogLevel, LogSink};
+
+/// Generated bindings of the `runner` world.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "runner",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        additional_derives: [PartialEq],
+    });
+}
+
+pub use bindings::{Runner, RunnerPre};
+
+/// The signed-in user a request runs for, as the host app sent it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserInfo {
+    /// User id.
+    pub user_id: String,
+    /// E-mail.
+    pub user_email: String,
+    /// Display name.
+    pub user_name: String,
+    /// `internal` or `client`.
+    pub user_type: String,
+    /// The user's client (company) name.
+    pub client_name: String,
+    /// The user's client id.
+    pub client_id: Option<String>,
+    /// Extra fields, sorted by key.
+    pub additional_fields: BTreeMap<String, String>,
+}
+
+/// What one request runs as: identity, grants and install configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    /// Request id (propagated to logs and the guest).
+    pub request_id: Option<String>,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Extension id.
+    pub extension_id: String,
+    /// The tenant's install of the extension.
+    pub install_id: Option<String>,
+    /// Extension version.
+    pub version_id: Option<String>,
+    /// The signed-in user, if any.
+    pub user: Option<UserInfo>,
+    /// Install configuration.
+    pub config: BTreeMap<String, String>,
+}
+
+/// Shared backends the host functions reach (configured once per process).
+#[derive(Clone)]
+pub struct HostServices {
+    /// Guest key-value storage.
+    pub kv: Arc<dyn KvStore>,
+    /// Install secrets.
+    pub secrets: Arc<dyn SecretStore>,
+}
+
+/// Per-request limits for the host side.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Linear memory, all memories together.
+    pub memory_bytes: usize,
+    /// Host calls.
+    pub host_calls: u32,
+    /// Log bytes.
+    pub log_bytes: usize,
+}
+
+/// The data of one request's `Store`: never shared, never reused.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http_ctx: WasiHttpCtx,
+    http_hooks: http::WasiHttpEgress,
+    pub(crate) limiter: GuestLimiter,
+    pub(crate) budget: HostCallBudget,
+    pub(crate) grants: CapabilitySet,
+    pub(crate) invocation: Arc<Invocation>,
+    pub(crate) logs: LogSink,
+    pub(crate) secrets: secrets::SecretsState,
+    pub(crate) kv: Option<(Arc<dyn KvStore>, KvScope)>,
+}
+
+impl HostState {
+    /// Builds the state for one request.
+    pub fn prepare(
+        invocation: Arc<Invocation>,
+        grants: CapabilitySet,
+        services: &HostServices,
+        inline_secrets: Option<crate::store::SecretBundle>,
+        limits: RequestLimits,
+    ) -> HostState {
+        let logs = LogSink::new(limits.log_bytes);
+        // No preopened directories, no environment, no arguments, no sockets: WASI
+        // here is only clocks, random and captured stdio.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(logs.stdio(LogLevel::Info, "stdout"))
+            .stderr(logs.stdio(LogLevel::Error, "stderr"))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let kv = invocation.install_id.as_ref().map(|install| {
+            (
+                services.kv.clone(),
+                KvScope {
+                    tenant: invocation.tenant_id.clone(),
+                    install_id: install.clone(),
+                },
+            )
+        });
+        let secrets = secrets::SecretsState::new(
+            inline_secrets,
+            services.secrets.clone(),
+            invocation.tenant_id.clone(),
+            invocation.install_id.clone(),
+        );
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            http_ctx: WasiHttpCtx::new(),
+            http_hooks: http::WasiHttpEgress::new(&grants),
+            limiter: GuestLimiter::new(limits.memory_bytes),
+            budget: HostCallBudget::new(limits.host_calls),
+            grants,
+            invocation,
+            logs,
+            secrets,
+            kv,
+        }
+    }
+
+    /// The request's log lines.
+    pub fn logs(&self) -> &LogSink {
+        &self.logs
+    }
+
+    /// Largest linear memory total seen, in bytes.
+    pub fn peak_memory(&self) -> usize {
+        self.limiter.peak_memory
+    }
+
+    /// Host calls made.
+    pub fn host_calls(&self) -> u32 {
+        self.budget.used()
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
+}
+
+impl bindings::alga::extension::types::Host for HostState {}
+
+/// Builds the process-wide linker: WASI 0.2, `wasi:http` (through our egress
+/// policy) and every `alga:extension` interface.
+pub fn link(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    Runner::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}

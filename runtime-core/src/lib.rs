@@ -1,0 +1,17 @@
+//! runtime-core: everything platform-neutral in alga-lambda.
+//!
+//! Engine and artifacts, the host side of the `alga:extension` world, the execute
+//! pipeline, and the backend traits with their local implementations. No Lambda
+//! types here: the function crates translate events into calls on this crate.
+
+pub mod artifact;
+pub mod capability;
+pub mod config;
+pub mod engine;
+pub mod execute;
+pub mod host;
+pub mod store;
+
+pub use capability::{Capability, CapabilitySet};
+pub use config::RuntimeConfig;
+pub use execute::{Envelope, ExecError, ExecuteRequest, Executor, Outcome, RoutingHeaders};

@@ -1,0 +1,116 @@
+//! Blobs as files under a directory, written atomically (temp file + rename).
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use crate::store::{BlobStore, StoreError};
+
+/// Blobs as files; keys are relative paths of safe segments.
+pub struct DirBlobStore {
+    root: PathBuf,
+}
+
+impl DirBlobStore {
+    /// A store rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DirBlobStore { root: root.into() }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let safe = !key.is_empty()
+            && key.split('/').all(|seg| {
+                !seg.is_empty()
+                    && !seg.starts_with('.')
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            });
+        if !safe {
+            return Err(StoreError::Internal(format!("unsafe blob key {key:?}")));
+        }
+        Ok(self.root.join(key))
+    }
+}
+
+fn io_err(e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Writes `bytes` to `path` so that readers see the old file or the whole new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+#[async_trait]
+impl BlobStore for DirBlobStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        if let Some(existing) = self.get(key).await? {
+            return if existing == bytes {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict(key.into()))
+            };
+        }
+        let bytes = bytes.to_vec();
+        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?
+            .map_err(io_err)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn round_trip_no_overwrite_and_no_traversal() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DirBlobStore::new(dir.path());
+        s.put("a/b.cwasm", b"one").await.unwrap();
+        s.put("a/b.cwasm", b"one").await.unwrap();
+        assert_eq!(
+            s.put("a/b.cwasm", b"two").await,
+            Err(StoreError::Conflict("a/b.cwasm".into()))
+        );
+        assert_eq!(s.get("a/b.cwasm").await.unwrap().unwrap(), b"one");
+        for bad in ["../x", "/etc/passwd", "a/../../x", "a//b", ".hidden", ""] {
+            assert!(s.get(bad).await.is_err(), "{bad}");
+        }
+        s.delete("a/b.cwasm").await.unwrap();
+        assert_eq!(s.get("a/b.cwasm").await.unwrap(), None);
+    }
+}

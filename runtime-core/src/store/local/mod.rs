@@ -1,0 +1,7 @@
+//! Backends for one machine: in memory, and files in a directory.
+
+mod dir;
+mod memory;
+
+pub use dir::{DirBlobStore, write_atomic};
+pub use memory::{MemoryBlobStore, MemoryKvStore, MemorySecretStore};

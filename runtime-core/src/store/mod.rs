@@ -1,0 +1,60 @@
+//! Backend traits: where blobs, key-value entries and secrets live.
+//!
+//! Implementations sit side by side (`local/` now; `aws/` with S3, DynamoDB and
+//! Secrets Manager later) and are chosen by configuration, never by `cfg` in logic.
+
+pub mod kv;
+pub mod local;
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+pub use kv::{KvEntry, KvError, KvLimits, KvPage, KvScope, KvStore};
+
+/// A backend could not serve a request.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    /// The backend is down or unreachable; retrying later may work.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// A key already holds other bytes (content-addressed stores never overwrite).
+    #[error("key {0:?} already holds different bytes")]
+    Conflict(String),
+    /// Anything else.
+    #[error("backend error: {0}")]
+    Internal(String),
+}
+
+/// Immutable, content-addressed blobs: bundles, UI files, compiled artifacts.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// The bytes under `key`, or `None`.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores `bytes` under `key`; storing the same bytes again succeeds, other bytes
+    /// under an existing key are a `Conflict`.
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Removes `key` (missing is fine).
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// An install's secrets as the guest sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretBundle {
+    /// Name to value.
+    pub values: BTreeMap<String, String>,
+    /// After this instant every `get` answers `expired`.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// Where an install's secrets are kept (Secrets Manager on AWS).
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// The secrets of `(tenant, install)`, or `None` when it has none.
+    async fn load(
+        &self,
+        tenant: &str,
+        install_id: &str,
+    ) -> Result<Option<SecretBundle>, StoreError>;
+}

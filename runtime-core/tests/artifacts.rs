@@ -1,0 +1,170 @@
+//! Artifact integrity, engine fingerprints and the disk cache.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use runtime_core::Executor;
+use runtime_core::artifact::{self, ArtifactRef};
+use runtime_core::config::EngineSettings;
+use runtime_core::engine::Target;
+use runtime_core::execute::StaticResolver;
+use runtime_core::host::HostServices;
+use runtime_core::store::BlobStore;
+use runtime_core::store::local::{MemoryBlobStore, MemoryKvStore, MemorySecretStore};
+use serde_json::json;
+use support::{Harness, guests, request};
+
+#[tokio::test]
+async fn tampered_artifact_is_refused_before_deserialize() {
+    let h = Harness::new();
+    let (content, art) = h.publish(&guests::hello()).await;
+    let key = art.key.blob_key();
+    let mut bytes = h.blobs.get(&key).await.unwrap().unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    h.blobs.delete(&key).await.unwrap();
+    h.blobs.put(&key, &bytes).await.unwrap();
+
+    let out = h.run(request(&content, "GET", "/", json!({}))).await;
+    assert_eq!(
+        out.metrics.outcome, "artifact_integrity",
+        "{:?}",
+        out.envelope
+    );
+    assert_eq!(out.envelope.status, 503);
+    let stats = h.executor.loader().stats();
+    assert_eq!(
+        stats.deserialized.load(Ordering::Relaxed),
+        0,
+        "never deserialized"
+    );
+    assert_eq!(stats.integrity_failures.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn artifact_for_another_engine_is_artifact_missing() {
+    let h = Harness::new();
+    let wasm = guests::hello();
+    let content = artifact::ContentHash::of(&wasm);
+    // Compiled with fuel metering: another fingerprint, so another key.
+    let other = EngineSettings {
+        fuel: true,
+        ..h.config.engine.clone()
+    };
+    let foreign =
+        artifact::precompile_and_store(h.blobs.as_ref(), content, &wasm, &Target::host(), &other)
+            .await
+            .unwrap();
+    h.resolver.register(foreign.clone());
+    let out = h.run(request(&content, "GET", "/", json!({}))).await;
+    assert_eq!(
+        out.metrics.outcome, "artifact_missing",
+        "{:?}",
+        out.envelope
+    );
+    assert_eq!(out.envelope.status, 503);
+
+    // Even when such bytes sit under this engine's key with a matching sha256,
+    // Wasmtime's header check (our fingerprint) refuses them.
+    let cwasm = h.blobs.get(&foreign.key.blob_key()).await.unwrap().unwrap();
+    let mut key = foreign.key.clone();
+    key.fingerprint = h.executor.engine().fingerprint();
+    h.blobs.put(&key.blob_key(), &cwasm).await.unwrap();
+    h.resolver.register(ArtifactRef {
+        key,
+        sha256: artifact::sha256(&cwasm),
+        size: cwasm.len() as u64,
+    });
+    let out = h.run(request(&content, "GET", "/", json!({}))).await;
+    assert_eq!(
+        out.metrics.outcome, "artifact_missing",
+        "{:?}",
+        out.envelope
+    );
+}
+
+#[tokio::test]
+async fn a_core_module_is_not_precompiled() {
+    let core = wat::parse_str("(module)").unwrap();
+    let err = artifact::precompile(&core, &Target::host(), &EngineSettings::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("not a WebAssembly component"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn cross_compiles_for_both_lambda_architectures() {
+    let wasm = guests::hello();
+    for target in Target::lambda_targets() {
+        let cwasm = artifact::precompile(&wasm, &target, &EngineSettings::default()).unwrap();
+        assert!(cwasm.starts_with(b"\x7fELF"), "{target}: an ELF object");
+    }
+}
+
+fn executor_with(
+    blobs: Arc<MemoryBlobStore>,
+    resolver: Arc<StaticResolver>,
+    dir: &std::path::Path,
+) -> Executor {
+    let mut config = support::test_config();
+    config.cache.disk_dir = Some(dir.to_path_buf());
+    Executor::new(
+        &config,
+        blobs,
+        resolver,
+        HostServices {
+            kv: Arc::new(MemoryKvStore::default()),
+            secrets: Arc::new(MemorySecretStore::default()),
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn disk_cache_serves_a_fresh_process_and_drops_tampered_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::new();
+    let (content, art) = h.publish(&guests::hello()).await;
+
+    // Process 1 fetches from the store and fills the disk cache.
+    let blobs = Arc::new(MemoryBlobStore::default());
+    let cwasm = h.blobs.get(&art.key.blob_key()).await.unwrap().unwrap();
+    blobs.put(&art.key.blob_key(), &cwasm).await.unwrap();
+    let resolver = Arc::new(StaticResolver::default());
+    resolver.register(art.clone());
+    let ex1 = executor_with(blobs.clone(), resolver.clone(), dir.path());
+    let req = runtime_core::ExecuteRequest::from_json(
+        &serde_json::to_vec(&request(&content, "GET", "/", json!({}))).unwrap(),
+    )
+    .unwrap();
+    let routing = runtime_core::RoutingHeaders {
+        tenant: Some("tenant-a".into()),
+        extension: Some("com.example.test".into()),
+        request_id: None,
+    };
+    assert_eq!(ex1.execute(&routing, &req).await.envelope.status, 200);
+    assert_eq!(ex1.loader().stats().fetched.load(Ordering::Relaxed), 1);
+
+    // Process 2 finds it on disk, even with the store emptied.
+    blobs.delete(&art.key.blob_key()).await.unwrap();
+    let ex2 = executor_with(blobs.clone(), resolver.clone(), dir.path());
+    assert_eq!(ex2.execute(&routing, &req).await.envelope.status, 200);
+    assert_eq!(ex2.loader().stats().disk_hits.load(Ordering::Relaxed), 1);
+    assert_eq!(ex2.loader().stats().fetched.load(Ordering::Relaxed), 0);
+
+    // A tampered cache file is dropped and the artifact fetched again.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        let mut b = std::fs::read(&p).unwrap();
+        b[100] ^= 0xff;
+        std::fs::write(&p, b).unwrap();
+    }
+    blobs.put(&art.key.blob_key(), &cwasm).await.unwrap();
+    let ex3 = executor_with(blobs, resolver, dir.path());
+    assert_eq!(ex3.execute(&routing, &req).await.envelope.status, 200);
+    assert_eq!(ex3.loader().stats().disk_hits.load(Ordering::Relaxed), 0);
+    assert_eq!(ex3.loader().stats().fetched.load(Ordering::Relaxed), 1);
+}

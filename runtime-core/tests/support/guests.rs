@@ -1,0 +1,260 @@
+//! Guest components built at test time from WAT against `wit/`, for exact edge cases.
+//!
+//! Each module implements the canonical ABI by hand: `handler` receives a pointer to
+//! the lowered `execute-request` (it has more than 16 flat values) and returns a
+//! pointer to the `execute-response` record (status u16 @0, headers list @4/@8,
+//! body option<list<u8>> tag @12, ptr @16, len @20).
+
+/// Wraps a core module (WAT) into a component of world `runner`.
+pub fn component(wat: &str) -> Vec<u8> {
+    let mut core = wat::parse_str(wat).expect("valid WAT");
+    let mut resolve = wit_parser::Resolve::default();
+    let (pkg, _) = resolve
+        .push_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit"))
+        .expect("wit/ parses");
+    let world = resolve
+        .select_world(&[pkg], Some("runner"))
+        .expect("world runner");
+    wit_component::embed_component_metadata(
+        &mut core,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+        false,
+    )
+    .expect("embed metadata");
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(&core)
+        .expect("module")
+        .encode()
+        .expect("encode component")
+}
+
+/// Memory, a bump allocator (`cabi_realloc`) and `$respond(status, ptr, len)`.
+const PRELUDE: &str = r#"
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 65536))
+  (func $alloc (param $size i32) (param $align i32) (result i32)
+    (local $p i32)
+    (local.set $p
+      (i32.and
+        (i32.add (global.get $heap) (i32.sub (local.get $align) (i32.const 1)))
+        (i32.xor (i32.sub (local.get $align) (i32.const 1)) (i32.const -1))))
+    (global.set $heap (i32.add (local.get $p) (local.get $size)))
+    (block $ok
+      (br_if $ok (i32.le_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536))))
+      (drop (memory.grow
+        (i32.add
+          (i32.shr_u (i32.sub (global.get $heap) (i32.mul (memory.size) (i32.const 65536))) (i32.const 16))
+          (i32.const 1)))))
+    (local.get $p))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (call $alloc (local.get 3) (local.get 2)))
+  (func $respond (param $status i32) (param $ptr i32) (param $len i32) (result i32)
+    (i32.store16 (i32.const 256) (local.get $status))
+    (i32.store (i32.const 260) (i32.const 0))
+    (i32.store (i32.const 264) (i32.const 0))
+    (i32.store8 (i32.const 268) (i32.const 1))
+    (i32.store (i32.const 272) (local.get $ptr))
+    (i32.store (i32.const 276) (local.get $len))
+    (i32.const 256))
+"#;
+
+fn module(imports: &str, body: &str) -> Vec<u8> {
+    component(&format!("(module {imports} {PRELUDE} {body})"))
+}
+
+/// 200, `content-type: text/plain`, body `hello`.
+pub fn hello() -> Vec<u8> {
+    module(
+        "",
+        r#"
+        (data (i32.const 1024) "hello")
+        (data (i32.const 1040) "content-type")
+        (data (i32.const 1056) "text/plain")
+        (func (export "handler") (param i32) (result i32)
+          (i32.store (i32.const 768) (i32.const 1040))
+          (i32.store (i32.const 772) (i32.const 12))
+          (i32.store (i32.const 776) (i32.const 1056))
+          (i32.store (i32.const 780) (i32.const 10))
+          (drop (call $respond (i32.const 200) (i32.const 1024) (i32.const 5)))
+          (i32.store (i32.const 260) (i32.const 768))
+          (i32.store (i32.const 264) (i32.const 1))
+          (i32.const 256))
+        "#,
+    )
+}
+
+/// 200 with the request's headers plus `x-echo-method` and `x-echo-url`, and the
+/// request's body (or none).
+pub fn echo() -> Vec<u8> {
+    module(
+        "",
+        r#"
+        (data (i32.const 1024) "x-echo-method")
+        (data (i32.const 1040) "x-echo-url")
+        (func (export "handler") (param $req i32) (result i32)
+          (local $n i32) (local $dst i32) (local $e i32)
+          (local.set $n (i32.load offset=72 (local.get $req)))
+          (local.set $dst (call $alloc (i32.mul (i32.add (local.get $n) (i32.const 2)) (i32.const 16)) (i32.const 4)))
+          (memory.copy (local.get $dst) (i32.load offset=68 (local.get $req)) (i32.mul (local.get $n) (i32.const 16)))
+          (local.set $e (i32.add (local.get $dst) (i32.mul (local.get $n) (i32.const 16))))
+          (i32.store (local.get $e) (i32.const 1024))
+          (i32.store offset=4 (local.get $e) (i32.const 13))
+          (i32.store offset=8 (local.get $e) (i32.load offset=52 (local.get $req)))
+          (i32.store offset=12 (local.get $e) (i32.load offset=56 (local.get $req)))
+          (local.set $e (i32.add (local.get $e) (i32.const 16)))
+          (i32.store (local.get $e) (i32.const 1040))
+          (i32.store offset=4 (local.get $e) (i32.const 10))
+          (i32.store offset=8 (local.get $e) (i32.load offset=60 (local.get $req)))
+          (i32.store offset=12 (local.get $e) (i32.load offset=64 (local.get $req)))
+          (i32.store16 (i32.const 256) (i32.const 200))
+          (i32.store (i32.const 260) (local.get $dst))
+          (i32.store (i32.const 264) (i32.add (local.get $n) (i32.const 2)))
+          (i32.store8 (i32.const 268) (i32.load8_u offset=76 (local.get $req)))
+          (i32.store (i32.const 272) (i32.load offset=80 (local.get $req)))
+          (i32.store (i32.const 276) (i32.load offset=84 (local.get $req)))
+          (i32.const 256))
+        "#,
+    )
+}
+
+/// Spins forever.
+pub fn infinite_loop() -> Vec<u8> {
+    module(
+        "",
+        r#"(func (export "handler") (param i32) (result i32) (loop $l (br $l)) (unreachable))"#,
+    )
+}
+
+/// Grows linear memory by 1 MiB at a time, forever.
+pub fn memory_grower() -> Vec<u8> {
+    module(
+        "",
+        r#"(func (export "handler") (param i32) (result i32)
+             (loop $l (drop (memory.grow (i32.const 16))) (br $l))
+             (unreachable))"#,
+    )
+}
+
+/// Recurses without end.
+pub fn deep_recursion() -> Vec<u8> {
+    module(
+        "",
+        r#"(func $r (param i32) (result i32) (call $r (i32.add (local.get 0) (i32.const 1))))
+           (func (export "handler") (param i32) (result i32) (call $r (i32.const 0)))"#,
+    )
+}
+
+/// Traps with `unreachable`.
+pub fn trap() -> Vec<u8> {
+    module(
+        "",
+        r#"(func (export "handler") (param i32) (result i32) (unreachable))"#,
+    )
+}
+
+/// Returns a body of `bytes` zero bytes.
+pub fn huge_response(bytes: u32) -> Vec<u8> {
+    module(
+        "",
+        &format!(
+            r#"(func (export "handler") (param i32) (result i32)
+                 (call $respond (i32.const 200) (call $alloc (i32.const {bytes}) (i32.const 1)) (i32.const {bytes})))"#
+        ),
+    )
+}
+
+/// Logs 1 KiB lines forever.
+pub fn log_flood() -> Vec<u8> {
+    module(
+        r#"(import "alga:extension/logging" "log-info" (func $log (param i32 i32)))"#,
+        r#"(func (export "handler") (param i32) (result i32)
+             (loop $l (call $log (i32.const 4096) (i32.const 1024)) (br $l))
+             (unreachable))"#,
+    )
+}
+
+/// Calls `log-info` with an empty message forever: only the host-call budget stops it.
+pub fn host_call_flood() -> Vec<u8> {
+    module(
+        r#"(import "alga:extension/logging" "log-info" (func $log (param i32 i32)))"#,
+        r#"(func (export "handler") (param i32) (result i32)
+             (loop $l (call $log (i32.const 0) (i32.const 0)) (br $l))
+             (unreachable))"#,
+    )
+}
+
+/// Calls a host function returning `result<T, enum>` through a return pointer and
+/// reports it: ok → 200 with the string at payload (+0,+4) when `ok_is_string`,
+/// else an empty body; err → 400 + the enum's index.
+///
+/// `sig` is the core signature's params (without the return pointer), `args` the
+/// WAT pushing them, `payload` the payload's offset in the return area.
+pub fn result_caller(
+    module_name: &str,
+    func: &str,
+    sig: &str,
+    args: &str,
+    payload: u32,
+    ok_is_string: bool,
+    data: &str,
+) -> Vec<u8> {
+    let ok_body = if ok_is_string {
+        format!(
+            "(i32.load offset={payload} (i32.const 2048)) (i32.load offset={} (i32.const 2048))",
+            payload + 4
+        )
+    } else {
+        "(i32.const 0) (i32.const 0)".to_string()
+    };
+    module(
+        &format!(r#"(import "{module_name}" "{func}" (func $f (param {sig} i32)))"#),
+        &format!(
+            r#"{data}
+            (func (export "handler") (param i32) (result i32)
+              (call $f {args} (i32.const 2048))
+              (if (result i32) (i32.eqz (i32.load8_u (i32.const 2048)))
+                (then (call $respond (i32.const 200) {ok_body}))
+                (else (call $respond
+                  (i32.add (i32.const 400) (i32.load8_u offset={payload} (i32.const 2048)))
+                  (i32.const 0) (i32.const 0)))))"#
+        ),
+    )
+}
+
+/// Calls `alga:extension/context.get-context` and returns the tenant id it saw.
+pub fn context_reader() -> Vec<u8> {
+    module(
+        r#"(import "alga:extension/context" "get-context" (func $ctx (param i32)))"#,
+        r#"(func (export "handler") (param i32) (result i32)
+             (call $ctx (i32.const 2048))
+             (call $respond (i32.const 200)
+               (i32.load offset=12 (i32.const 2048)) (i32.load offset=16 (i32.const 2048))))"#,
+    )
+}
+
+/// Calls a host function returning a `{success: bool, ...}` record whose
+/// `error: option<string>` sits at `error_at`; 200 on success, else 400 with the error.
+pub fn record_caller(
+    module_name: &str,
+    func: &str,
+    sig: &str,
+    args: &str,
+    error_at: u32,
+) -> Vec<u8> {
+    module(
+        &format!(r#"(import "{module_name}" "{func}" (func $f (param {sig} i32)))"#),
+        &format!(
+            r#"(func (export "handler") (param i32) (result i32)
+              (call $f {args} (i32.const 2048))
+              (if (result i32) (i32.load8_u (i32.const 2048))
+                (then (call $respond (i32.const 200) (i32.const 0) (i32.const 0)))
+                (else (call $respond (i32.const 400)
+                  (i32.load offset={} (i32.const 2048)) (i32.load offset={} (i32.const 2048))))))"#,
+            error_at + 4,
+            error_at + 8
+        ),
+    )
+}

@@ -1,0 +1,133 @@
+//! Test support: guests built from WAT against our WIT, and an executor wired to
+//! in-memory backends with artifacts precompiled the way publish does it.
+#![allow(dead_code)]
+
+pub mod guests;
+
+use std::sync::Arc;
+
+use runtime_core::Executor;
+use runtime_core::artifact::{self, ArtifactRef, ContentHash};
+use runtime_core::config::RuntimeConfig;
+use runtime_core::engine::Target;
+use runtime_core::execute::{ExecuteRequest, Outcome, RoutingHeaders, StaticResolver};
+use runtime_core::host::HostServices;
+use runtime_core::store::local::{MemoryBlobStore, MemoryKvStore, MemorySecretStore};
+
+/// An executor over in-memory backends.
+pub struct Harness {
+    pub executor: Executor,
+    pub blobs: Arc<MemoryBlobStore>,
+    pub resolver: Arc<StaticResolver>,
+    pub kv: Arc<MemoryKvStore>,
+    pub secrets: Arc<MemorySecretStore>,
+    pub config: RuntimeConfig,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with_config(test_config())
+    }
+
+    pub fn with_config(config: RuntimeConfig) -> Self {
+        let blobs = Arc::new(MemoryBlobStore::default());
+        let resolver = Arc::new(StaticResolver::default());
+        let kv = Arc::new(MemoryKvStore::default());
+        let secrets = Arc::new(MemorySecretStore::default());
+        let executor = Executor::new(
+            &config,
+            blobs.clone(),
+            resolver.clone(),
+            HostServices {
+                kv: kv.clone(),
+                secrets: secrets.clone(),
+            },
+        )
+        .expect("executor");
+        Harness {
+            executor,
+            blobs,
+            resolver,
+            kv,
+            secrets,
+            config,
+        }
+    }
+
+    /// Precompiles `wasm` for this host (as publish does) and registers it; returns
+    /// the content hash to name in requests.
+    pub async fn publish(&self, wasm: &[u8]) -> (ContentHash, ArtifactRef) {
+        let content = ContentHash::of(wasm);
+        let artifact = artifact::precompile_and_store(
+            self.blobs.as_ref(),
+            content,
+            wasm,
+            &Target::host(),
+            &self.config.engine,
+        )
+        .await
+        .expect("precompile");
+        self.resolver.register(artifact.clone());
+        (content, artifact)
+    }
+
+    pub async fn run(&self, req: serde_json::Value) -> Outcome {
+        let req = ExecuteRequest::from_json(&serde_json::to_vec(&req).unwrap()).unwrap();
+        let routing = RoutingHeaders {
+            tenant: Some(req.context.tenant_id.clone()),
+            extension: Some(req.context.extension_id.clone()),
+            request_id: None,
+        };
+        self.executor.execute(&routing, &req).await
+    }
+}
+
+/// Small pools and a short deadline so limit tests run fast.
+pub fn test_config() -> RuntimeConfig {
+    let mut c = RuntimeConfig::default();
+    c.engine.pool_instances = 8;
+    c
+}
+
+/// A request for `content` with `extra` merged into the top level.
+pub fn request(
+    content: &ContentHash,
+    method: &str,
+    path: &str,
+    extra: serde_json::Value,
+) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "context": {
+            "tenant_id": "tenant-a",
+            "extension_id": "com.example.test",
+            "content_hash": content.to_string(),
+            "install_id": "install-1",
+            "request_id": "req-1"
+        },
+        "http": { "method": method, "path": path }
+    });
+    merge(&mut v, extra);
+    v
+}
+
+fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+/// Current resident set size of this process, in bytes.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
