@@ -5,11 +5,16 @@
 //! types here: the function crates translate events into calls on this crate.
 
 pub mod artifact;
+pub mod backends;
+pub mod bundle;
 pub mod capability;
 pub mod config;
 pub mod engine;
 pub mod execute;
 pub mod host;
+pub mod manifest;
+#[cfg(feature = "compiler")]
+pub mod publish;
 pub mod store;
 
 pub use capability::{Capability, CapabilitySet};

@@ -1,3 +1,10 @@
-//! One module per subcommand; each only translates arguments into runtime-core calls.
+//! One module per group of subcommands; each only translates arguments into
+//! runtime-core calls.
 
+pub mod bundle;
+pub mod installs;
+pub mod invoke;
+pub mod keys;
+pub mod publish;
+pub mod request;
 pub mod run;

@@ -49,6 +49,9 @@ pub enum ExecError {
     /// The install is disabled.
     #[error("install_disabled: {0}")]
     InstallDisabled(String),
+    /// The bundle's signature no longer verifies against the trust bundle (revoked key).
+    #[error("bundle_untrusted: {0}")]
+    BundleUntrusted(String),
     /// The wall-clock deadline passed.
     #[error("timeout: deadline of {0} ms exceeded")]
     Timeout(u64),
@@ -106,6 +109,7 @@ impl ExecError {
             LinkFailed(_) => "link_failed",
             NotInstalled(_) => "not_installed",
             InstallDisabled(_) => "install_disabled",
+            BundleUntrusted(_) => "bundle_untrusted",
             Timeout(_) => "timeout",
             MemoryLimit(_) => "memory_limit",
             FuelExhausted(_) => "fuel_exhausted",
@@ -128,7 +132,7 @@ impl ExecError {
             | UnknownCapabilities(_)
             | InvalidContentHash(_)
             | InvalidRequest(_) => 400,
-            InstallDisabled(_) => 403,
+            InstallDisabled(_) | BundleUntrusted(_) => 403,
             NotInstalled(_) => 404,
             BundleFetchFailed(_) | OutputTooLarge { .. } | InvalidResponse(_) => 502,
             ArtifactMissing(_)

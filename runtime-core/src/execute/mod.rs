@@ -8,6 +8,7 @@
 
 pub mod envelope;
 pub mod error;
+mod registry_resolver;
 pub mod request;
 pub mod resolve;
 pub mod secret_envelope;
@@ -31,6 +32,7 @@ use crate::store::BlobStore;
 
 pub use envelope::Envelope;
 pub use error::ExecError;
+pub use registry_resolver::RegistryResolver;
 pub use request::{ExecuteRequest, RoutingHeaders};
 pub use resolve::{ResolveQuery, Resolved, Resolver, StaticResolver};
 

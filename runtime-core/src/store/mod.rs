@@ -5,6 +5,7 @@
 
 pub mod kv;
 pub mod local;
+pub mod registry;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -12,6 +13,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 pub use kv::{KvEntry, KvError, KvLimits, KvPage, KvScope, KvStore};
+pub use registry::{
+    InstallRecord, InstallRequest, Registered, Registry, RegistryError, VersionRecord,
+};
 
 /// A backend could not serve a request.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -37,6 +41,10 @@ pub trait BlobStore: Send + Sync {
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
     /// Removes `key` (missing is fine).
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Whether `key` exists.
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.get(key).await?.is_some())
+    }
 }
 
 /// An install's secrets as the guest sees them.

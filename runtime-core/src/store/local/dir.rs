@@ -82,6 +82,15 @@ impl BlobStore for DirBlobStore {
             .map_err(io_err)
     }
 
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) => Ok(m.is_file()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key)?;
         match tokio::fs::remove_file(&path).await {

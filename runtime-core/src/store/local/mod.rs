@@ -2,6 +2,8 @@
 
 mod dir;
 mod memory;
+mod sqlite;
 
 pub use dir::{DirBlobStore, write_atomic};
 pub use memory::{MemoryBlobStore, MemoryKvStore, MemorySecretStore};
+pub use sqlite::SqliteRegistry;

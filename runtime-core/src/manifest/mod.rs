@@ -1,0 +1,260 @@
+//! Manifest v2 (`manifest.json`): parsing, validation and endpoint routing.
+//!
+//! [`parse`] turns the bytes of a bundle's `manifest.json` into a [`Manifest`] or the
+//! first problem found, as a [`ManifestError`] naming the JSON path of the offending
+//! field (`version`, `api.endpoints[0].path`, ...) and saying what was expected and
+//! what was found.
+//!
+//! The document is checked in a fixed order, so the error reported for a given input
+//! never changes: the size cap, JSON syntax, duplicate keys, the top level being an
+//! object, then `name`, `version`, `runtime`, unknown top-level keys, and the other
+//! top-level keys in the order `publisher`, `capabilities`, `ui`, `api`, `assets`,
+//! `precompiled`, `events`, `schedules`. Inside a nested object, unknown keys are
+//! reported before its known keys are checked (a misspelt key is the likelier cause
+//! than the required key it replaces). `null` for an optional key means "absent".
+//!
+//! Beyond the seed runner's manifest this accepts `events[{topic, handler}]` and
+//! `schedules[{endpoint, cron, timezone?, name?, payload?, enabled?}]`. A schedule must
+//! name a declared GET or POST endpoint without parameters (the scheduler's rule);
+//! its `endpoint` is stored normalised as `"METHOD /path"`.
+//!
+//! Routing ([`Manifest::match_endpoint`]) follows the gateway rule: a request runs only
+//! if it matches a declared endpoint, see that method for the details.
+
+mod route;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+use crate::capability::{Capability, CapabilitySet};
+
+/// Largest `manifest.json` accepted, in bytes (256 KiB).
+pub const MAX_MANIFEST_BYTES: usize = 256 * 1024;
+
+/// The HTTP methods an endpoint may declare.
+pub const ENDPOINT_METHODS: [&str; 7] =
+    ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// The only `ui.type` there is.
+pub const UI_KIND_IFRAME: &str = "iframe";
+
+/// Most schedules one manifest may declare (the scheduler's per-install quota).
+pub const MAX_SCHEDULES: usize = 50;
+
+/// Why a manifest was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ManifestError {
+    /// JSON path of the offending field (`version`, `api.endpoints[0].path`), or `""`
+    /// when the problem is the whole document.
+    pub field: String,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+impl ManifestError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ManifestError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "manifest.json: {}", self.message)
+        } else {
+            write!(f, "manifest.json: {}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// A validated Manifest v2.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Manifest {
+    pub name: String,
+    #[serde(serialize_with = "serialize_display")]
+    pub version: semver::Version,
+    pub runtime: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
+    /// Normalised, without duplicates, in the order first written.
+    #[serde(serialize_with = "serialize_capabilities")]
+    pub capabilities: Vec<Capability>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui: Option<UiSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assets: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precompiled: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventSubscription>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<ScheduleSpec>,
+}
+
+/// `ui`: the extension's iframe UI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UiSpec {
+    /// Always `"iframe"` (JSON key `type`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Relative path of the entry document inside the bundle, e.g. `ui/index.html`.
+    pub entry: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<UiHooks>,
+}
+
+/// `ui.hooks`: where the host shows the UI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UiHooks {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_menu: Option<MenuHook>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_portal_menu: Option<MenuHook>,
+}
+
+/// A menu entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MenuHook {
+    pub label: String,
+}
+
+/// `api`: the endpoints the gateway may route to the handler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiSpec {
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// One declared endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    /// Upper case, one of [`ENDPOINT_METHODS`].
+    pub method: String,
+    /// `/`-separated; segments are literals or `:name` parameters.
+    pub path: String,
+    pub handler: String,
+}
+
+impl Endpoint {
+    /// Whether the path has `:param` segments.
+    pub fn has_params(&self) -> bool {
+        route::pattern_segments(&self.path).any(|s| s.is_param())
+    }
+
+    /// Whether the scheduler may call it: GET or POST, and no path parameters.
+    pub fn is_schedulable(&self) -> bool {
+        matches!(self.method.as_str(), "GET" | "POST") && !self.has_params()
+    }
+}
+
+/// `events[i]`: deliver events of `topic` to the endpoint path `handler`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventSubscription {
+    pub topic: String,
+    pub handler: String,
+}
+
+/// `schedules[i]`: call a schedulable endpoint on a cron schedule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScheduleSpec {
+    /// The declared endpoint, normalised to `"METHOD /path"`.
+    pub endpoint: String,
+    /// Five fields, separated by single spaces (only the shape is checked here).
+    pub cron: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A JSON object or array, sent as the request body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// A request matched to a declared endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointMatch<'a> {
+    pub endpoint: &'a Endpoint,
+    /// `(name, value)` for each `:name` segment, in path order; values are the raw
+    /// (still percent-encoded) request segments.
+    pub params: Vec<(String, String)>,
+}
+
+/// Parses and validates `manifest.json`.
+pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+    validate::parse(bytes)
+}
+
+impl Manifest {
+    /// Same as [`parse`].
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        parse(bytes)
+    }
+
+    /// The declared endpoints (none without `api`).
+    pub fn endpoints(&self) -> &[Endpoint] {
+        self.api
+            .as_ref()
+            .map_or(&[], |api| api.endpoints.as_slice())
+    }
+
+    /// The declared endpoint a request runs, if any.
+    ///
+    /// The method is compared case-insensitively; a HEAD request runs a HEAD endpoint,
+    /// else the GET endpoint of the same path. Anything after `?` or `#` in `path` is
+    /// ignored. The path must start with `/` and have as many segments as the
+    /// endpoint's; a literal segment must be equal (case-sensitive, no decoding), a
+    /// `:param` takes exactly one non-empty segment. A trailing slash is not ignored:
+    /// `/a/` has an empty last segment, so it matches neither `/a` nor `/a/:x`.
+    /// When several endpoints match, the most specific wins (comparing segment by
+    /// segment, a literal beats a parameter), then the first declared.
+    pub fn match_endpoint(&self, method: &str, path: &str) -> Option<EndpointMatch<'_>> {
+        let method = method.trim().to_ascii_uppercase();
+        let segments = route::request_segments(path)?;
+        let endpoints = self.endpoints();
+        route::best_match(endpoints, &method, &segments).or_else(|| {
+            (method == "HEAD")
+                .then(|| route::best_match(endpoints, "GET", &segments))
+                .flatten()
+        })
+    }
+
+    /// The capabilities the manifest asks for, plus the always-granted ones.
+    pub fn requested_capabilities(&self) -> CapabilitySet {
+        CapabilitySet::with(self.capabilities.iter().copied())
+    }
+
+    /// The endpoints a schedule may call: GET or POST without path parameters.
+    pub fn schedulable_endpoints(&self) -> impl Iterator<Item = &Endpoint> + '_ {
+        self.endpoints().iter().filter(|e| e.is_schedulable())
+    }
+
+    /// The manifest as JSON, in the form [`parse`] accepts (normalised values).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a manifest always serializes")
+    }
+}
+
+fn serialize_display<S: Serializer, T: fmt::Display>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+fn serialize_capabilities<S: Serializer>(
+    caps: &[Capability],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(caps.iter().map(|c| c.as_str()))
+}

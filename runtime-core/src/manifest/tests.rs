@@ -1,0 +1,774 @@
+use serde_json::{Value, json};
+
+use super::*;
+
+const HELLO: &str = include_str!("../../../examples/hello/manifest.json");
+
+fn minimal() -> Value {
+    json!({ "name": "com.example.x", "version": "1.0.0", "runtime": "wasm-js@1" })
+}
+
+fn with(changes: Value) -> Value {
+    let mut doc = minimal();
+    for (k, v) in changes.as_object().unwrap() {
+        doc[k] = v.clone();
+    }
+    doc
+}
+
+fn without(key: &str) -> Value {
+    let mut doc = minimal();
+    doc.as_object_mut().unwrap().remove(key);
+    doc
+}
+
+fn parse_value(doc: &Value) -> Result<Manifest, ManifestError> {
+    parse(&serde_json::to_vec(doc).unwrap())
+}
+
+#[track_caller]
+fn rejects(doc: &Value, field: &str, phrase: &str) -> ManifestError {
+    let err = parse_value(doc).expect_err("the manifest should be refused");
+    assert_eq!(err.field, field, "wrong field in {err:?}");
+    assert!(
+        err.message.contains(phrase),
+        "message {:?} should contain {phrase:?}",
+        err.message
+    );
+    err
+}
+
+fn api(endpoints: Value) -> Value {
+    with(json!({ "api": { "endpoints": endpoints } }))
+}
+
+fn ep(method: &str, path: &str) -> Value {
+    json!({ "method": method, "path": path, "handler": "dist/main.wasm" })
+}
+
+#[test]
+fn the_example_manifest_parses() {
+    let m = parse(HELLO.as_bytes()).unwrap();
+    assert_eq!(m.name, "com.example.hello");
+    assert_eq!(m.version, semver::Version::new(0, 1, 0));
+    assert_eq!(m.runtime, "wasm-js@1");
+    assert_eq!(m.publisher.as_deref(), Some("Example Inc."));
+    assert_eq!(
+        m.capabilities,
+        vec![
+            Capability::ContextRead,
+            Capability::LogEmit,
+            Capability::StorageKv,
+            Capability::SecretsGet
+        ]
+    );
+    let ui = m.ui.as_ref().unwrap();
+    assert_eq!(ui.kind, "iframe");
+    assert_eq!(ui.entry, "ui/index.html");
+    let hooks = ui.hooks.as_ref().unwrap();
+    assert_eq!(hooks.app_menu.as_ref().unwrap().label, "Hello");
+    assert!(hooks.client_portal_menu.is_none());
+    assert_eq!(m.endpoints().len(), 2);
+    assert_eq!(m.endpoints()[1].method, "POST");
+    assert_eq!(m.endpoints()[1].path, "/api/echo");
+    assert_eq!(m.endpoints()[1].handler, "dist/main.wasm");
+    assert!(m.events.is_empty() && m.schedules.is_empty());
+    assert!(m.assets.is_none() && m.precompiled.is_none());
+
+    let caps = m.requested_capabilities();
+    assert!(caps.has(Capability::StorageKv) && caps.has(Capability::UserRead));
+    assert!(!caps.has(Capability::HttpFetch));
+    let schedulable: Vec<&str> = m.schedulable_endpoints().map(|e| e.path.as_str()).collect();
+    assert_eq!(schedulable, ["/api/hello", "/api/echo"]);
+}
+
+#[test]
+fn to_json_round_trips() {
+    let m = parse(HELLO.as_bytes()).unwrap();
+    let json = m.to_json();
+    assert_eq!(json["ui"]["type"], "iframe");
+    assert_eq!(json["ui"]["hooks"]["appMenu"]["label"], "Hello");
+    assert_eq!(json["version"], "0.1.0");
+    assert_eq!(json["capabilities"][2], "cap:storage.kv");
+    assert_eq!(parse_value(&json).unwrap(), m);
+}
+
+#[test]
+fn required_fields_are_named_when_missing() {
+    rejects(&without("name"), "name", "required key is missing");
+    rejects(&without("version"), "version", "required key is missing");
+    rejects(&without("runtime"), "runtime", "required key is missing");
+    // name, version, runtime are checked first, in that order
+    rejects(&json!({ "bogus": 1 }), "name", "missing");
+    rejects(&json!({ "name": "a", "ui": 3 }), "version", "missing");
+}
+
+#[test]
+fn required_fields_must_have_the_right_type_and_shape() {
+    rejects(&with(json!({ "name": 5 })), "name", "found the number 5");
+    rejects(&with(json!({ "name": null })), "name", "found null");
+    rejects(
+        &with(json!({ "name": "" })),
+        "name",
+        "found an empty string",
+    );
+    rejects(
+        &with(json!({ "name": "-x" })),
+        "name",
+        "starting with an ASCII letter",
+    );
+    rejects(
+        &with(json!({ "name": "a b" })),
+        "name",
+        "found ' ' at character 2",
+    );
+    rejects(
+        &with(json!({ "name": "a".repeat(129) })),
+        "name",
+        "at most 128",
+    );
+    for ok in ["@acme/tickets", "a", "com.example_x-1"] {
+        assert_eq!(parse_value(&with(json!({ "name": ok }))).unwrap().name, ok);
+    }
+    rejects(
+        &with(json!({ "runtime": "" })),
+        "runtime",
+        "found an empty string",
+    );
+    rejects(
+        &with(json!({ "runtime": "wasm js" })),
+        "runtime",
+        "without spaces",
+    );
+    rejects(
+        &with(json!({ "publisher": "" })),
+        "publisher",
+        "expected a publisher",
+    );
+    rejects(
+        &with(json!({ "publisher": "p".repeat(257) })),
+        "publisher",
+        "at most 256",
+    );
+    assert!(
+        parse_value(&with(json!({ "publisher": null })))
+            .unwrap()
+            .publisher
+            .is_none()
+    );
+}
+
+#[test]
+fn bad_semver_is_refused() {
+    let err = rejects(
+        &with(json!({ "version": "1.0" })),
+        "version",
+        "expected a semantic version",
+    );
+    assert!(err.message.contains("found \"1.0\""), "{err}");
+    rejects(
+        &with(json!({ "version": "v1.0.0" })),
+        "version",
+        "found \"v1.0.0\"",
+    );
+    rejects(
+        &with(json!({ "version": 1 })),
+        "version",
+        "found the number 1",
+    );
+    let m = parse_value(&with(json!({ "version": "1.2.3-beta.1+build.5" }))).unwrap();
+    assert_eq!(m.version.pre.as_str(), "beta.1");
+}
+
+#[test]
+fn unknown_top_level_keys_are_refused_with_the_accepted_list() {
+    let err = rejects(
+        &with(json!({ "capabilites": [] })),
+        "capabilites",
+        "unknown key \"capabilites\"",
+    );
+    for key in [
+        "name",
+        "version",
+        "runtime",
+        "publisher",
+        "capabilities",
+        "ui",
+        "api",
+    ] {
+        assert!(err.message.contains(key), "{err}");
+    }
+    assert!(
+        err.message
+            .contains("assets, precompiled, events, schedules"),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("manifest.json: capabilites: {}", err.message)
+    );
+    // several unknown keys: the first in sorted order, the others mentioned
+    let err = rejects(
+        &with(json!({ "zeta": 1, "alpha": 2 })),
+        "alpha",
+        "also unknown: \"zeta\"",
+    );
+    assert!(err.message.starts_with("unknown key \"alpha\""));
+    // odd key names stay readable in the path
+    rejects(&with(json!({ "a b": 1 })), "[\"a b\"]", "unknown key");
+}
+
+#[test]
+fn unknown_nested_keys_are_refused_with_their_path() {
+    let doc = api(json!([
+        ep("GET", "/a"),
+        ep("GET", "/b"),
+        { "method": "GET", "path": "/c", "handlr": "dist/main.wasm" }
+    ]));
+    let err = rejects(&doc, "api.endpoints[2].handlr", "unknown key \"handlr\"");
+    assert!(err.message.contains("method, path, handler"), "{err}");
+
+    rejects(
+        &with(json!({ "api": { "endpoints": [], "x": 1 } })),
+        "api.x",
+        "unknown key",
+    );
+    rejects(
+        &with(
+            json!({ "ui": { "type": "iframe", "entry": "ui/i.html", "hooks": { "appmenu": {} } } }),
+        ),
+        "ui.hooks.appmenu",
+        "expected only: appMenu, clientPortalMenu",
+    );
+    rejects(
+        &with(
+            json!({ "ui": { "type": "iframe", "entry": "ui/i.html", "hooks": { "appMenu": { "label": "x", "icon": "y" } } } }),
+        ),
+        "ui.hooks.appMenu.icon",
+        "unknown key",
+    );
+    rejects(
+        &with(json!({ "events": [{ "topic": "t", "handler": "/h", "filter": {} }] })),
+        "events[0].filter",
+        "expected only: topic, handler",
+    );
+    let doc = with(json!({
+        "api": { "endpoints": [ep("POST", "/api/sync")] },
+        "schedules": [{ "endpoint": "/api/sync", "cron": "0 * * * *", "tz": "UTC" }]
+    }));
+    rejects(&doc, "schedules[0].tz", "unknown key \"tz\"");
+}
+
+#[test]
+fn unknown_capabilities_are_named_with_the_valid_list() {
+    let doc = with(json!({ "capabilities": ["cap:log.emit", "cap:root"] }));
+    let err = rejects(&doc, "capabilities[1]", "unknown capability \"cap:root\"");
+    for cap in Capability::ALL {
+        assert!(err.message.contains(cap.as_str()), "{err}");
+    }
+    rejects(
+        &with(json!({ "capabilities": [7] })),
+        "capabilities[0]",
+        "found the number 7",
+    );
+    rejects(
+        &with(json!({ "capabilities": "cap:log.emit" })),
+        "capabilities",
+        "expected an array",
+    );
+}
+
+#[test]
+fn capabilities_are_normalised_and_deduplicated_in_order() {
+    let doc = with(json!({
+        "capabilities": [" CAP:Storage.KV ", "cap:http.fetch", "cap:storage.kv", "Cap:Log.Emit"]
+    }));
+    let m = parse_value(&doc).unwrap();
+    assert_eq!(
+        m.capabilities,
+        vec![
+            Capability::StorageKv,
+            Capability::HttpFetch,
+            Capability::LogEmit
+        ]
+    );
+    assert_eq!(
+        m.to_json()["capabilities"],
+        json!(["cap:storage.kv", "cap:http.fetch", "cap:log.emit"])
+    );
+}
+
+#[test]
+fn endpoint_paths_and_methods_are_checked() {
+    let bad = [
+        ("api/x", "starting with '/'"),
+        ("", "found an empty string"),
+        ("/a//b", "without empty segments"),
+        ("/a/", "without a trailing '/'"),
+        ("/a?x=1", "without a query string"),
+        ("/a#top", "without a fragment"),
+        ("/a/:", "without a name"),
+        ("/a/:id-x", "only letters, digits and '_'"),
+        ("/a/:id/:id", "appears twice"),
+        ("/a/../b", "without '.' or '..' segments"),
+        ("/a/{id}", "write it as ':id'"),
+        ("/a b", "contains ' '"),
+    ];
+    for (path, phrase) in bad {
+        rejects(
+            &api(json!([ep("GET", "/ok"), ep("GET", path)])),
+            "api.endpoints[1].path",
+            phrase,
+        );
+    }
+    for ok in ["/", "/a", "/api/items/:item_id/notes/:n2", "/a:b/x@y/%20"] {
+        parse_value(&api(json!([ep("GET", ok)]))).unwrap();
+    }
+
+    rejects(
+        &api(json!([ep("FETCH", "/a")])),
+        "api.endpoints[0].method",
+        "expected one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+    );
+    let m = parse_value(&api(json!([ep("patch", "/a")]))).unwrap();
+    assert_eq!(m.endpoints()[0].method, "PATCH");
+
+    let missing = json!([{ "method": "GET", "handler": "dist/main.wasm" }]);
+    rejects(
+        &api(missing),
+        "api.endpoints[0].path",
+        "required key is missing",
+    );
+    rejects(
+        &api(json!([{ "method": "GET", "path": "/a", "handler": "" }])),
+        "api.endpoints[0].handler",
+        "found an empty string",
+    );
+    rejects(
+        &with(json!({ "api": {} })),
+        "api.endpoints",
+        "required key is missing",
+    );
+    rejects(&api(json!([1])), "api.endpoints[0]", "expected an object");
+
+    // two endpoints answering the same requests
+    let err = rejects(
+        &api(json!([
+            ep("GET", "/a/:id"),
+            ep("POST", "/a/:id"),
+            ep("GET", "/a/:key")
+        ])),
+        "api.endpoints[2]",
+        "matches the same requests as api.endpoints[0]",
+    );
+    assert!(err.message.contains("GET /a/:key"), "{err}");
+}
+
+#[test]
+fn ui_must_be_an_iframe_with_a_safe_entry() {
+    let ui = |v: Value| with(json!({ "ui": v }));
+    rejects(
+        &ui(json!({ "type": "popup", "entry": "ui/index.html" })),
+        "ui.type",
+        "expected \"iframe\", found \"popup\"",
+    );
+    rejects(
+        &ui(json!({ "entry": "ui/index.html" })),
+        "ui.type",
+        "required key is missing",
+    );
+    rejects(
+        &ui(json!({ "type": "iframe" })),
+        "ui.entry",
+        "required key is missing",
+    );
+    let bad = [
+        ("ui/../secret.html", "without '.' or '..' segments"),
+        ("../ui/index.html", "without '.' or '..' segments"),
+        ("./ui/index.html", "without '.' or '..' segments"),
+        ("/ui/index.html", "no leading '/'"),
+        ("ui\\index.html", "no '\\'"),
+        ("ui/.hidden/index.html", "hidden"),
+        ("ui//index.html", "without empty segments"),
+        ("", "found an empty string"),
+    ];
+    for (entry, phrase) in bad {
+        rejects(
+            &ui(json!({ "type": "iframe", "entry": entry })),
+            "ui.entry",
+            phrase,
+        );
+    }
+    rejects(
+        &ui(
+            json!({ "type": "iframe", "entry": "ui/i.html", "hooks": { "clientPortalMenu": { "label": " " } } }),
+        ),
+        "ui.hooks.clientPortalMenu.label",
+        "expected a menu label",
+    );
+    let m = parse_value(&ui(json!({
+        "type": "iframe", "entry": "ui/index.html",
+        "hooks": { "appMenu": { "label": "A" }, "clientPortalMenu": { "label": "P" } }
+    })))
+    .unwrap();
+    let hooks = m.ui.unwrap().hooks.unwrap();
+    assert_eq!(hooks.client_portal_menu.unwrap().label, "P");
+}
+
+#[test]
+fn events_and_schedules_are_accepted() {
+    let doc = with(json!({
+        "api": { "endpoints": [
+            ep("GET", "/api/report"), ep("POST", "/api/sync"), ep("POST", "/api/report"),
+            ep("POST", "/api/items/:id"), ep("PUT", "/api/put")
+        ] },
+        "events": [
+            { "topic": "ticket.created", "handler": "/api/sync" },
+            { "topic": "psa:billing/invoice-paid_v2", "handler": "/api/report" }
+        ],
+        "schedules": [
+            { "endpoint": "/api/sync", "cron": "*/15  * * * *" },
+            {
+                "endpoint": "get /api/report", "cron": "0 8 * * 1-5", "timezone": "America/New_York",
+                "name": "morning report", "payload": { "days": 1 }, "enabled": false
+            }
+        ],
+        "assets": { "anything": [1, 2] },
+        "precompiled": null
+    }));
+    let m = parse_value(&doc).unwrap();
+    assert_eq!(m.events.len(), 2);
+    assert_eq!(m.events[1].topic, "psa:billing/invoice-paid_v2");
+    assert_eq!(m.schedules[0].endpoint, "POST /api/sync");
+    assert_eq!(m.schedules[0].cron, "*/15 * * * *");
+    assert_eq!(m.schedules[0].enabled, None);
+    let s = &m.schedules[1];
+    assert_eq!(s.endpoint, "GET /api/report");
+    assert_eq!(s.timezone.as_deref(), Some("America/New_York"));
+    assert_eq!(s.name.as_deref(), Some("morning report"));
+    assert_eq!(s.payload, Some(json!({ "days": 1 })));
+    assert_eq!(s.enabled, Some(false));
+    assert_eq!(m.assets, Some(json!({ "anything": [1, 2] })));
+    assert_eq!(m.precompiled, None);
+    let schedulable: Vec<String> = m
+        .schedulable_endpoints()
+        .map(|e| format!("{} {}", e.method, e.path))
+        .collect();
+    assert_eq!(
+        schedulable,
+        ["GET /api/report", "POST /api/sync", "POST /api/report"]
+    );
+    assert_eq!(parse_value(&m.to_json()).unwrap(), m);
+}
+
+#[test]
+fn bad_events_and_schedules_are_named() {
+    let event = |topic: &str, handler: &str| {
+        with(json!({ "events": [{ "topic": topic, "handler": handler }] }))
+    };
+    rejects(&event("", "/h"), "events[0].topic", "found an empty string");
+    rejects(&event("a b", "/h"), "events[0].topic", "found ' '");
+    rejects(
+        &event(&"t".repeat(257), "/h"),
+        "events[0].topic",
+        "at most 256",
+    );
+    rejects(&event("t", "h"), "events[0].handler", "starting with '/'");
+    rejects(
+        &event("t", "/items/:id"),
+        "events[0].handler",
+        "without parameters",
+    );
+    rejects(
+        &with(
+            json!({ "events": [{ "topic": "t", "handler": "/h" }, { "topic": "t", "handler": "/h" }] }),
+        ),
+        "events[1]",
+        "the same as events[0]",
+    );
+
+    let schedule = |s: Value| {
+        with(json!({
+            "api": { "endpoints": [ep("GET", "/r"), ep("POST", "/r"), ep("POST", "/s/:id"), ep("PUT", "/p")] },
+            "schedules": [s]
+        }))
+    };
+    let sched =
+        |endpoint: &str, cron: &str| schedule(json!({ "endpoint": endpoint, "cron": cron }));
+    rejects(
+        &sched("/r", "0 * * * *"),
+        "schedules[0].endpoint",
+        "both are declared",
+    );
+    rejects(
+        &sched("PUT /p", "0 * * * *"),
+        "schedules[0].endpoint",
+        "expected GET or POST",
+    );
+    rejects(
+        &sched("POST /s/:id", "0 * * * *"),
+        "schedules[0].endpoint",
+        "without parameters",
+    );
+    rejects(
+        &sched("GET /nope", "0 * * * *"),
+        "schedules[0].endpoint",
+        "declared: GET /r, POST /r",
+    );
+    rejects(
+        &sched("sync", "0 * * * *"),
+        "schedules[0].endpoint",
+        "\"[METHOD ]/path\"",
+    );
+    rejects(
+        &sched("GET /r", "0 * * *"),
+        "schedules[0].cron",
+        "expected 5 fields",
+    );
+    rejects(
+        &sched("GET /r", "0 * * * MON"),
+        "schedules[0].cron",
+        "day-of-week field",
+    );
+    rejects(
+        &schedule(json!({ "cron": "0 * * * *" })),
+        "schedules[0].endpoint",
+        "required key is missing",
+    );
+    rejects(
+        &schedule(json!({ "endpoint": "GET /r", "cron": "0 * * * *", "payload": "x" })),
+        "schedules[0].payload",
+        "expected a JSON object or array",
+    );
+    rejects(
+        &schedule(json!({ "endpoint": "GET /r", "cron": "0 * * * *", "enabled": "yes" })),
+        "schedules[0].enabled",
+        "expected true or false",
+    );
+    rejects(
+        &schedule(json!({ "endpoint": "GET /r", "cron": "0 * * * *", "timezone": "New York" })),
+        "schedules[0].timezone",
+        "expected a time zone name",
+    );
+    let no_api = with(json!({ "schedules": [{ "endpoint": "GET /r", "cron": "0 * * * *" }] }));
+    rejects(&no_api, "schedules[0].endpoint", "none are declared");
+
+    let same_name = json!({ "endpoint": "GET /r", "cron": "0 * * * *", "name": "n" });
+    let mut doc = schedule(same_name.clone());
+    doc["schedules"] = json!([same_name.clone(), same_name]);
+    rejects(&doc, "schedules[1].name", "already used by schedules[0]");
+    let one = json!({ "endpoint": "GET /r", "cron": "0 * * * *" });
+    doc["schedules"] = Value::Array(vec![one; MAX_SCHEDULES + 1]);
+    rejects(&doc, "schedules", "at most 50 schedules, found 51");
+}
+
+#[test]
+fn oversized_input_is_refused() {
+    let mut doc = minimal();
+    doc["assets"] = json!("x".repeat(MAX_MANIFEST_BYTES));
+    let bytes = serde_json::to_vec(&doc).unwrap();
+    let err = parse(&bytes).unwrap_err();
+    assert_eq!(err.field, "");
+    assert!(err.message.contains("at most 262144 bytes"), "{err}");
+    assert!(
+        err.message
+            .contains(&format!("found {} bytes", bytes.len())),
+        "{err}"
+    );
+    assert_eq!(err.to_string(), format!("manifest.json: {}", err.message));
+
+    // exactly at the cap is fine
+    let base = serde_json::to_vec(&with(json!({ "assets": "" }))).unwrap();
+    doc["assets"] = json!("x".repeat(MAX_MANIFEST_BYTES - base.len()));
+    let bytes = serde_json::to_vec(&doc).unwrap();
+    assert_eq!(bytes.len(), MAX_MANIFEST_BYTES);
+    parse(&bytes).unwrap();
+}
+
+#[test]
+fn the_document_must_be_a_json_object() {
+    for (input, phrase) in [
+        (
+            "[1, 2]",
+            "expected a JSON object, found an array of 2 item(s)",
+        ),
+        ("\"manifest\"", "found \"manifest\""),
+        ("null", "found null"),
+        ("42", "found the number 42"),
+        ("", "invalid JSON"),
+        ("{\"name\": ", "invalid JSON"),
+        ("{} {}", "invalid JSON"),
+    ] {
+        let err = parse(input.as_bytes()).unwrap_err();
+        assert_eq!(err.field, "", "{input}");
+        assert!(err.message.contains(phrase), "{input}: {err}");
+    }
+    // a UTF-8 byte order mark is tolerated
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend_from_slice(HELLO.as_bytes());
+    parse(&bytes).unwrap();
+}
+
+#[test]
+fn duplicate_keys_are_refused() {
+    let input = r#"{"name":"a","version":"1.0.0","runtime":"r","name":"b"}"#;
+    let err = parse(input.as_bytes()).unwrap_err();
+    assert_eq!(err.field, "name");
+    assert!(err.message.contains("found \"name\" twice"), "{err}");
+    let input = r#"{"name":"a","version":"1.0.0","runtime":"r",
+        "api":{"endpoints":[{"method":"GET","path":"/a","path":"/b","handler":"h"}]}}"#;
+    let err = parse(input.as_bytes()).unwrap_err();
+    assert_eq!(err.field, "api.endpoints[0].path");
+}
+
+fn routes() -> Manifest {
+    parse_value(&api(json!([
+        ep("GET", "/"),
+        ep("GET", "/api/hello"),
+        ep("POST", "/api/echo"),
+        ep("GET", "/api/items/:id"),
+        ep("GET", "/api/items/new"),
+        ep("DELETE", "/api/items/:id/notes/:note_id"),
+        ep("HEAD", "/api/ping"),
+        ep("GET", "/api/ping"),
+    ])))
+    .unwrap()
+}
+
+#[track_caller]
+fn routed(m: &Manifest, method: &str, path: &str) -> Option<(String, Vec<(String, String)>)> {
+    m.match_endpoint(method, path).map(|hit| {
+        (
+            format!("{} {}", hit.endpoint.method, hit.endpoint.path),
+            hit.params,
+        )
+    })
+}
+
+fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn head_runs_the_get_endpoint() {
+    let m = routes();
+    assert_eq!(
+        routed(&m, "HEAD", "/api/hello"),
+        Some(("GET /api/hello".into(), vec![]))
+    );
+    assert_eq!(
+        routed(&m, "HEAD", "/api/items/7").unwrap().0,
+        "GET /api/items/:id"
+    );
+    // a declared HEAD endpoint wins over the GET one
+    assert_eq!(routed(&m, "HEAD", "/api/ping").unwrap().0, "HEAD /api/ping");
+    assert_eq!(routed(&m, "GET", "/api/ping").unwrap().0, "GET /api/ping");
+    // but not the other way round
+    assert_eq!(routed(&m, "HEAD", "/api/echo"), None);
+}
+
+#[test]
+fn params_take_one_non_empty_segment() {
+    let m = routes();
+    assert_eq!(
+        routed(&m, "GET", "/api/items/42"),
+        Some(("GET /api/items/:id".into(), p(&[("id", "42")])))
+    );
+    assert_eq!(
+        routed(&m, "DELETE", "/api/items/a%20b/notes/n-1"),
+        Some((
+            "DELETE /api/items/:id/notes/:note_id".into(),
+            p(&[("id", "a%20b"), ("note_id", "n-1")])
+        ))
+    );
+    assert_eq!(routed(&m, "GET", "/api/items//"), None);
+    assert_eq!(routed(&m, "DELETE", "/api/items//notes/1"), None);
+    // a literal beats a parameter, whatever the declaration order
+    assert_eq!(
+        routed(&m, "GET", "/api/items/new"),
+        Some(("GET /api/items/new".into(), vec![]))
+    );
+}
+
+#[test]
+fn segment_counts_must_agree() {
+    let m = routes();
+    assert_eq!(routed(&m, "GET", "/api/items"), None);
+    assert_eq!(routed(&m, "GET", "/api/items/1/2"), None);
+    assert_eq!(routed(&m, "GET", "/api/hello/extra"), None);
+    assert_eq!(routed(&m, "GET", "/api"), None);
+    assert_eq!(routed(&m, "GET", "/").unwrap().0, "GET /");
+    assert_eq!(routed(&m, "GET", ""), None);
+    assert_eq!(routed(&m, "GET", "api/hello"), None);
+}
+
+#[test]
+fn a_trailing_slash_is_a_different_path() {
+    let m = routes();
+    assert_eq!(routed(&m, "GET", "/api/hello/"), None);
+    assert_eq!(routed(&m, "GET", "/api/items/7/"), None);
+    assert_eq!(routed(&m, "GET", "//"), None);
+}
+
+#[test]
+fn the_query_string_is_ignored() {
+    let m = routes();
+    assert_eq!(
+        routed(&m, "GET", "/api/hello?name=x&y=/z").unwrap().0,
+        "GET /api/hello"
+    );
+    assert_eq!(
+        routed(&m, "GET", "/api/items/9?full=1#top"),
+        Some(("GET /api/items/:id".into(), p(&[("id", "9")])))
+    );
+    assert_eq!(routed(&m, "GET", "/?q").unwrap().0, "GET /");
+    assert_eq!(routed(&m, "GET", "/api/hello/?x=1"), None);
+}
+
+#[test]
+fn the_method_must_match() {
+    let m = routes();
+    assert_eq!(routed(&m, "POST", "/api/hello"), None);
+    assert_eq!(routed(&m, "GET", "/api/echo"), None);
+    assert_eq!(routed(&m, "PUT", "/api/items/1"), None);
+    assert_eq!(routed(&m, "post", "/api/echo").unwrap().0, "POST /api/echo");
+    assert_eq!(routed(&m, "OPTIONS", "/api/hello"), None);
+    let none = parse_value(&minimal()).unwrap();
+    assert_eq!(none.match_endpoint("GET", "/"), None);
+    assert_eq!(none.schedulable_endpoints().count(), 0);
+}
+
+#[test]
+fn schedulable_endpoints_are_get_and_post_without_params() {
+    let m = routes();
+    let got: Vec<String> = m
+        .schedulable_endpoints()
+        .map(|e| format!("{} {}", e.method, e.path))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "GET /",
+            "GET /api/hello",
+            "POST /api/echo",
+            "GET /api/items/new",
+            "GET /api/ping"
+        ]
+    );
+}
+
+#[test]
+fn errors_display_with_the_field() {
+    let err = rejects(
+        &api(json!([ep("GET", "x")])),
+        "api.endpoints[0].path",
+        "found \"x\"",
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("manifest.json: api.endpoints[0].path: {}", err.message)
+    );
+}

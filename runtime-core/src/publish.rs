@@ -1,0 +1,424 @@
+//! The publish pipeline: verify signature → hash → unpack → validate manifest →
+//! precompile for every target → store bundle, UI files and artifacts under
+//! content-addressed keys → register. Nothing is written until every check and
+//! compile has passed, and a failure while writing removes what this run created.
+
+use std::sync::Arc;
+
+use crate::artifact::{self, ArtifactKey, ArtifactRef, ContentHash};
+use crate::bundle::archive::{self, ArchiveError, ArchiveLimits, BundleFiles};
+use crate::bundle::signature::{Signature, SignatureError};
+use crate::bundle::trust::TrustBundle;
+use crate::config::EngineSettings;
+use crate::engine::{self, Target};
+use crate::manifest::{self, Manifest, ManifestError};
+use crate::store::{BlobStore, Registered, Registry, RegistryError, StoreError, VersionRecord};
+
+/// The component every bundle carries (the seed runner hard-codes this path too).
+pub const COMPONENT_PATH: &str = "dist/main.wasm";
+
+/// Blob key of a bundle.
+pub fn bundle_key(content: &ContentHash) -> String {
+    format!("bundles/{}/bundle.tar.zst", content.hex())
+}
+
+/// Blob key of a bundle's signature sidecar.
+pub fn signature_key(content: &ContentHash) -> String {
+    format!("bundles/{}/bundle.sig.json", content.hex())
+}
+
+/// Blob key of one extracted UI file (`path` relative to the bundle's `ui/`).
+pub fn ui_key(content: &ContentHash, path: &str) -> String {
+    format!("ui/{}/{}", content.hex(), path)
+}
+
+/// Why a publish was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// No signature was supplied.
+    #[error("the bundle is not signed (no signature sidecar)")]
+    SignatureMissing,
+    /// The signature is malformed, untrusted, revoked or wrong.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// The archive is unsafe or corrupt.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// manifest.json is missing or invalid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A file the manifest needs is not in the bundle.
+    #[error("bundle is missing {0}")]
+    MissingFile(String),
+    /// The component does not compile.
+    #[error("{COMPONENT_PATH} does not compile: {0}")]
+    Compile(String),
+    /// The name + version is taken by other bytes.
+    #[error(
+        "{extension} {version} is already published with other bytes ({existing}); publish a new version"
+    )]
+    VersionConflict {
+        /// Extension.
+        extension: String,
+        /// Version.
+        version: String,
+        /// The bundle it has.
+        existing: String,
+    },
+    /// The version to recompile does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A backend failed.
+    #[error("storage failed: {0}")]
+    Store(String),
+}
+
+impl PublishError {
+    /// A stable code for scripts and failure records.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PublishError::SignatureMissing => "signature_missing",
+            PublishError::Signature(e) => e.code(),
+            PublishError::Archive(e) => e.code(),
+            PublishError::Manifest(_) => "invalid_manifest",
+            PublishError::MissingFile(_) => "missing_file",
+            PublishError::Compile(_) => "compile_failed",
+            PublishError::VersionConflict { .. } => "version_conflict",
+            PublishError::NotFound(_) => "not_found",
+            PublishError::Store(_) => "backend_unavailable",
+        }
+    }
+}
+
+impl From<StoreError> for PublishError {
+    fn from(e: StoreError) -> Self {
+        PublishError::Store(e.to_string())
+    }
+}
+
+impl From<RegistryError> for PublishError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::VersionConflict {
+                extension,
+                version,
+                existing,
+            } => PublishError::VersionConflict {
+                extension,
+                version,
+                existing,
+            },
+            RegistryError::NotFound(what) => PublishError::NotFound(what),
+            e => PublishError::Store(e.to_string()),
+        }
+    }
+}
+
+/// A stage of the pipeline, reported to a progress callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    /// Checking the signature.
+    Verifying,
+    /// Unpacking and validating.
+    Unpacking,
+    /// Compiling for a target.
+    Compiling(Target),
+    /// Writing blobs.
+    Storing,
+    /// Recording in the registry.
+    Registering,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The bundle's content hash.
+    pub content_hash: ContentHash,
+    /// Created, or unchanged (the same bytes were already published).
+    pub outcome: Registered,
+    /// Compiled artifacts.
+    pub artifacts: Vec<ArtifactRef>,
+    /// UI files extracted.
+    pub ui_files: usize,
+}
+
+/// Runs publishes against one blob store and registry.
+pub struct Publisher {
+    blobs: Arc<dyn BlobStore>,
+    registry: Arc<dyn Registry>,
+    trust: TrustBundle,
+    limits: ArchiveLimits,
+    engine: EngineSettings,
+    targets: Vec<Target>,
+}
+
+impl Publisher {
+    /// A publisher compiling for the Lambda targets.
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        registry: Arc<dyn Registry>,
+        trust: TrustBundle,
+        engine: EngineSettings,
+    ) -> Self {
+        Publisher {
+            blobs,
+            registry,
+            trust,
+            limits: ArchiveLimits::default(),
+            engine,
+            targets: Target::lambda_targets().to_vec(),
+        }
+    }
+
+    /// Compiles for these targets instead (the host's is always useful locally).
+    pub fn with_targets(mut self, targets: Vec<Target>) -> Self {
+        self.targets = targets;
+        self
+    }
+
+    /// Uses other archive limits.
+    pub fn with_limits(mut self, limits: ArchiveLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Publishes a signed bundle.
+    pub async fn publish(
+        &self,
+        bundle: &[u8],
+        signature: Option<&[u8]>,
+        progress: &(dyn Fn(Stage) + Sync),
+    ) -> Result<Published, PublishError> {
+        progress(Stage::Verifying);
+        let signature = Signature::from_json(signature.ok_or(PublishError::SignatureMissing)?)?;
+        if bundle.len() as u64 > self.limits.max_compressed_bytes {
+            return Err(ArchiveError::CompressedTooLarge {
+                size: bundle.len() as u64,
+                limit: self.limits.max_compressed_bytes,
+            }
+            .into());
+        }
+        let content = ContentHash::of(bundle);
+        self.trust.verify(&content, &signature)?;
+
+        progress(Stage::Unpacking);
+        let files = archive::unpack(bundle, &self.limits)?;
+        let manifest_bytes = files
+            .get("manifest.json")
+            .ok_or_else(|| PublishError::MissingFile("manifest.json".into()))?;
+        let manifest = manifest::parse(manifest_bytes)?;
+        let wasm = files
+            .get(COMPONENT_PATH)
+            .ok_or_else(|| PublishError::MissingFile(COMPONENT_PATH.into()))?;
+        if let Some(ui) = &manifest.ui
+            && files.get(&ui.entry).is_none()
+        {
+            return Err(PublishError::MissingFile(format!(
+                "{} (ui.entry)",
+                ui.entry
+            )));
+        }
+
+        let version = manifest.version.to_string();
+        if let Some(existing) = self.registry.get_version(&manifest.name, &version).await? {
+            if existing.content_hash != content {
+                return Err(PublishError::VersionConflict {
+                    extension: manifest.name.clone(),
+                    version,
+                    existing: existing.content_hash.to_string(),
+                });
+            }
+            return Ok(Published {
+                ui_files: files.under("ui/").count(),
+                manifest,
+                content_hash: content,
+                outcome: Registered::Unchanged,
+                artifacts: existing.artifacts,
+            });
+        }
+
+        let mut compiled = Vec::new();
+        for target in &self.targets {
+            progress(Stage::Compiling(target.clone()));
+            compiled.push((target.clone(), self.compile(wasm, target).await?));
+        }
+
+        progress(Stage::Storing);
+        let mut writer = Writer::new(self.blobs.as_ref());
+        let stored = self
+            .store_all(&mut writer, &content, bundle, &signature, &files, &compiled)
+            .await;
+        let artifacts = match stored {
+            Ok(a) => a,
+            Err(e) => {
+                writer.roll_back().await;
+                return Err(e);
+            }
+        };
+
+        progress(Stage::Registering);
+        let record = VersionRecord {
+            extension_id: manifest.name.clone(),
+            version: version.clone(),
+            publisher: manifest.publisher.clone(),
+            content_hash: content,
+            manifest_json: String::from_utf8_lossy(manifest_bytes).into_owned(),
+            bundle_size: bundle.len() as u64,
+            signer_key_id: signature.key_id.clone(),
+            signature_json: signature.to_json(),
+            artifacts: artifacts.clone(),
+            published_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or_default(),
+        };
+        let outcome = match self.registry.register_version(&record).await {
+            Ok(o) => o,
+            Err(e) => {
+                writer.roll_back().await;
+                return Err(e.into());
+            }
+        };
+        Ok(Published {
+            ui_files: files.under("ui/").count(),
+            manifest,
+            content_hash: content,
+            outcome,
+            artifacts,
+        })
+    }
+
+    /// Compiles a published version again (after a wasmtime upgrade, or to repair a
+    /// lost artifact) and records the new artifacts.
+    pub async fn recompile(
+        &self,
+        extension_id: &str,
+        version: &str,
+    ) -> Result<Vec<ArtifactRef>, PublishError> {
+        let v = self
+            .registry
+            .get_version(extension_id, version)
+            .await?
+            .ok_or_else(|| PublishError::NotFound(format!("{extension_id} {version}")))?;
+        let bundle = self
+            .blobs
+            .get(&bundle_key(&v.content_hash))
+            .await?
+            .ok_or_else(|| PublishError::NotFound(bundle_key(&v.content_hash)))?;
+        // The stored bundle is checked like a new one: hash, then signature.
+        if ContentHash::of(&bundle) != v.content_hash {
+            return Err(PublishError::Store(format!(
+                "stored bundle {} does not match its hash",
+                v.content_hash
+            )));
+        }
+        self.trust.verify(
+            &v.content_hash,
+            &Signature::from_json(v.signature_json.as_bytes())?,
+        )?;
+        let files = archive::unpack(&bundle, &self.limits)?;
+        let wasm = files
+            .get(COMPONENT_PATH)
+            .ok_or_else(|| PublishError::MissingFile(COMPONENT_PATH.into()))?;
+        let mut out = Vec::new();
+        for target in &self.targets {
+            let cwasm = self.compile(wasm, target).await?;
+            let artifact = artifact_ref(v.content_hash, target, &self.engine, &cwasm);
+            let key = artifact.key.blob_key();
+            // A recompile replaces whatever is stored under the key.
+            self.blobs.delete(&key).await?;
+            self.blobs.put(&key, &cwasm).await?;
+            self.registry
+                .put_artifact(&v.content_hash, &artifact)
+                .await?;
+            out.push(artifact);
+        }
+        Ok(out)
+    }
+
+    async fn compile(&self, wasm: &[u8], target: &Target) -> Result<Vec<u8>, PublishError> {
+        let (wasm, target, settings) = (wasm.to_vec(), target.clone(), self.engine.clone());
+        tokio::task::spawn_blocking(move || artifact::precompile(&wasm, &target, &settings))
+            .await
+            .map_err(|e| PublishError::Compile(e.to_string()))?
+            .map_err(|e| PublishError::Compile(e.to_string()))
+    }
+
+    async fn store_all(
+        &self,
+        writer: &mut Writer<'_>,
+        content: &ContentHash,
+        bundle: &[u8],
+        signature: &Signature,
+        files: &BundleFiles,
+        compiled: &[(Target, Vec<u8>)],
+    ) -> Result<Vec<ArtifactRef>, PublishError> {
+        writer.put(&bundle_key(content), bundle).await?;
+        writer
+            .put(&signature_key(content), signature.to_json().as_bytes())
+            .await?;
+        for (path, bytes) in files.under("ui/") {
+            let rel = path.strip_prefix("ui/").unwrap_or(path);
+            writer.put(&ui_key(content, rel), bytes).await?;
+        }
+        let mut artifacts = Vec::new();
+        for (target, cwasm) in compiled {
+            let artifact = artifact_ref(*content, target, &self.engine, cwasm);
+            writer.put(&artifact.key.blob_key(), cwasm).await?;
+            artifacts.push(artifact);
+        }
+        Ok(artifacts)
+    }
+}
+
+fn artifact_ref(
+    content: ContentHash,
+    target: &Target,
+    settings: &EngineSettings,
+    cwasm: &[u8],
+) -> ArtifactRef {
+    ArtifactRef {
+        key: ArtifactKey {
+            content,
+            target: target.clone(),
+            fingerprint: engine::fingerprint(target, settings),
+        },
+        sha256: artifact::sha256(cwasm),
+        size: cwasm.len() as u64,
+    }
+}
+
+/// Writes blobs and remembers which keys it created, to remove them on failure.
+/// Keys that already held the same bytes (content addressing) are left alone.
+struct Writer<'a> {
+    blobs: &'a dyn BlobStore,
+    created: Vec<String>,
+}
+
+impl<'a> Writer<'a> {
+    fn new(blobs: &'a dyn BlobStore) -> Self {
+        Writer {
+            blobs,
+            created: Vec::new(),
+        }
+    }
+
+    async fn put(&mut self, key: &str, bytes: &[u8]) -> Result<(), PublishError> {
+        let existed = self.blobs.exists(key).await?;
+        self.blobs.put(key, bytes).await?;
+        if !existed {
+            self.created.push(key.to_string());
+        }
+        Ok(())
+    }
+
+    async fn roll_back(self) {
+        for key in self.created.iter().rev() {
+            if let Err(e) = self.blobs.delete(key).await {
+                tracing::warn!(key, error = %e, "could not remove a blob of a failed publish");
+            }
+        }
+    }
+}
