@@ -7,7 +7,6 @@ use std::path::Path;
 use clap::Args;
 use runtime_core::RuntimeConfig;
 use runtime_core::backends::LocalBackends;
-use runtime_core::execute::RoutingHeaders;
 use runtime_core::store::Registry;
 
 use super::request::{self, Identity, RequestArgs};
@@ -48,11 +47,6 @@ pub async fn invoke(args: InvokeArgs, data: &Path) -> crate::Outcome {
         content_hash: install.content_hash.to_string(),
     };
     let req = request::build(&args.request, &who, None, &BTreeMap::new())?;
-    let routing = RoutingHeaders {
-        tenant: Some(args.tenant.clone()),
-        extension: Some(args.extension.clone()),
-        request_id: None,
-    };
-    let outcome = executor.execute(&routing, &req).await;
+    let outcome = executor.execute(&who.routing(), &req).await;
     Ok(request::print(&outcome, args.request.json)?)
 }

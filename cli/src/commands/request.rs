@@ -47,6 +47,17 @@ pub struct Identity<'a> {
     pub content_hash: String,
 }
 
+impl Identity<'_> {
+    /// The routing headers a caller of `/v1/execute` would send.
+    pub fn routing(&self) -> runtime_core::RoutingHeaders {
+        runtime_core::RoutingHeaders {
+            tenant: Some(self.tenant.to_string()),
+            extension: Some(self.extension.to_string()),
+            request_id: None,
+        }
+    }
+}
+
 /// Builds the `/v1/execute` request.
 pub fn build(
     args: &RequestArgs,

@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 use runtime_core::artifact::{self, ContentHash};
 use runtime_core::engine::Target;
-use runtime_core::execute::{RoutingHeaders, StaticResolver};
+use runtime_core::execute::StaticResolver;
 use runtime_core::host::HostServices;
 use runtime_core::store::local::{MemoryBlobStore, MemoryKvStore, MemorySecretStore};
 use runtime_core::{Executor, RuntimeConfig};
@@ -84,11 +84,6 @@ pub async fn run(args: RunArgs) -> crate::Outcome {
         content_hash: content.to_string(),
     };
     let req = request::build(&args.request, &who, Some(&args.grants), &secrets)?;
-    let routing = RoutingHeaders {
-        tenant: Some(args.tenant.clone()),
-        extension: Some(args.extension.clone()),
-        request_id: None,
-    };
-    let outcome = executor.execute(&routing, &req).await;
+    let outcome = executor.execute(&who.routing(), &req).await;
     Ok(request::print(&outcome, args.request.json)?)
 }
