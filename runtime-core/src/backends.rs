@@ -1,5 +1,6 @@
 //! Backends chosen by configuration, assembled once per process: the local set
-//! (a data directory with files + SQLite) now, the AWS set later.
+//! (a data directory with files + SQLite) or the AWS set (S3, DynamoDB, Secrets
+//! Manager). Everything above this module sees only the store traits.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,8 +10,14 @@ use crate::config::RuntimeConfig;
 use crate::engine::EngineError;
 use crate::execute::{Executor, RegistryResolver};
 use crate::host::HostServices;
-use crate::store::local::{DirBlobStore, MemoryKvStore, MemorySecretStore, SqliteRegistry};
-use crate::store::{KvStore, RegistryError, SecretStore};
+use crate::store::local::{
+    DirBlobStore, MemoryExecutionLog, MemoryIdempotencyStore, MemoryKvStore, MemoryQuotaStore,
+    MemorySecretStore, SqliteRegistry,
+};
+use crate::store::{
+    BlobStore, ExecutionLog, IdempotencyStore, KvStore, QuotaStore, Registry, RegistryError,
+    SecretStore,
+};
 
 /// Why the backends could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -29,41 +36,76 @@ pub enum BackendError {
     /// The engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The backend configuration is incomplete or wrong.
+    #[error("backend configuration: {0}")]
+    Config(String),
 }
 
-/// The local backends: everything under one data directory.
-pub struct LocalBackends {
-    /// The data directory.
-    pub data_dir: PathBuf,
+/// Which set of backends serves this process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Files and SQLite under a data directory.
+    Local(PathBuf),
+    /// S3, DynamoDB and Secrets Manager.
+    Aws,
+}
+
+/// Every backend a handler needs, behind the store traits.
+#[derive(Clone)]
+pub struct Backends {
+    /// Which set this is.
+    pub kind: BackendKind,
     /// Bundles, UI files and artifacts.
-    pub blobs: Arc<DirBlobStore>,
-    /// The registry.
-    pub registry: Arc<SqliteRegistry>,
+    pub blobs: Arc<dyn BlobStore>,
+    /// Extensions, versions and installs.
+    pub registry: Arc<dyn Registry>,
     /// Guest storage.
     pub kv: Arc<dyn KvStore>,
     /// Install secrets.
     pub secrets: Arc<dyn SecretStore>,
+    /// Invocation quotas.
+    pub quotas: Arc<dyn QuotaStore>,
+    /// Idempotency records.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Execution records.
+    pub executions: Arc<dyn ExecutionLog>,
 }
 
-impl LocalBackends {
-    /// Opens (creating if needed) the data directory.
-    pub fn open(data_dir: &Path) -> Result<Self, BackendError> {
-        Ok(LocalBackends {
-            data_dir: data_dir.to_path_buf(),
+impl Backends {
+    /// The local set: everything under one data directory (created if needed).
+    pub fn local(data_dir: &Path) -> Result<Self, BackendError> {
+        Ok(Backends {
+            kind: BackendKind::Local(data_dir.to_path_buf()),
             blobs: Arc::new(DirBlobStore::new(data_dir.join("blobs"))),
             registry: Arc::new(SqliteRegistry::open(&data_dir.join("registry.db"))?),
             kv: Arc::new(MemoryKvStore::default()),
             secrets: Arc::new(MemorySecretStore::default()),
+            quotas: Arc::new(MemoryQuotaStore::default()),
+            idempotency: Arc::new(MemoryIdempotencyStore::default()),
+            executions: Arc::new(MemoryExecutionLog::default()),
         })
     }
 
-    /// The data directory's own trust bundle file.
-    pub fn trust_path(&self) -> PathBuf {
-        self.data_dir.join("trust.json")
+    /// The set `ALGA_BACKEND` names (`local`, the default, under `data_dir`; or `aws`).
+    pub async fn from_env(data_dir: &Path) -> Result<Self, BackendError> {
+        match std::env::var("ALGA_BACKEND").as_deref().map(str::trim) {
+            Err(_) | Ok("") | Ok("local") => Self::local(data_dir),
+            Ok(other) => Err(BackendError::Config(format!(
+                "ALGA_BACKEND={other:?}: expected local or aws"
+            ))),
+        }
+    }
+
+    /// The local data directory's own trust bundle file, when local.
+    pub fn trust_path(&self) -> Option<PathBuf> {
+        match &self.kind {
+            BackendKind::Local(dir) => Some(dir.join("trust.json")),
+            BackendKind::Aws => None,
+        }
     }
 
     /// The trust bundle: `SIGNING_TRUST_BUNDLE` (a file or inline JSON) when set,
-    /// else the data directory's `trust.json`; none at all trusts no key.
+    /// else (locally) the data directory's `trust.json`; none at all trusts no key.
     pub fn trust(&self) -> Result<TrustBundle, BackendError> {
         if let Ok(setting) = std::env::var("SIGNING_TRUST_BUNDLE")
             && !setting.trim().is_empty()
@@ -73,7 +115,9 @@ impl LocalBackends {
                 message: e.to_string(),
             });
         }
-        let path = self.trust_path();
+        let Some(path) = self.trust_path() else {
+            return Ok(TrustBundle::default());
+        };
         match std::fs::read(&path) {
             Ok(bytes) => TrustBundle::from_json(&bytes).map_err(|e| BackendError::Trust {
                 source_name: path.display().to_string(),
@@ -107,6 +151,14 @@ impl LocalBackends {
         .with_targets(targets))
     }
 
+    /// The services the host functions reach.
+    pub fn host_services(&self) -> HostServices {
+        HostServices {
+            kv: self.kv.clone(),
+            secrets: self.secrets.clone(),
+        }
+    }
+
     /// An executor resolving through the registry.
     pub fn executor(&self, config: &RuntimeConfig) -> Result<Executor, BackendError> {
         let resolver = Arc::new(RegistryResolver::new(self.registry.clone(), self.trust()?));
@@ -114,10 +166,7 @@ impl LocalBackends {
             config,
             self.blobs.clone(),
             resolver,
-            HostServices {
-                kv: self.kv.clone(),
-                secrets: self.secrets.clone(),
-            },
+            self.host_services(),
         )?)
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use runtime_core::artifact::ContentHash;
-use runtime_core::backends::LocalBackends;
+use runtime_core::backends::Backends;
 use runtime_core::bundle::archive::{self, ArchiveLimits};
 use runtime_core::bundle::signature::{Signature, SigningKey};
 use runtime_core::bundle::trust::TrustBundle;
@@ -35,7 +35,7 @@ const MANIFEST: &str = r#"{
 struct Env {
     _dir: tempfile::TempDir,
     data: std::path::PathBuf,
-    local: LocalBackends,
+    local: Backends,
     key: SigningKey,
     config: RuntimeConfig,
 }
@@ -44,7 +44,7 @@ impl Env {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let local = LocalBackends::open(&data).unwrap();
+        let local = Backends::local(&data).unwrap();
         Env {
             data,
             local,

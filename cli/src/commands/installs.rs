@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
-use runtime_core::backends::LocalBackends;
+use runtime_core::backends::Backends;
 use runtime_core::store::{InstallRecord, InstallRequest, Registry, RegistryError};
 
 /// Tenant and extension of an install.
@@ -78,7 +78,7 @@ fn print_install(i: &InstallRecord) {
 
 /// Runs `install`.
 pub async fn install(args: InstallArgs, data: &Path) -> crate::Outcome {
-    let registry = LocalBackends::open(data)?.registry;
+    let registry = Backends::from_env(data).await?.registry;
     let mut config = BTreeMap::new();
     for kv in &args.config {
         let Some((k, v)) = kv.split_once('=') else {
@@ -110,7 +110,7 @@ pub async fn install(args: InstallArgs, data: &Path) -> crate::Outcome {
 
 /// Runs `uninstall`.
 pub async fn uninstall(args: TargetArgs, data: &Path) -> crate::Outcome {
-    let registry = LocalBackends::open(data)?.registry;
+    let registry = Backends::from_env(data).await?.registry;
     registry
         .uninstall(&args.tenant, &args.extension)
         .await
@@ -121,7 +121,7 @@ pub async fn uninstall(args: TargetArgs, data: &Path) -> crate::Outcome {
 
 /// Runs `enable` / `disable`.
 pub async fn set_enabled(args: TargetArgs, data: &Path, enabled: bool) -> crate::Outcome {
-    let registry = LocalBackends::open(data)?.registry;
+    let registry = Backends::from_env(data).await?.registry;
     let record = registry
         .set_enabled(&args.tenant, &args.extension, enabled)
         .await
@@ -132,7 +132,7 @@ pub async fn set_enabled(args: TargetArgs, data: &Path, enabled: bool) -> crate:
 
 /// Runs `grant`: re-installs the same version and config with new grants.
 pub async fn grant(args: GrantArgs, data: &Path) -> crate::Outcome {
-    let registry = LocalBackends::open(data)?.registry;
+    let registry = Backends::from_env(data).await?.registry;
     let current = registry
         .get_install(&args.target.tenant, &args.target.extension)
         .await
@@ -160,7 +160,7 @@ pub async fn grant(args: GrantArgs, data: &Path) -> crate::Outcome {
 
 /// Runs `list`.
 pub async fn list(args: ListArgs, data: &Path) -> crate::Outcome {
-    let registry = LocalBackends::open(data)?.registry;
+    let registry = Backends::from_env(data).await?.registry;
     match args.tenant {
         Some(tenant) => {
             for i in registry.list_installs(&tenant).await.map_err(refused)? {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use clap::Args;
 use runtime_core::RuntimeConfig;
-use runtime_core::backends::LocalBackends;
+use runtime_core::backends::Backends;
 use runtime_core::store::Registry;
 
 use super::request::{self, Identity, RequestArgs};
@@ -27,7 +27,7 @@ pub struct InvokeArgs {
 /// Runs `invoke`.
 pub async fn invoke(args: InvokeArgs, data: &Path) -> crate::Outcome {
     let config = RuntimeConfig::from_env()?;
-    let backends = LocalBackends::open(data)?;
+    let backends = Backends::from_env(data).await?;
     let install = backends
         .registry
         .get_install(&args.tenant, &args.extension)

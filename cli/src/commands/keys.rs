@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use runtime_core::backends::LocalBackends;
+use runtime_core::backends::Backends;
 use runtime_core::bundle::signature::SigningKey;
 use runtime_core::bundle::trust::TrustBundle;
 
@@ -36,8 +36,9 @@ pub fn keygen(args: KeygenArgs, data: &Path) -> crate::Outcome {
     println!("{}", key.public().to_json());
     eprintln!("private key written to {}", args.out.display());
     if args.trust {
-        let backends = LocalBackends::open(data)?;
-        let path = backends.trust_path();
+        let path = Backends::local(data)?
+            .trust_path()
+            .expect("a local data directory has a trust file");
         let mut bundle = match std::fs::read(&path) {
             Ok(b) => {
                 TrustBundle::from_json(&b).with_context(|| format!("reading {}", path.display()))?

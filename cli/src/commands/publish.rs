@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime_core::RuntimeConfig;
-use runtime_core::backends::LocalBackends;
+use runtime_core::backends::Backends;
 use runtime_core::publish::Stage;
 use runtime_core::store::Registered;
 
@@ -48,7 +48,7 @@ pub async fn publish(args: PublishArgs, data: &Path) -> crate::Outcome {
     // A missing sidecar is the publisher's refusal to make, not an I/O error.
     let signature = std::fs::read(&sig_path).ok();
     let config = RuntimeConfig::from_env()?;
-    let publisher = LocalBackends::open(data)?.publisher(&config)?;
+    let publisher = Backends::from_env(data).await?.publisher(&config)?;
     let bar = spinner();
     let progress = |stage: Stage| {
         bar.set_message(match stage {
@@ -86,7 +86,7 @@ pub async fn publish(args: PublishArgs, data: &Path) -> crate::Outcome {
 /// Runs `recompile`.
 pub async fn recompile(args: RecompileArgs, data: &Path) -> crate::Outcome {
     let config = RuntimeConfig::from_env()?;
-    let publisher = LocalBackends::open(data)?.publisher(&config)?;
+    let publisher = Backends::from_env(data).await?.publisher(&config)?;
     let bar = spinner();
     bar.set_message(format!("compiling {} {}", args.extension, args.version));
     let result = publisher.recompile(&args.extension, &args.version).await;

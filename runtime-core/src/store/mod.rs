@@ -3,8 +3,11 @@
 //! Implementations sit side by side (`local/` now; `aws/` with S3, DynamoDB and
 //! Secrets Manager later) and are chosen by configuration, never by `cfg` in logic.
 
+pub mod executions;
+pub mod idempotency;
 pub mod kv;
 pub mod local;
+pub mod quota;
 pub mod registry;
 
 use std::collections::BTreeMap;
@@ -12,6 +15,9 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+pub use executions::{ExecutionLog, ExecutionRecord};
+pub use idempotency::{Claim, IdempotencyStore};
+pub use quota::{QuotaCharge, QuotaKey, QuotaStore, QuotaWindow};
 pub use kv::{KvEntry, KvError, KvLimits, KvPage, KvScope, KvStore};
 pub use registry::{
     InstallRecord, InstallRequest, Registered, Registry, RegistryError, VersionRecord,

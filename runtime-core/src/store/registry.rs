@@ -152,6 +152,11 @@ pub trait Registry: Send + Sync {
     ) -> Result<Option<InstallRecord>, RegistryError>;
     /// A tenant's installs.
     async fn list_installs(&self, tenant: &str) -> Result<Vec<InstallRecord>, RegistryError>;
+    /// Every tenant's install of an extension (UI checks, event fan-out).
+    async fn list_installs_of(
+        &self,
+        extension_id: &str,
+    ) -> Result<Vec<InstallRecord>, RegistryError>;
 }
 
 /// Effective grants: the capabilities the manifest requests ∩ what the operator grants.

@@ -517,18 +517,39 @@ impl Registry for SqliteRegistry {
     async fn list_installs(&self, tenant: &str) -> Result<Vec<InstallRecord>, RegistryError> {
         let t = tenant.to_string();
         self.with(move |conn| {
-            let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT {INSTALL_COLUMNS} FROM installs WHERE tenant = ?1 ORDER BY extension_id"
-                ))
-                .map_err(db_err)?;
-            let mut rows = stmt.query(params![t]).map_err(db_err)?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(db_err)? {
-                out.push(read_install(conn, r)?);
-            }
-            Ok(out)
+            query_installs(
+                conn,
+                "WHERE tenant = ?1 ORDER BY extension_id",
+                params![t],
+            )
         })
         .await
     }
+
+    async fn list_installs_of(
+        &self,
+        extension_id: &str,
+    ) -> Result<Vec<InstallRecord>, RegistryError> {
+        let e = extension_id.to_string();
+        self.with(move |conn| {
+            query_installs(conn, "WHERE extension_id = ?1 ORDER BY tenant", params![e])
+        })
+        .await
+    }
+}
+
+fn query_installs(
+    conn: &Connection,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<InstallRecord>, RegistryError> {
+    let mut stmt = conn
+        .prepare(&format!("SELECT {INSTALL_COLUMNS} FROM installs {filter}"))
+        .map_err(db_err)?;
+    let mut rows = stmt.query(args).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(db_err)? {
+        out.push(read_install(conn, r)?);
+    }
+    Ok(out)
 }
