@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use runtime_core::artifact::ArtifactRef;
 use runtime_core::artifact::ContentHash;
 use runtime_core::backends::Backends;
 use runtime_core::bundle::archive::{self, ArchiveLimits};
@@ -17,7 +18,10 @@ use runtime_core::bundle::signature::{Signature, SigningKey};
 use runtime_core::bundle::trust::TrustBundle;
 use runtime_core::engine::Target;
 use runtime_core::publish::{Publisher, ui_key};
-use runtime_core::store::{BlobStore, InstallRequest, StoreError};
+use runtime_core::store::{
+    BlobStore, InstallRecord, InstallRequest, Registered, Registry, RegistryError, StoreError,
+    VersionRecord,
+};
 use runtime_core::ui::{DEFAULT_CSP, UiRequest, UiResponse, UiServer, UiSettings, asset_key};
 use support::guests;
 
@@ -708,4 +712,106 @@ async fn the_asset_key_is_where_publish_puts_ui_files() {
         .await
         .unwrap();
     assert_eq!(stored.as_deref(), Some(LOGO));
+}
+
+/// The real SQLite registry behind a switch that makes the reads the UI needs fail.
+struct FlakyRegistry {
+    inner: Arc<dyn Registry>,
+    down: AtomicBool,
+}
+
+impl FlakyRegistry {
+    fn check(&self) -> Result<(), RegistryError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("database gone".into()).into());
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Registry for FlakyRegistry {
+    async fn register_version(&self, v: &VersionRecord) -> Result<Registered, RegistryError> {
+        self.inner.register_version(v).await
+    }
+    async fn get_version(
+        &self,
+        extension_id: &str,
+        version: &str,
+    ) -> Result<Option<VersionRecord>, RegistryError> {
+        self.inner.get_version(extension_id, version).await
+    }
+    async fn version_by_hash(
+        &self,
+        content: &ContentHash,
+    ) -> Result<Option<VersionRecord>, RegistryError> {
+        self.check()?;
+        self.inner.version_by_hash(content).await
+    }
+    async fn list_versions(&self, extension_id: &str) -> Result<Vec<VersionRecord>, RegistryError> {
+        self.inner.list_versions(extension_id).await
+    }
+    async fn list_extensions(&self) -> Result<Vec<String>, RegistryError> {
+        self.inner.list_extensions().await
+    }
+    async fn put_artifact(
+        &self,
+        content: &ContentHash,
+        artifact: &ArtifactRef,
+    ) -> Result<(), RegistryError> {
+        self.inner.put_artifact(content, artifact).await
+    }
+    async fn install(&self, req: &InstallRequest) -> Result<InstallRecord, RegistryError> {
+        self.inner.install(req).await
+    }
+    async fn uninstall(&self, tenant: &str, extension_id: &str) -> Result<(), RegistryError> {
+        self.inner.uninstall(tenant, extension_id).await
+    }
+    async fn set_enabled(
+        &self,
+        tenant: &str,
+        extension_id: &str,
+        enabled: bool,
+    ) -> Result<InstallRecord, RegistryError> {
+        self.inner.set_enabled(tenant, extension_id, enabled).await
+    }
+    async fn get_install(
+        &self,
+        tenant: &str,
+        extension_id: &str,
+    ) -> Result<Option<InstallRecord>, RegistryError> {
+        self.inner.get_install(tenant, extension_id).await
+    }
+    async fn list_installs(&self, tenant: &str) -> Result<Vec<InstallRecord>, RegistryError> {
+        self.inner.list_installs(tenant).await
+    }
+    async fn list_installs_of(
+        &self,
+        extension_id: &str,
+    ) -> Result<Vec<InstallRecord>, RegistryError> {
+        self.check()?;
+        self.inner.list_installs_of(extension_id).await
+    }
+}
+
+#[tokio::test]
+async fn a_registry_failure_is_503_never_cached() {
+    let f = Fixture::new().await;
+    let registry = Arc::new(FlakyRegistry {
+        inner: f.local.registry.clone(),
+        down: AtomicBool::new(true),
+    });
+    let s = UiServer::new(
+        f.local.blobs.clone(),
+        registry.clone(),
+        UiSettings::default(),
+    );
+    for _ in 0..2 {
+        let r = get(&s, &f.url("/index.html")).await;
+        assert_error(&r, 503, "backend_unavailable", "registry down");
+    }
+    registry.down.store(false, Ordering::SeqCst);
+    let r = get(&s, &f.url("/index.html")).await;
+    assert_eq!((r.status, r.body.as_slice()), (200, INDEX.as_bytes()));
+    assert_eq!(s.access_stats().lookups, 3, "failures were not cached");
 }
