@@ -10,8 +10,8 @@ import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AlgaExtensionRunner, AlgaExtensionRunnerProps, AlgaFunctionKey } from '../lib/alga-extension-runner';
+import { allowed, Json, render, roleStatements, Stmt } from './support';
 
-type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** A cargo-lambda-shaped output folder with a stub bootstrap (the real one is Rust, built elsewhere). */
 function stubLambdaDir(): string {
@@ -48,50 +48,10 @@ function lid(s: Synth, construct: { node: { defaultChild?: unknown } }): string 
   return s.stack.resolve((construct.node.defaultChild as { logicalId: string }).logicalId);
 }
 
-/**
- * Renders an intrinsic as readable text: {"Fn::GetAtt":["B","Arn"]} -> "${B.Arn}",
- * {"Ref":"X"} -> "${X}", Fn::Join concatenated, so ARNs compare as strings.
- */
-function render(v: Json): string {
-  if (typeof v === 'string') return v;
-  if (v && v['Fn::GetAtt']) return `\${${v['Fn::GetAtt'][0]}.${v['Fn::GetAtt'][1]}}`;
-  if (v && v.Ref) return `\${${v.Ref}}`;
-  if (v && v['Fn::Join']) return v['Fn::Join'][1].map(render).join(v['Fn::Join'][0]);
-  return JSON.stringify(v);
-}
-
-interface Stmt {
-  effect: string;
-  actions: string[];
-  resources: string[];
-}
-
-/** Every statement of every policy attached to the role of one function. */
+/** Every statement attached to the role of one function. */
 function statementsOf(s: Synth, key: AlgaFunctionKey): Stmt[] {
   const fnId = lid(s, s.runner.functions[key]);
-  const roleId = s.json.Resources[fnId].Properties.Role['Fn::GetAtt'][0];
-  const out: Stmt[] = [];
-  const add = (doc: Json) => {
-    for (const st of doc.Statement) {
-      out.push({
-        effect: st.Effect,
-        actions: [st.Action].flat(),
-        resources: [st.Resource].flat().map(render),
-      });
-    }
-  };
-  const role = s.json.Resources[roleId];
-  assert.deepEqual(role.Properties.ManagedPolicyArns ?? [], [], `${key}: no managed policies`);
-  for (const p of role.Properties.Policies ?? []) add(p.PolicyDocument);
-  for (const r of Object.values<Json>(s.json.Resources)) {
-    if (r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((x: Json) => x.Ref === roleId)) add(r.Properties.PolicyDocument);
-  }
-  return out;
-}
-
-/** Resources on which a function is allowed an action (exact action name). */
-function allowed(stmts: Stmt[], action: string): string[] {
-  return stmts.filter((st) => st.effect === 'Allow' && st.actions.includes(action)).flatMap((st) => st.resources).sort();
+  return roleStatements(s.json.Resources, s.json.Resources[fnId].Properties.Role['Fn::GetAtt'][0]);
 }
 
 describe('AlgaExtensionRunner (defaults)', () => {
