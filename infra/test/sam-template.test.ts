@@ -38,16 +38,21 @@ describe('template.yaml (SAM, translated)', () => {
     r = t.Resources;
   });
 
-  test('the SAM source builds each function with cargo-lambda from the workspace', () => {
-    // The translation drops Metadata; read the source for it (YAML short forms are not needed
-    // for these keys, so a line scan is enough and keeps the test free of a YAML parser).
+  test('the SAM source builds each function with cargo-lambda from its own crate folder', () => {
+    // The translation drops Metadata and CodeUri; read the source for them (a line scan is
+    // enough for these keys and keeps the test free of a YAML parser).
     const src = fs.readFileSync(path.join(ROOT, 'template.yaml'), 'utf8');
     for (const [id, bin] of Object.entries(FUNCTIONS)) {
-      const block = src.slice(src.indexOf(`\n  ${id}:\n`), src.indexOf('\n    Properties:\n', src.indexOf(`\n  ${id}:\n`)));
+      const start = src.indexOf(`\n  ${id}:\n`);
+      assert.ok(start >= 0, id);
+      const next = src.slice(start + 1).search(/\n  [A-Za-z]/);
+      const block = src.slice(start, start + 1 + next);
       assert.match(block, /BuildMethod: rust-cargolambda/, id);
-      assert.match(block, new RegExp(`Binary: ${bin}$`, "m"), id);
+      assert.match(block, new RegExp(`Binary: ${bin}$`, 'm'), id);
+      // Not the workspace root: there cargo would unify features across all four crates and
+      // execute would carry publish's Cranelift.
+      assert.match(block, new RegExp(`CodeUri: functions/${bin.slice(3)}$`, 'm'), id);
     }
-    assert.match(src, /CodeUri: \.\n/);
   });
 
   test('four provided.al2023 functions with the Architecture parameter, X-Ray, JSON logs', () => {
