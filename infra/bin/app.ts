@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { App, CfnOutput, Duration, Stack } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AlgaExtensionRunner, AlgaFunctionKey, AlgaFunctionOptions, FUNCTION_BINARIES } from '../lib/alga-extension-runner';
 
@@ -22,6 +23,11 @@ const num = (key: string): number | undefined => {
   return n;
 };
 
+const seconds = (key: string): Duration | undefined => {
+  const n = num(key);
+  return n === undefined ? undefined : Duration.seconds(n);
+};
+
 const jwtIssuer = ctx('jwtIssuer');
 const jwtAudience = ctx('jwtAudience');
 if (!jwtIssuer || !jwtAudience) {
@@ -33,10 +39,9 @@ if (!jwtIssuer || !jwtAudience) {
 const stubDir = ctx('stubCode') === 'true' ? makeStubBootstrap() : undefined;
 
 const fnOptions = (prefix: AlgaFunctionKey): AlgaFunctionOptions => {
-  const timeout = num(`${prefix}Timeout`);
   return {
     memorySize: num(`${prefix}MemorySize`),
-    timeout: timeout === undefined ? undefined : Duration.seconds(timeout),
+    timeout: seconds(`${prefix}Timeout`),
     reservedConcurrency: num(`${prefix}ReservedConcurrency`),
     code: stubDir ?? ctx(`${prefix}Code`),
   };
@@ -51,7 +56,7 @@ const stack = new Stack(app, ctx('stackName') ?? 'AlgaLambda', {
   description: 'alga-lambda: multi-tenant WebAssembly extensions on AWS Lambda',
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });
-new AlgaExtensionRunner(stack, 'Runner', {
+const runner = new AlgaExtensionRunner(stack, 'Runner', {
   architecture: architecture === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
   execute: fnOptions('execute'),
   uiAssets: fnOptions('uiAssets'),
@@ -71,8 +76,26 @@ new AlgaExtensionRunner(stack, 'Runner', {
   egressAllowlist: ctx('egressAllowlist'),
   uiFrameAncestors: ctx('uiFrameAncestors'),
   eventSources: ctx('eventSources')?.split(','),
+  eventsQueueVisibilityTimeout: seconds('eventsQueueVisibilityTimeout'),
+  eventsMaxReceiveCount: num('eventsMaxReceiveCount'),
+  logRetention: num('logRetentionDays') as logs.RetentionDays | undefined,
   alarmEmail: ctx('alarmEmail'),
 });
+
+// The same outputs as template.yaml.
+const outputs: Record<string, [string, string]> = {
+  ApiUrl: [runner.httpApi.apiEndpoint, "Base URL of the HTTP API (the Alga server's RUNNER_BASE_URL)."],
+  UiBaseUrl: [`https://${runner.distribution.distributionDomainName}`, 'Base URL of extension UIs (RUNNER_PUBLIC_BASE).'],
+  AlgaBucketName: [runner.bucket.bucketName, 'ALGA_BUCKET (bundles/, ui/, artifacts/).'],
+  UploadBucketName: [runner.uploadBucket.bucketName, 'ALGA_UPLOAD_BUCKET; new objects under the upload prefix trigger publish.'],
+  TableName: [runner.table.tableName, 'ALGA_TABLE.'],
+  RunnerServiceTokenSecretArn: [runner.runnerServiceTokenSecret.secretArn, 'Secret holding the x-runner-service-token value.'],
+  PublishTokenSecretArn: [runner.publishTokenSecret.secretArn, 'Secret holding the POST /v1/publish operator token.'],
+  EventsQueueUrl: [runner.eventsQueue.queueUrl, 'Queue fed by the EventBridge rule.'],
+  EventsDeadLetterQueueUrl: [runner.eventsDeadLetterQueue.queueUrl, 'Dead-letter queue of the events queue.'],
+  AlarmTopicArn: [runner.alarmTopic.topicArn, 'SNS topic of the alarms.'],
+};
+for (const [id, [value, description]] of Object.entries(outputs)) new CfnOutput(stack, id, { value, description });
 
 /** A folder with a `bootstrap` that only says the real one was never built. */
 function makeStubBootstrap(): string {

@@ -273,7 +273,6 @@ export class AlgaExtensionRunner extends Construct {
         ALGA_BACKEND: 'aws',
         ALGA_BUCKET: this.bucket.bucketName,
         ALGA_TABLE: this.table.tableName,
-        RUST_LOG: 'info',
       };
       for (const [name, value] of Object.entries(environment)) {
         if (value !== undefined && value !== '') env[name] = value;
