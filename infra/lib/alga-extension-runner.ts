@@ -62,7 +62,7 @@ export interface AlgaExtensionRunnerProps {
   readonly execute?: AlgaFunctionOptions;
   /** The ui-assets function. @default 256 MB, 10 s, unreserved */
   readonly uiAssets?: AlgaFunctionOptions;
-  /** The publish function. @default 3008 MB, 300 s, reserved 2 */
+  /** The publish function. @default 3008 MB, 300 s, unreserved */
   readonly publish?: AlgaFunctionOptions;
   /** The events function. @default 512 MB, 60 s, unreserved */
   readonly events?: AlgaFunctionOptions;
@@ -112,7 +112,7 @@ export interface AlgaExtensionRunnerProps {
 const DEFAULTS: Record<AlgaFunctionKey, { memorySize: number; timeout: Duration; reservedConcurrency?: number }> = {
   execute: { memorySize: 1024, timeout: Duration.seconds(30) },
   uiAssets: { memorySize: 256, timeout: Duration.seconds(10) },
-  publish: { memorySize: 3008, timeout: Duration.seconds(300), reservedConcurrency: 2 },
+  publish: { memorySize: 3008, timeout: Duration.seconds(300) },
   events: { memorySize: 512, timeout: Duration.seconds(60) },
 };
 

@@ -88,7 +88,7 @@ describe('AlgaExtensionRunner (defaults)', () => {
     const props = (key: AlgaFunctionKey) => s.json.Resources[lid(s, s.runner.functions[key])].Properties;
     assert.deepEqual([props('execute').MemorySize, props('execute').Timeout, props('execute').ReservedConcurrentExecutions], [1024, 30, undefined]);
     assert.deepEqual([props('uiAssets').MemorySize, props('uiAssets').Timeout], [256, 10]);
-    assert.deepEqual([props('publish').MemorySize, props('publish').Timeout, props('publish').ReservedConcurrentExecutions], [3008, 300, 2]);
+    assert.deepEqual([props('publish').MemorySize, props('publish').Timeout, props('publish').ReservedConcurrentExecutions], [3008, 300, undefined]);
     assert.deepEqual([props('events').MemorySize, props('events').Timeout], [512, 60]);
   });
 
