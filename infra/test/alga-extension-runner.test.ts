@@ -66,6 +66,43 @@ describe('AlgaExtensionRunner (defaults)', () => {
     table = lid(s, s.runner.table);
   });
 
+  test('inventory: exactly these resources (a new one must come with its test)', () => {
+    const counts: Record<string, number> = {};
+    for (const r of Object.values<Json>(s.json.Resources)) {
+      if (r.Type !== 'AWS::CDK::Metadata') counts[r.Type] = (counts[r.Type] ?? 0) + 1;
+    }
+    assert.deepEqual(counts, {
+      'AWS::ApiGatewayV2::Api': 1,
+      'AWS::ApiGatewayV2::Authorizer': 1,
+      'AWS::ApiGatewayV2::Integration': 2,
+      'AWS::ApiGatewayV2::Route': 3,
+      'AWS::ApiGatewayV2::Stage': 1,
+      'AWS::CloudFront::CachePolicy': 1,
+      'AWS::CloudFront::Distribution': 1,
+      'AWS::CloudFront::OriginAccessControl': 1,
+      'AWS::CloudFront::ResponseHeadersPolicy': 1,
+      'AWS::CloudWatch::Alarm': 9,
+      'AWS::DynamoDB::Table': 1,
+      'AWS::Events::Rule': 1,
+      // one role + default policy per function, and CDK's bucket-notifications handler
+      'AWS::IAM::Policy': 5,
+      'AWS::IAM::Role': 5,
+      'AWS::Lambda::EventSourceMapping': 1,
+      'AWS::Lambda::Function': 5,
+      // API Gateway x3, S3 -> publish, CloudFront -> function URL x2
+      'AWS::Lambda::Permission': 6,
+      'AWS::Lambda::Url': 1,
+      'AWS::Logs::LogGroup': 5,
+      'AWS::S3::Bucket': 2,
+      'AWS::S3::BucketPolicy': 2,
+      'AWS::SNS::Topic': 1,
+      'AWS::SQS::Queue': 2,
+      'AWS::SQS::QueuePolicy': 2,
+      'AWS::SecretsManager::Secret': 2,
+      'Custom::S3BucketNotifications': 1,
+    });
+  });
+
   test('four provided.al2023 functions: arm64, bootstrap, X-Ray active, JSON logs, own log group', () => {
     const fns = s.template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'provided.al2023' } });
     assert.equal(Object.keys(fns).length, 4);

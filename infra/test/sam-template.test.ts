@@ -55,6 +55,39 @@ describe('template.yaml (SAM, translated)', () => {
     }
   });
 
+  test('inventory: exactly these resources (a new one must come with its test)', () => {
+    const counts: Record<string, number> = {};
+    for (const v of Object.values<Json>(r)) counts[v.Type] = (counts[v.Type] ?? 0) + 1;
+    assert.deepEqual(counts, {
+      'AWS::ApiGatewayV2::Api': 1,
+      'AWS::ApiGatewayV2::Authorizer': 1,
+      'AWS::ApiGatewayV2::Integration': 2,
+      'AWS::ApiGatewayV2::Route': 3,
+      'AWS::ApiGatewayV2::Stage': 1,
+      'AWS::CloudFront::CachePolicy': 1,
+      'AWS::CloudFront::Distribution': 1,
+      'AWS::CloudFront::OriginAccessControl': 1,
+      'AWS::CloudFront::ResponseHeadersPolicy': 1,
+      'AWS::CloudWatch::Alarm': 9,
+      'AWS::DynamoDB::Table': 1,
+      'AWS::Events::Rule': 1,
+      'AWS::IAM::Role': 4,
+      'AWS::Lambda::EventSourceMapping': 1,
+      'AWS::Lambda::Function': 4,
+      'AWS::Lambda::Permission': 6,
+      'AWS::Lambda::Url': 1,
+      'AWS::Logs::LogGroup': 5,
+      'AWS::S3::Bucket': 2,
+      'AWS::S3::BucketPolicy': 2,
+      'AWS::SNS::Subscription': 1, // conditional: only with AlarmEmail
+      'AWS::SNS::Topic': 1,
+      'AWS::SQS::Queue': 2,
+      'AWS::SQS::QueuePolicy': 1,
+      'AWS::SecretsManager::Secret': 2,
+    });
+    assert.equal(r.AlarmEmailSubscription.Condition, 'HasAlarmEmail');
+  });
+
   test('four provided.al2023 functions with the Architecture parameter, X-Ray, JSON logs', () => {
     const fns = ofType('AWS::Lambda::Function');
     assert.deepEqual(fns.map(([id]) => id).sort(), Object.keys(FUNCTIONS).sort());
