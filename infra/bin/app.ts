@@ -47,7 +47,7 @@ const fnOptions = (prefix: AlgaFunctionKey): AlgaFunctionOptions => {
   };
 };
 
-const architecture = ctx('architecture') ?? 'arm64';
+const architecture = ctx('architecture') ?? 'x86_64';
 if (architecture !== 'arm64' && architecture !== 'x86_64') {
   throw new Error(`context architecture must be arm64 or x86_64, got '${architecture}'`);
 }

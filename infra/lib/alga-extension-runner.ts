@@ -56,7 +56,7 @@ export interface AlgaFunctionOptions {
 
 /** Props of {@link AlgaExtensionRunner}; each mirrors a parameter of template.yaml. */
 export interface AlgaExtensionRunnerProps {
-  /** CPU architecture of all four functions. @default ARM_64 */
+  /** CPU architecture of all four functions; must match the build. @default X86_64 */
   readonly architecture?: lambda.Architecture;
   /** The execute function. @default 1024 MB, 30 s, unreserved */
   readonly execute?: AlgaFunctionOptions;
@@ -170,7 +170,7 @@ export class AlgaExtensionRunner extends Construct {
     const secretsPrefix = props.secretsPrefix ?? 'alga/';
     const uploadPrefix = props.uploadPrefix ?? 'uploads/';
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
-    const architecture = props.architecture ?? lambda.Architecture.ARM_64;
+    const architecture = props.architecture ?? lambda.Architecture.X86_64;
     const trustBundle = props.signingTrustBundle ?? '{"keys":[],"revoked":[]}';
 
     // ------------------------------------------------------------ storage

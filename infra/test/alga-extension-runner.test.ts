@@ -103,13 +103,13 @@ describe('AlgaExtensionRunner (defaults)', () => {
     });
   });
 
-  test('four provided.al2023 functions: arm64, bootstrap, X-Ray active, JSON logs, own log group', () => {
+  test('four provided.al2023 functions: x86_64, bootstrap, X-Ray active, JSON logs, own log group', () => {
     const fns = s.template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'provided.al2023' } });
     assert.equal(Object.keys(fns).length, 4);
     for (const [id, fn] of Object.entries<Json>(fns)) {
       const p = fn.Properties;
       assert.equal(p.Handler, 'bootstrap', id);
-      assert.deepEqual(p.Architectures, ['arm64'], id);
+      assert.deepEqual(p.Architectures, ['x86_64'], id);
       assert.deepEqual(p.TracingConfig, { Mode: 'Active' }, id);
       assert.equal(p.LoggingConfig.LogFormat, 'JSON', id);
       assert.ok(p.LoggingConfig.LogGroup.Ref, `${id} logs to its own group`);
@@ -450,7 +450,7 @@ describe('AlgaExtensionRunner (defaults)', () => {
 describe('AlgaExtensionRunner (props)', () => {
   test('architecture, sizes, timeouts, reserved concurrency, auth mode and options reach the template', () => {
     const s = synth({
-      architecture: lambda.Architecture.X86_64,
+      architecture: lambda.Architecture.ARM_64,
       execute: { memorySize: 2048, timeout: Duration.seconds(20), reservedConcurrency: 50 },
       uiAssets: { reservedConcurrency: 10 },
       publish: { memorySize: 4096, timeout: Duration.seconds(600) },
@@ -467,7 +467,7 @@ describe('AlgaExtensionRunner (props)', () => {
     });
     const props = (key: AlgaFunctionKey) => s.json.Resources[lid(s, s.runner.functions[key])].Properties;
     for (const key of ['execute', 'uiAssets', 'publish', 'events'] as AlgaFunctionKey[]) {
-      assert.deepEqual(props(key).Architectures, ['x86_64'], key);
+      assert.deepEqual(props(key).Architectures, ['arm64'], key);
     }
     assert.deepEqual([props('execute').MemorySize, props('execute').Timeout, props('execute').ReservedConcurrentExecutions], [2048, 20, 50]);
     assert.equal(props('uiAssets').ReservedConcurrentExecutions, 10);
