@@ -17,8 +17,8 @@ use async_trait::async_trait;
 
 pub use executions::{ExecutionLog, ExecutionRecord};
 pub use idempotency::{Claim, IdempotencyStore};
-pub use quota::{QuotaCharge, QuotaKey, QuotaStore, QuotaWindow};
 pub use kv::{KvEntry, KvError, KvLimits, KvPage, KvScope, KvStore};
+pub use quota::{QuotaCharge, QuotaKey, QuotaStore, QuotaWindow};
 pub use registry::{
     InstallRecord, InstallRequest, Registered, Registry, RegistryError, VersionRecord,
 };
