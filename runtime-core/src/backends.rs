@@ -86,10 +86,40 @@ impl Backends {
         })
     }
 
+    /// The AWS set: S3, one DynamoDB table and Secrets Manager, over SDK clients
+    /// built once here (call it once per process and clone the result).
+    pub async fn aws(settings: &crate::store::aws::AwsSettings) -> Self {
+        use crate::store::aws::{
+            AwsClients, DynamoExecutionLog, DynamoIdempotencyStore, DynamoKvStore,
+            DynamoQuotaStore, DynamoRegistry, S3BlobStore, SecretsManagerStore,
+        };
+        let c = AwsClients::new(settings).await;
+        let t = &settings.table;
+        Backends {
+            kind: BackendKind::Aws,
+            blobs: Arc::new(S3BlobStore::new(c.s3.clone(), &settings.bucket)),
+            registry: Arc::new(DynamoRegistry::new(c.dynamodb.clone(), t)),
+            kv: Arc::new(DynamoKvStore::new(c.dynamodb.clone(), t)),
+            secrets: Arc::new(SecretsManagerStore::new(
+                c.secrets.clone(),
+                &settings.secrets_prefix,
+                settings.secrets_cache_ttl,
+            )),
+            quotas: Arc::new(DynamoQuotaStore::new(c.dynamodb.clone(), t)),
+            idempotency: Arc::new(DynamoIdempotencyStore::new(c.dynamodb.clone(), t)),
+            executions: Arc::new(DynamoExecutionLog::new(c.dynamodb, t)),
+        }
+    }
+
     /// The set `ALGA_BACKEND` names (`local`, the default, under `data_dir`; or `aws`).
     pub async fn from_env(data_dir: &Path) -> Result<Self, BackendError> {
         match std::env::var("ALGA_BACKEND").as_deref().map(str::trim) {
             Err(_) | Ok("") | Ok("local") => Self::local(data_dir),
+            Ok("aws") => {
+                let settings =
+                    crate::store::aws::AwsSettings::from_env().map_err(BackendError::Config)?;
+                Ok(Self::aws(&settings).await)
+            }
             Ok(other) => Err(BackendError::Config(format!(
                 "ALGA_BACKEND={other:?}: expected local or aws"
             ))),

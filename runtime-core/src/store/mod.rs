@@ -3,6 +3,7 @@
 //! Implementations sit side by side (`local/` now; `aws/` with S3, DynamoDB and
 //! Secrets Manager later) and are chosen by configuration, never by `cfg` in logic.
 
+pub mod aws;
 pub mod executions;
 pub mod idempotency;
 pub mod kv;
@@ -17,8 +18,8 @@ use async_trait::async_trait;
 
 pub use executions::{ExecutionLog, ExecutionRecord};
 pub use idempotency::{Claim, IdempotencyStore};
-pub use quota::{QuotaCharge, QuotaKey, QuotaStore, QuotaWindow};
 pub use kv::{KvEntry, KvError, KvLimits, KvPage, KvScope, KvStore};
+pub use quota::{QuotaCharge, QuotaKey, QuotaStore, QuotaWindow};
 pub use registry::{
     InstallRecord, InstallRequest, Registered, Registry, RegistryError, VersionRecord,
 };

@@ -36,10 +36,7 @@ impl QuotaWindow {
 
     /// Unix seconds at which the window holding `now` starts.
     pub fn start(self, now: SystemTime) -> u64 {
-        let secs = now
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         secs - secs % self.length().as_secs()
     }
 

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::store::StoreError;
 use crate::store::executions::{ExecutionLog, ExecutionRecord};
 use crate::store::idempotency::{Claim, IdempotencyStore};
 use crate::store::quota::{QuotaCharge, QuotaKey, QuotaStore};
-use crate::store::StoreError;
 
 /// Quota counters in a map.
 #[derive(Default)]

@@ -517,11 +517,7 @@ impl Registry for SqliteRegistry {
     async fn list_installs(&self, tenant: &str) -> Result<Vec<InstallRecord>, RegistryError> {
         let t = tenant.to_string();
         self.with(move |conn| {
-            query_installs(
-                conn,
-                "WHERE tenant = ?1 ORDER BY extension_id",
-                params![t],
-            )
+            query_installs(conn, "WHERE tenant = ?1 ORDER BY extension_id", params![t])
         })
         .await
     }
