@@ -57,6 +57,9 @@ pub struct Backends {
     pub kind: BackendKind,
     /// Bundles, UI files and artifacts.
     pub blobs: Arc<dyn BlobStore>,
+    /// Where bundles are uploaded for the publish function (an S3 bucket, or
+    /// `<data>/uploads`).
+    pub uploads: Arc<dyn BlobStore>,
     /// Extensions, versions and installs.
     pub registry: Arc<dyn Registry>,
     /// Guest storage.
@@ -77,6 +80,7 @@ impl Backends {
         Ok(Backends {
             kind: BackendKind::Local(data_dir.to_path_buf()),
             blobs: Arc::new(DirBlobStore::new(data_dir.join("blobs"))),
+            uploads: Arc::new(DirBlobStore::new(data_dir.join("uploads"))),
             registry: Arc::new(SqliteRegistry::open(&data_dir.join("registry.db"))?),
             kv: Arc::new(MemoryKvStore::default()),
             secrets: Arc::new(MemorySecretStore::default()),
@@ -98,6 +102,7 @@ impl Backends {
         Backends {
             kind: BackendKind::Aws,
             blobs: Arc::new(S3BlobStore::new(c.s3.clone(), &settings.bucket)),
+            uploads: Arc::new(S3BlobStore::new(c.s3.clone(), &settings.upload_bucket)),
             registry: Arc::new(DynamoRegistry::new(c.dynamodb.clone(), t)),
             kv: Arc::new(DynamoKvStore::new(c.dynamodb.clone(), t)),
             secrets: Arc::new(SecretsManagerStore::new(

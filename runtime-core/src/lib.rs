@@ -11,6 +11,7 @@ pub mod capability;
 pub mod config;
 pub mod engine;
 pub mod execute;
+pub mod gateway;
 pub mod host;
 pub mod manifest;
 #[cfg(feature = "compiler")]

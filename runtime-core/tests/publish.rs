@@ -18,7 +18,7 @@ use runtime_core::execute::{ExecuteRequest, RegistryResolver, RoutingHeaders};
 use runtime_core::host::HostServices;
 use runtime_core::publish::{Publisher, bundle_key, ui_key};
 use runtime_core::store::local::{MemoryKvStore, MemorySecretStore};
-use runtime_core::store::{BlobStore, InstallRequest, Registered, Registry};
+use runtime_core::store::{InstallRequest, Registered};
 use runtime_core::{Executor, Outcome};
 use serde_json::json;
 use support::guests;

@@ -42,6 +42,16 @@ impl Envelope {
         }
     }
 
+    /// An error outside [`ExecError`]'s codes (gateway-level), with its status.
+    pub fn error_code(status: u16, code: &str, detail: &str) -> Self {
+        Envelope {
+            status,
+            headers: None,
+            body_b64: None,
+            error: Some(format!("{code}: {detail}")),
+        }
+    }
+
     /// The decoded body, if any.
     pub fn body(&self) -> Option<Vec<u8>> {
         self.body_b64

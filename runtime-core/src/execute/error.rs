@@ -87,6 +87,18 @@ pub enum ExecError {
     /// All instance slots are busy.
     #[error("capacity_exhausted: no free instance slot")]
     CapacityExhausted,
+    /// The tenant's invocation quota for this extension is used up.
+    #[error(
+        "quota_exceeded: {limit} invocations per {window} used up; retry after {retry_after_secs} s"
+    )]
+    QuotaExceeded {
+        /// `minute` or `day`.
+        window: &'static str,
+        /// The limit.
+        limit: u64,
+        /// Seconds until the window resets.
+        retry_after_secs: u64,
+    },
 }
 
 impl ExecError {
@@ -120,6 +132,7 @@ impl ExecError {
             OutputTooLarge { .. } => "output_too_large",
             InvalidResponse(_) => "invalid_response",
             CapacityExhausted => "capacity_exhausted",
+            QuotaExceeded { .. } => "quota_exceeded",
         }
     }
 
@@ -140,9 +153,23 @@ impl ExecError {
             | BackendUnavailable(_)
             | CapacityExhausted => 503,
             Timeout(_) => 504,
+            QuotaExceeded { .. } => 429,
             EngineInitFailed(_) | SecretDecryptFailed | ExecuteFailed(_) | LinkFailed(_)
             | MemoryLimit(_) | FuelExhausted(_) | StackOverflow | GuestTrap(_) | LogLimit(_)
             | HostCallLimit(_) => 500,
+        }
+    }
+}
+
+impl ExecError {
+    /// Seconds a client should wait before retrying, when the error says so.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ExecError::QuotaExceeded {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            ExecError::CapacityExhausted | ExecError::BackendUnavailable(_) => Some(1),
+            _ => None,
         }
     }
 }

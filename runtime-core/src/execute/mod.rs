@@ -8,6 +8,7 @@
 
 pub mod envelope;
 pub mod error;
+pub mod quota;
 mod registry_resolver;
 pub mod request;
 pub mod resolve;
@@ -32,6 +33,7 @@ use crate::store::BlobStore;
 
 pub use envelope::Envelope;
 pub use error::ExecError;
+pub use quota::{QuotaLimits, QuotaPolicy};
 pub use registry_resolver::RegistryResolver;
 pub use request::{ExecuteRequest, RoutingHeaders};
 pub use resolve::{ResolveQuery, Resolved, Resolver, StaticResolver};
@@ -68,6 +70,16 @@ pub struct Metrics {
     pub fuel_consumed: Option<u64>,
     /// The content hash run.
     pub content_hash: Option<String>,
+    /// The install that ran, once resolved.
+    pub install_id: Option<String>,
+    /// The version that ran, once resolved.
+    pub version: Option<String>,
+    /// The request id the guest saw.
+    pub request_id: Option<String>,
+    /// Seconds the caller should wait before retrying (quota, capacity).
+    pub retry_after: Option<u64>,
+    /// The whole invocation, from the call to the envelope.
+    pub total: Duration,
 }
 
 /// Runs extension handlers. One per process; cheap to share behind an `Arc`.
@@ -79,6 +91,7 @@ pub struct Executor {
     limits: Limits,
     target: Target,
     fingerprint: String,
+    quotas: Option<QuotaPolicy>,
 }
 
 impl Executor {
@@ -102,7 +115,14 @@ impl Executor {
             limits: config.limits.clone(),
             target: Target::host(),
             fingerprint,
+            quotas: None,
         })
+    }
+
+    /// Counts invocations against quotas (after the install is resolved).
+    pub fn with_quotas(mut self, quotas: QuotaPolicy) -> Self {
+        self.quotas = Some(quotas);
+        self
     }
 
     /// The runtime engine.
@@ -115,6 +135,11 @@ impl Executor {
         &self.loader
     }
 
+    /// The longest deadline any request may have.
+    pub fn max_timeout(&self) -> Duration {
+        self.limits.timeout_max
+    }
+
     /// The target triple artifacts must be compiled for to run here.
     pub fn target(&self) -> &Target {
         &self.target
@@ -122,6 +147,7 @@ impl Executor {
 
     /// Runs one request. Never panics on guest behaviour; every failure is an envelope.
     pub async fn execute(&self, routing: &RoutingHeaders, req: &ExecuteRequest) -> Outcome {
+        let started = Instant::now();
         let mut metrics = Metrics::default();
         let mut logs = Vec::new();
         let envelope = match self.run(routing, req, &mut metrics, &mut logs).await {
@@ -131,9 +157,11 @@ impl Executor {
             }
             Err(e) => {
                 metrics.outcome = e.code();
+                metrics.retry_after = e.retry_after();
                 Envelope::error(&e)
             }
         };
+        metrics.total = started.elapsed();
         Outcome {
             envelope,
             logs,
@@ -173,6 +201,11 @@ impl Executor {
                 fingerprint: &self.fingerprint,
             })
             .await?;
+        metrics.install_id = resolved.install_id.clone();
+        metrics.version = resolved.version_id.clone();
+        if let Some(quotas) = &self.quotas {
+            quotas.admit(tenant, extension, &resolved.config).await?;
+        }
         let load_started = Instant::now();
         let loaded = self
             .loader
@@ -199,6 +232,11 @@ impl Executor {
         let guest_request = self.guest_request(req)?;
         let mut config = resolved.config.clone();
         config.extend(req.context.config.clone().unwrap_or_default());
+        metrics.request_id = req
+            .context
+            .request_id
+            .clone()
+            .or_else(|| routing.request_id.clone());
         let invocation = Arc::new(Invocation {
             request_id: req
                 .context

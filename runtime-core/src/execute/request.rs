@@ -104,7 +104,7 @@ pub struct SecretEnvelope {
 }
 
 /// `user` of the request.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct UserPayload {
     /// User id.
     pub user_id: String,

@@ -12,6 +12,9 @@ use aws_config::timeout::TimeoutConfig;
 pub struct AwsSettings {
     /// S3 bucket for bundles, UI files and artifacts (`ALGA_BUCKET`).
     pub bucket: String,
+    /// S3 bucket the publish function reads uploads from (`ALGA_UPLOAD_BUCKET`,
+    /// default: `bucket`); keys are the full object keys of the upload events.
+    pub upload_bucket: String,
     /// The DynamoDB single table (`ALGA_TABLE`).
     pub table: String,
     /// Prefix of secret names (`ALGA_SECRETS_PREFIX`, default `alga/`).
@@ -74,8 +77,10 @@ pub const SECRETS_CACHE_MAX: Duration = Duration::from_secs(30);
 impl AwsSettings {
     /// Settings with defaults for everything but the bucket and the table.
     pub fn new(bucket: impl Into<String>, table: impl Into<String>) -> Self {
+        let bucket = bucket.into();
         AwsSettings {
-            bucket: bucket.into(),
+            upload_bucket: bucket.clone(),
+            bucket,
             table: table.into(),
             secrets_prefix: "alga/".into(),
             s3_force_path_style: false,
@@ -85,14 +90,19 @@ impl AwsSettings {
         }
     }
 
-    /// Reads `ALGA_BUCKET`, `ALGA_TABLE` (both required), `ALGA_SECRETS_PREFIX` and
-    /// `ALGA_S3_FORCE_PATH_STYLE`.
+    /// Reads `ALGA_BUCKET`, `ALGA_TABLE` (both required), `ALGA_UPLOAD_BUCKET`,
+    /// `ALGA_SECRETS_PREFIX` and `ALGA_S3_FORCE_PATH_STYLE`.
     pub fn from_env() -> Result<Self, String> {
         let required = |name: &str| match std::env::var(name) {
             Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
             _ => Err(format!("{name} must be set when ALGA_BACKEND=aws")),
         };
         let mut s = AwsSettings::new(required("ALGA_BUCKET")?, required("ALGA_TABLE")?);
+        if let Ok(b) = std::env::var("ALGA_UPLOAD_BUCKET")
+            && !b.trim().is_empty()
+        {
+            s.upload_bucket = b.trim().to_string();
+        }
         if let Ok(p) = std::env::var("ALGA_SECRETS_PREFIX") {
             s.secrets_prefix = p;
         }

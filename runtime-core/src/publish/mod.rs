@@ -3,6 +3,8 @@
 //! content-addressed keys → register. Nothing is written until every check and
 //! compile has passed, and a failure while writing removes what this run created.
 
+pub mod uploads;
+
 use std::sync::Arc;
 
 use crate::artifact::{self, ArtifactKey, ArtifactRef, ContentHash};

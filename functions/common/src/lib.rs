@@ -1,0 +1,132 @@
+//! What the alga-lambda functions share: turning Lambda HTTP events into
+//! runtime-core inputs and [`HttpReply`]s back into Lambda responses, reading
+//! authorizer claims, and the JSON log setup for CloudWatch.
+
+use std::collections::BTreeMap;
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use runtime_core::gateway::{Claims, HttpReply};
+
+/// The request body's bytes.
+pub fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    }
+}
+
+/// The request's path: the raw path the client sent (lambda_http strips the stage).
+pub fn path(req: &Request) -> String {
+    let raw = req.raw_http_path();
+    if raw.is_empty() {
+        req.uri().path().to_string()
+    } else {
+        raw.to_string()
+    }
+}
+
+/// Query parameters (the last value of a repeated name wins).
+pub fn query(req: &Request) -> BTreeMap<String, String> {
+    let params = req.query_string_parameters();
+    params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The claims an API Gateway authorizer attached: JWT claims (HTTP API), a Lambda
+/// authorizer's context, or a REST API authorizer's context (with Cognito's
+/// nested `claims`). Non-string values are rendered as JSON.
+pub fn claims(req: &Request) -> Claims {
+    let mut out = Claims::new();
+    let Some(auth) = req
+        .request_context_ref()
+        .and_then(RequestContext::authorizer)
+    else {
+        return out;
+    };
+    let mut add = |k: &str, v: &serde_json::Value| {
+        let text = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.insert(k.to_string(), text);
+    };
+    for (k, v) in &auth.fields {
+        match (k.as_str(), v) {
+            ("claims", serde_json::Value::Object(map)) => {
+                for (ck, cv) in map {
+                    add(ck, cv);
+                }
+            }
+            _ => add(k, v),
+        }
+    }
+    if let Some(jwt) = &auth.jwt {
+        for (k, v) in &jwt.claims {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// The platform's request id (API Gateway's, else the Lambda invocation's).
+pub fn request_id(req: &Request) -> Option<String> {
+    let from_context = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
+        Some(RequestContext::ApiGatewayV1(c)) => c.request_id.clone(),
+        _ => None,
+    };
+    from_context.or_else(|| {
+        req.lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .filter(|id| !id.is_empty())
+    })
+}
+
+/// Whether a content type is text that API Gateway can carry without base64.
+fn is_text(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else { return false };
+    let ct = ct.to_ascii_lowercase();
+    ct.starts_with("text/")
+        || ct.starts_with("application/json")
+        || ct.starts_with("application/javascript")
+        || ct.starts_with("image/svg+xml")
+}
+
+/// A reply as a Lambda HTTP response. Text bodies go as text; everything else as
+/// binary, which lambda_http base64-encodes and flags for API Gateway.
+pub fn into_response(reply: HttpReply) -> Response<Body> {
+    let text = is_text(reply.header("content-type")) && std::str::from_utf8(&reply.body).is_ok();
+    let body = if reply.body.is_empty() {
+        Body::Empty
+    } else if text {
+        Body::Text(String::from_utf8(reply.body).unwrap_or_default())
+    } else {
+        Body::Binary(reply.body)
+    };
+    let mut builder = Response::builder().status(reply.status);
+    for (k, v) in &reply.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    builder.body(body).unwrap_or_else(|e| {
+        let mut r = Response::new(Body::Text(format!("response build failed: {e}")));
+        *r.status_mut() = lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
+/// Logs as JSON lines (CloudWatch), filtered by `ALGA_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ALGA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .without_time()
+        .try_init();
+}

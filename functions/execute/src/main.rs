@@ -1,0 +1,6 @@
+//! The execute Lambda's bootstrap.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    fn_execute::run().await
+}

@@ -1,0 +1,524 @@
+// The AlgaExtensionRunner construct: the same deployment as ../../template.yaml (SAM), with
+// the template's parameters as props. Keep the two in step (README, "Deploying").
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import * as authorizers from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import * as integrations from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
+import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as lambdaEvents from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as snsSubs from 'aws-cdk-lib/aws-sns-subscriptions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+/** The four functions, by their key in the props. */
+export type AlgaFunctionKey = 'execute' | 'uiAssets' | 'publish' | 'events';
+
+/** The cargo binary (and cargo-lambda output folder) of each function. */
+export const FUNCTION_BINARIES: Record<AlgaFunctionKey, string> = {
+  execute: 'fn-execute',
+  uiAssets: 'fn-ui-assets',
+  publish: 'fn-publish',
+  events: 'fn-events',
+};
+
+/** Size, time and code of one function. */
+export interface AlgaFunctionOptions {
+  /** Memory in MB (also buys CPU). */
+  readonly memorySize?: number;
+  /** Timeout. */
+  readonly timeout?: Duration;
+  /** Reserved concurrency; unset leaves the function unreserved. */
+  readonly reservedConcurrency?: number;
+  /**
+   * The bootstrap: a folder holding `bootstrap`, a `.zip` of it, or any `lambda.Code`.
+   * @default `<lambdaDir>/<binary>/` (cargo-lambda's output, e.g. target/lambda/fn-execute/)
+   */
+  readonly code?: string | lambda.Code;
+}
+
+/** Props of {@link AlgaExtensionRunner}; each mirrors a parameter of template.yaml. */
+export interface AlgaExtensionRunnerProps {
+  /** CPU architecture of all four functions; must match the build. @default X86_64 */
+  readonly architecture?: lambda.Architecture;
+  /** The execute function. @default 1024 MB, 30 s, unreserved */
+  readonly execute?: AlgaFunctionOptions;
+  /** The ui-assets function. @default 256 MB, 10 s, unreserved */
+  readonly uiAssets?: AlgaFunctionOptions;
+  /** The publish function. @default 3008 MB, 300 s, unreserved */
+  readonly publish?: AlgaFunctionOptions;
+  /** The events function. @default 512 MB, 60 s, unreserved */
+  readonly events?: AlgaFunctionOptions;
+  /**
+   * Folder with one cargo-lambda output folder per binary, used where a function has no `code`.
+   * @default `$CARGO_TARGET_DIR/lambda`, else `<repo>/target/lambda` (infra/../target/lambda)
+   */
+  readonly lambdaDir?: string;
+  /** How POST /v1/execute is authenticated: service token header, or API Gateway IAM. @default 'token' */
+  readonly executeAuth?: 'token' | 'iam';
+  /** Issuer (https URL) of the JWTs on ANY /api/ext/{extensionId}/{proxy+}. */
+  readonly jwtIssuer: string;
+  /** Accepted audiences of those JWTs. */
+  readonly jwtAudience: string[];
+  /** JWT claim naming the tenant (ALGA_TENANT_CLAIM). @default 'tenant_id' */
+  readonly tenantClaim?: string;
+  /** JWT claim naming the user (ALGA_USER_CLAIM). @default 'sub' */
+  readonly userClaim?: string;
+  /** Inline JSON trust bundle (SIGNING_TRUST_BUNDLE). @default trusts no key */
+  readonly signingTrustBundle?: string;
+  /** Name prefix of the per-install secrets execute may read. @default 'alga/' */
+  readonly secretsPrefix?: string;
+  /** Upload bucket key prefix whose new objects trigger publish. @default 'uploads/' */
+  readonly uploadPrefix?: string;
+  /** ALGA_QUOTA_PER_MINUTE. @default 600 */
+  readonly quotaPerMinute?: number;
+  /** ALGA_QUOTA_PER_DAY. @default 100000 */
+  readonly quotaPerDay?: number;
+  /** EXT_EGRESS_ALLOWLIST; empty denies all outbound HTTP. @default unset */
+  readonly egressAllowlist?: string;
+  /** EXT_UI_FRAME_ANCESTORS of extension UIs. @default unset */
+  readonly uiFrameAncestors?: string;
+  /** EventBridge `source` values (default bus) routed to the events queue. @default ['alga.psa'] */
+  readonly eventSources?: string[];
+  /** Visibility timeout of the events queue; at least 6x the events timeout. @default 360 s */
+  readonly eventsQueueVisibilityTimeout?: Duration;
+  /** Receives before an event message moves to the dead-letter queue. @default 5 */
+  readonly eventsMaxReceiveCount?: number;
+  /** Retention of the functions' and the API's log groups. @default ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** E-mail subscribed to the alarm topic. @default none */
+  readonly alarmEmail?: string;
+  /** What happens to the buckets and the table when the stack goes. @default RETAIN */
+  readonly dataRemovalPolicy?: RemovalPolicy;
+}
+
+const DEFAULTS: Record<AlgaFunctionKey, { memorySize: number; timeout: Duration; reservedConcurrency?: number }> = {
+  execute: { memorySize: 1024, timeout: Duration.seconds(30) },
+  uiAssets: { memorySize: 256, timeout: Duration.seconds(10) },
+  publish: { memorySize: 3008, timeout: Duration.seconds(300) },
+  events: { memorySize: 512, timeout: Duration.seconds(60) },
+};
+
+const TABLE_READ = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
+const TABLE_WRITE = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem'];
+const PUBLISHED_PREFIXES = ['bundles/', 'ui/', 'artifacts/'];
+
+/** Where cargo-lambda leaves the binaries when no `lambdaDir` is given. */
+export function defaultLambdaDir(): string {
+  const target = process.env.CARGO_TARGET_DIR ?? path.resolve(__dirname, '..', '..', 'target');
+  return path.join(target, 'lambda');
+}
+
+/**
+ * alga-lambda on AWS: execute behind an HTTP API, ui-assets behind CloudFront, publish on
+ * uploads and POST /v1/publish, events fed by EventBridge through SQS; S3, DynamoDB, Secrets
+ * Manager, alarms; one least-privilege role per function.
+ */
+export class AlgaExtensionRunner extends Construct {
+  /** The four functions. */
+  readonly functions: Record<AlgaFunctionKey, lambda.Function>;
+  /** ALGA_BUCKET: bundles/, ui/, artifacts/. */
+  readonly bucket: s3.Bucket;
+  /** ALGA_UPLOAD_BUCKET. */
+  readonly uploadBucket: s3.Bucket;
+  /** ALGA_TABLE. */
+  readonly table: dynamodb.Table;
+  /** The HTTP API (POST /v1/execute, ANY /api/ext/..., POST /v1/publish). */
+  readonly httpApi: apigwv2.HttpApi;
+  /** CloudFront in front of ui-assets. */
+  readonly distribution: cloudfront.Distribution;
+  /** Queue fed by the EventBridge rule, and its dead-letter queue. */
+  readonly eventsQueue: sqs.Queue;
+  /** Dead-letter queue of the events queue. */
+  readonly eventsDeadLetterQueue: sqs.Queue;
+  /** The generated x-runner-service-token. */
+  readonly runnerServiceTokenSecret: secretsmanager.Secret;
+  /** The generated POST /v1/publish operator token. */
+  readonly publishTokenSecret: secretsmanager.Secret;
+  /** Topic of every alarm. */
+  readonly alarmTopic: sns.Topic;
+  /** Every alarm, by name. */
+  readonly alarms: Record<string, cloudwatch.Alarm>;
+
+  constructor(scope: Construct, id: string, props: AlgaExtensionRunnerProps) {
+    super(scope, id);
+    if (!/^https:\/\/.+/.test(props.jwtIssuer)) {
+      throw new Error(`AlgaExtensionRunner: jwtIssuer must be an https URL, got '${props.jwtIssuer}'`);
+    }
+    if (props.jwtAudience.length === 0) {
+      throw new Error('AlgaExtensionRunner: jwtAudience needs at least one audience');
+    }
+    const stack = Stack.of(this);
+    const dataRemoval = props.dataRemovalPolicy ?? RemovalPolicy.RETAIN;
+    const secretsPrefix = props.secretsPrefix ?? 'alga/';
+    const uploadPrefix = props.uploadPrefix ?? 'uploads/';
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    const architecture = props.architecture ?? lambda.Architecture.X86_64;
+    const trustBundle = props.signingTrustBundle ?? '{"keys":[],"revoked":[]}';
+
+    // ------------------------------------------------------------ storage
+    const bucketProps: s3.BucketProps = {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      bucketKeyEnabled: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      removalPolicy: dataRemoval,
+    };
+    this.bucket = new s3.Bucket(this, 'AlgaBucket', {
+      ...bucketProps,
+      lifecycleRules: [{ id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+    });
+    this.uploadBucket = new s3.Bucket(this, 'UploadBucket', {
+      ...bucketProps,
+      lifecycleRules: [
+        {
+          id: 'expire-uploads',
+          prefix: uploadPrefix,
+          expiration: Duration.days(30),
+          abortIncompleteMultipartUploadAfter: Duration.days(1),
+        },
+      ],
+    });
+
+    this.table = new dynamodb.Table(this, 'Table', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: 'ttl',
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      removalPolicy: dataRemoval,
+    });
+    this.table.addGlobalSecondaryIndex({
+      indexName: 'gsi1',
+      partitionKey: { name: 'gsi1pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'gsi1sk', type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
+
+    const generated = { passwordLength: 48, excludePunctuation: true };
+    this.runnerServiceTokenSecret = new secretsmanager.Secret(this, 'RunnerServiceTokenSecret', {
+      description: 'Service token for POST /v1/execute (header x-runner-service-token).',
+      generateSecretString: generated,
+    });
+    this.publishTokenSecret = new secretsmanager.Secret(this, 'PublishTokenSecret', {
+      description: 'Operator token for POST /v1/publish.',
+      generateSecretString: generated,
+    });
+
+    // ------------------------------------------------------------ events plumbing
+    this.eventsDeadLetterQueue = new sqs.Queue(this, 'EventsDeadLetterQueue', {
+      retentionPeriod: Duration.days(14),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    this.eventsQueue = new sqs.Queue(this, 'EventsQueue', {
+      visibilityTimeout: props.eventsQueueVisibilityTimeout ?? Duration.seconds(360),
+      retentionPeriod: Duration.days(4),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      deadLetterQueue: { queue: this.eventsDeadLetterQueue, maxReceiveCount: props.eventsMaxReceiveCount ?? 5 },
+    });
+    new events.Rule(this, 'EventsRule', {
+      description: 'Host events for extensions, to the events queue.',
+      eventPattern: { source: props.eventSources ?? ['alga.psa'] },
+      targets: [new eventTargets.SqsQueue(this.eventsQueue)],
+    });
+
+    // ------------------------------------------------------------ functions
+    const lambdaDir = props.lambdaDir ?? defaultLambdaDir();
+    const makeFunction = (
+      key: AlgaFunctionKey,
+      id: string,
+      description: string,
+      environment: Record<string, string | undefined>,
+    ): lambda.Function => {
+      const options = props[key] ?? {};
+      const defaults = DEFAULTS[key];
+      const logGroup = new logs.LogGroup(this, `${id}LogGroup`, {
+        retention: logRetention,
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      // Our own role: the default one carries AWSLambdaBasicExecutionRole (logs on every group).
+      const role = new iam.Role(this, `${id}Role`, {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        description: `alga-lambda ${FUNCTION_BINARIES[key]}: least privilege`,
+      });
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'WriteOwnLogs',
+          actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          resources: [logGroup.logGroupArn],
+        }),
+      );
+      const env: Record<string, string> = {
+        ALGA_BACKEND: 'aws',
+        ALGA_BUCKET: this.bucket.bucketName,
+        ALGA_TABLE: this.table.tableName,
+      };
+      for (const [name, value] of Object.entries(environment)) {
+        if (value !== undefined && value !== '') env[name] = value;
+      }
+      return new lambda.Function(this, id, {
+        description,
+        runtime: lambda.Runtime.PROVIDED_AL2023,
+        handler: 'bootstrap',
+        code: resolveCode(key, options.code, lambdaDir),
+        architecture,
+        memorySize: options.memorySize ?? defaults.memorySize,
+        timeout: options.timeout ?? defaults.timeout,
+        reservedConcurrentExecutions: options.reservedConcurrency ?? defaults.reservedConcurrency,
+        tracing: lambda.Tracing.ACTIVE,
+        loggingFormat: lambda.LoggingFormat.JSON,
+        logGroup,
+        role,
+        environment: env,
+      });
+    };
+
+    const uiAssets = makeFunction(
+      'uiAssets',
+      'UiAssetsFunction',
+      'GET|HEAD /ext-ui/{extensionId}/{contentHash}/{path}, origin of the UI distribution',
+      { EXT_UI_FRAME_ANCESTORS: props.uiFrameAncestors },
+    );
+    this.distribution = this.makeDistribution(uiAssets);
+
+    const execute = makeFunction('execute', 'ExecuteFunction', 'POST /v1/execute and ANY /api/ext/{extensionId}/{proxy+}', {
+      ALGA_EXECUTE_AUTH: props.executeAuth ?? 'token',
+      RUNNER_SERVICE_TOKEN_SECRET_ID: this.runnerServiceTokenSecret.secretArn,
+      ALGA_SECRETS_PREFIX: secretsPrefix,
+      ALGA_TENANT_CLAIM: props.tenantClaim ?? 'tenant_id',
+      ALGA_USER_CLAIM: props.userClaim ?? 'sub',
+      ALGA_QUOTA_PER_MINUTE: String(props.quotaPerMinute ?? 600),
+      ALGA_QUOTA_PER_DAY: String(props.quotaPerDay ?? 100000),
+      SIGNING_TRUST_BUNDLE: trustBundle,
+      ALGA_ARTIFACT_CACHE_DIR: '/tmp/alga-artifacts',
+      RUNNER_PUBLIC_BASE: `https://${this.distribution.distributionDomainName}`,
+      EXT_EGRESS_ALLOWLIST: props.egressAllowlist,
+    });
+    const publish = makeFunction('publish', 'PublishFunction', 'S3 uploads and POST /v1/publish -> verify, precompile, register', {
+      ALGA_UPLOAD_BUCKET: this.uploadBucket.bucketName,
+      ALGA_UPLOAD_PREFIX: uploadPrefix,
+      ALGA_PUBLISH_TOKEN_SECRET_ID: this.publishTokenSecret.secretArn,
+      SIGNING_TRUST_BUNDLE: trustBundle,
+    });
+    const eventsFn = makeFunction('events', 'EventsFunction', 'EventBridge -> SQS -> fan out to subscribed installs', {});
+    this.functions = { execute, uiAssets, publish, events: eventsFn };
+
+    // ------------------------------------------------------------ least privilege
+    const objects = (bucket: s3.IBucket, prefixes: string[]) => prefixes.map((p) => bucket.arnForObjects(`${p}*`));
+    const tableResources = [this.table.tableArn, `${this.table.tableArn}/index/*`];
+    // ListBucket makes a missing key a 404 (artifact_missing) rather than a 403.
+    const listAlga = new iam.PolicyStatement({ sid: 'ListForMissingKeys', actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn] });
+
+    // execute: reads what publish wrote, never writes S3.
+    execute.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'ReadBundlesUiArtifacts', actions: ['s3:GetObject'], resources: objects(this.bucket, PUBLISHED_PREFIXES) }),
+    );
+    execute.addToRolePolicy(listAlga);
+    execute.addToRolePolicy(new iam.PolicyStatement({ sid: 'TableReadWrite', actions: [...TABLE_READ, ...TABLE_WRITE], resources: tableResources }));
+    execute.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadInstallSecrets',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [
+          stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `${secretsPrefix}*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
+          this.runnerServiceTokenSecret.secretArn,
+        ],
+      }),
+    );
+
+    // ui-assets: reads ui/ and the registry.
+    uiAssets.addToRolePolicy(new iam.PolicyStatement({ sid: 'ReadUi', actions: ['s3:GetObject'], resources: objects(this.bucket, ['ui/']) }));
+    uiAssets.addToRolePolicy(listAlga);
+    uiAssets.addToRolePolicy(new iam.PolicyStatement({ sid: 'TableRead', actions: TABLE_READ, resources: tableResources }));
+
+    // publish: the only writer of bundles/, ui/, artifacts/ (delete: undo a failed publish).
+    publish.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'ReadUploads', actions: ['s3:GetObject'], resources: objects(this.uploadBucket, [uploadPrefix]) }),
+    );
+    publish.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'WriteBundlesUiArtifacts',
+        actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+        resources: objects(this.bucket, PUBLISHED_PREFIXES),
+      }),
+    );
+    publish.addToRolePolicy(listAlga);
+    publish.addToRolePolicy(new iam.PolicyStatement({ sid: 'TableReadWrite', actions: [...TABLE_READ, ...TABLE_WRITE], resources: tableResources }));
+    publish.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'ReadPublishToken', actions: ['secretsmanager:GetSecretValue'], resources: [this.publishTokenSecret.secretArn] }),
+    );
+    this.uploadBucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(publish), { prefix: uploadPrefix });
+
+    // events: the registry and its own queue (consume via the event source, send to re-queue).
+    eventsFn.addToRolePolicy(new iam.PolicyStatement({ sid: 'TableReadWrite', actions: [...TABLE_READ, ...TABLE_WRITE], resources: tableResources }));
+    eventsFn.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'QueueSend', actions: ['sqs:SendMessage'], resources: [this.eventsQueue.queueArn] }),
+    );
+    eventsFn.addEventSource(new lambdaEvents.SqsEventSource(this.eventsQueue, { batchSize: 10, reportBatchItemFailures: true }));
+
+    // ------------------------------------------------------------ HTTP API
+    const accessLogs = new logs.LogGroup(this, 'HttpApiAccessLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
+    this.httpApi = new apigwv2.HttpApi(this, 'HttpApi', {
+      description: 'alga-lambda runner API',
+      createDefaultStage: false,
+    });
+    new apigwv2.HttpStage(this, 'HttpApiStage', {
+      httpApi: this.httpApi,
+      stageName: '$default',
+      autoDeploy: true,
+      accessLogSettings: {
+        destination: new apigwv2.LogGroupLogDestination(accessLogs),
+        format: apigw.AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            ip: '$context.identity.sourceIp',
+            routeKey: '$context.routeKey',
+            status: '$context.status',
+            latency: '$context.responseLatency',
+            integrationError: '$context.integrationErrorMessage',
+          }),
+        ),
+      },
+    });
+    const executeIntegration = new integrations.HttpLambdaIntegration('ExecuteIntegration', execute);
+    this.httpApi.addRoutes({
+      path: '/v1/execute',
+      methods: [apigwv2.HttpMethod.POST],
+      integration: executeIntegration,
+      // token mode: no API Gateway auth; the function checks x-runner-service-token.
+      authorizer: props.executeAuth === 'iam' ? new authorizers.HttpIamAuthorizer() : new apigwv2.HttpNoneAuthorizer(),
+    });
+    this.httpApi.addRoutes({
+      path: '/api/ext/{extensionId}/{proxy+}',
+      methods: [apigwv2.HttpMethod.ANY],
+      integration: executeIntegration,
+      authorizer: new authorizers.HttpJwtAuthorizer('jwt', props.jwtIssuer, { jwtAudience: props.jwtAudience }),
+    });
+    this.httpApi.addRoutes({
+      path: '/v1/publish',
+      methods: [apigwv2.HttpMethod.POST],
+      integration: new integrations.HttpLambdaIntegration('PublishIntegration', publish),
+      // The function checks the operator token (ALGA_PUBLISH_TOKEN_SECRET_ID).
+      authorizer: new apigwv2.HttpNoneAuthorizer(),
+    });
+
+    // ------------------------------------------------------------ alarms
+    this.alarmTopic = new sns.Topic(this, 'AlarmTopic', {
+      masterKey: kms.Alias.fromAliasName(this, 'SnsManagedKey', 'alias/aws/sns'),
+    });
+    if (props.alarmEmail) this.alarmTopic.addSubscription(new snsSubs.EmailSubscription(props.alarmEmail));
+    this.alarms = {};
+    const period = Duration.minutes(5);
+    const alarm = (name: string, description: string, metric: cloudwatch.IMetric) => {
+      const a = new cloudwatch.Alarm(this, name, {
+        alarmDescription: description,
+        metric,
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      a.addAlarmAction(new cwActions.SnsAction(this.alarmTopic));
+      this.alarms[name] = a;
+    };
+    const labels: Record<AlgaFunctionKey, [string, string]> = {
+      execute: ['Execute', 'execute'],
+      uiAssets: ['UiAssets', 'ui-assets'],
+      publish: ['Publish', 'publish'],
+      events: ['Events', 'events'],
+    };
+    for (const key of Object.keys(labels) as AlgaFunctionKey[]) {
+      const [id, label] = labels[key];
+      const fn = this.functions[key];
+      alarm(`${id}ErrorsAlarm`, `${label} reported function errors`, fn.metricErrors({ period, statistic: 'Sum' }));
+      alarm(`${id}ThrottlesAlarm`, `${label} was throttled`, fn.metricThrottles({ period, statistic: 'Sum' }));
+    }
+    alarm(
+      'EventsDeadLetterAlarm',
+      'event messages reached the dead-letter queue',
+      this.eventsDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
+    );
+  }
+
+  /** CloudFront in front of the ui-assets function URL (AWS_IAM, signed by OAC). */
+  private makeDistribution(uiAssets: lambda.Function): cloudfront.Distribution {
+    const url = uiAssets.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.AWS_IAM });
+    // UI URLs carry the content hash, so the origin answers `immutable, max-age=31536000`; the
+    // policy keeps whatever max-age the origin sends. The query string is read by the page's
+    // script, never by the origin: leaving it out of the key lets every tenant share one copy.
+    const cachePolicy = new cloudfront.CachePolicy(this, 'UiCachePolicy', {
+      comment: "Honour the origin's Cache-Control; key on the path only",
+      minTtl: Duration.seconds(0),
+      defaultTtl: Duration.seconds(0),
+      maxTtl: Duration.days(365),
+      cookieBehavior: cloudfront.CacheCookieBehavior.none(),
+      headerBehavior: cloudfront.CacheHeaderBehavior.none(),
+      queryStringBehavior: cloudfront.CacheQueryStringBehavior.none(),
+      enableAcceptEncodingGzip: true,
+      enableAcceptEncodingBrotli: true,
+    });
+    // No X-Frame-Options and no CSP override: the UI lives in the host app's iframe, and the
+    // origin sends the CSP with frame-ancestors (EXT_UI_FRAME_ANCESTORS).
+    const headers = new cloudfront.ResponseHeadersPolicy(this, 'UiResponseHeadersPolicy', {
+      comment: 'Security headers for extension UIs',
+      securityHeadersBehavior: {
+        contentTypeOptions: { override: true },
+        strictTransportSecurity: { accessControlMaxAge: Duration.seconds(63072000), includeSubdomains: true, override: true },
+        referrerPolicy: { referrerPolicy: cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN, override: true },
+      },
+      removeHeaders: ['Server'],
+    });
+    return new cloudfront.Distribution(this, 'UiDistribution', {
+      comment: 'alga-lambda extension UIs',
+      httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
+      priceClass: cloudfront.PriceClass.PRICE_CLASS_100,
+      defaultBehavior: {
+        origin: origins.FunctionUrlOrigin.withOriginAccessControl(url),
+        viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+        allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+        cachedMethods: cloudfront.CachedMethods.CACHE_GET_HEAD,
+        compress: true,
+        cachePolicy,
+        responseHeadersPolicy: headers,
+      },
+    });
+  }
+}
+
+/**
+ * The function's code: given, or cargo-lambda's output folder. A missing folder is named with
+ * the command that makes it (CDK's own message only says the asset is missing).
+ */
+function resolveCode(key: AlgaFunctionKey, code: string | lambda.Code | undefined, lambdaDir: string): lambda.Code {
+  if (code instanceof lambda.Code) return code;
+  const location = code ?? path.join(lambdaDir, FUNCTION_BINARIES[key]);
+  if (!fs.existsSync(location)) {
+    throw new Error(
+      `AlgaExtensionRunner: no code for ${FUNCTION_BINARIES[key]} at ${location}; ` +
+        `build it (scripts/sam-build, or cargo lambda build --release --bin ${FUNCTION_BINARIES[key]}) ` +
+        `or pass the ${key}.code prop`,
+    );
+  }
+  return lambda.Code.fromAsset(location);
+}

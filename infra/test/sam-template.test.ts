@@ -1,0 +1,207 @@
+// Assertions on ../template.yaml as SAM translates it (infra/tools/sam_translate.py, offline):
+// the same resources and IAM boundaries the CDK construct is tested for, so the two stay alike.
+
+import { test, describe, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { allowed, Json, render, roleStatements } from './support';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const PYTHON = path.join(ROOT, '.venv', 'bin', 'python');
+
+function translate(): Json {
+  assert.ok(fs.existsSync(PYTHON), `${PYTHON} is missing: scripts/test-infra installs it`);
+  const out = execFileSync(PYTHON, [path.join(ROOT, 'infra', 'tools', 'sam_translate.py'), path.join(ROOT, 'template.yaml')], {
+    env: { ...process.env, AWS_DEFAULT_REGION: process.env.AWS_DEFAULT_REGION ?? 'us-east-1' },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return JSON.parse(out.toString('utf8'));
+}
+
+const FUNCTIONS = {
+  ExecuteFunction: 'fn-execute',
+  UiAssetsFunction: 'fn-ui-assets',
+  PublishFunction: 'fn-publish',
+  EventsFunction: 'fn-events',
+} as const;
+
+describe('template.yaml (SAM, translated)', () => {
+  let t: Json;
+  let r: Record<string, Json>;
+  const ofType = (type: string) => Object.entries<Json>(r).filter(([, v]) => v.Type === type);
+  const stmts = (fn: keyof typeof FUNCTIONS) => roleStatements(r, r[fn].Properties.Role['Fn::GetAtt'][0]);
+
+  before(() => {
+    t = translate();
+    r = t.Resources;
+  });
+
+  test('the SAM source builds each function with cargo-lambda from its own crate folder', () => {
+    // The translation drops Metadata and CodeUri; read the source for them (a line scan is
+    // enough for these keys and keeps the test free of a YAML parser).
+    const src = fs.readFileSync(path.join(ROOT, 'template.yaml'), 'utf8');
+    for (const [id, bin] of Object.entries(FUNCTIONS)) {
+      const start = src.indexOf(`\n  ${id}:\n`);
+      assert.ok(start >= 0, id);
+      const next = src.slice(start + 1).search(/\n  [A-Za-z]/);
+      const block = src.slice(start, start + 1 + next);
+      assert.match(block, /BuildMethod: rust-cargolambda/, id);
+      assert.match(block, new RegExp(`Binary: ${bin}$`, 'm'), id);
+      // Not the workspace root: there cargo would unify features across all four crates and
+      // execute would carry publish's Cranelift.
+      assert.match(block, new RegExp(`CodeUri: functions/${bin.slice(3)}$`, 'm'), id);
+    }
+  });
+
+  test('inventory: exactly these resources (a new one must come with its test)', () => {
+    const counts: Record<string, number> = {};
+    for (const v of Object.values<Json>(r)) counts[v.Type] = (counts[v.Type] ?? 0) + 1;
+    assert.deepEqual(counts, {
+      'AWS::ApiGatewayV2::Api': 1,
+      'AWS::ApiGatewayV2::Authorizer': 1,
+      'AWS::ApiGatewayV2::Integration': 2,
+      'AWS::ApiGatewayV2::Route': 3,
+      'AWS::ApiGatewayV2::Stage': 1,
+      'AWS::CloudFront::CachePolicy': 1,
+      'AWS::CloudFront::Distribution': 1,
+      'AWS::CloudFront::OriginAccessControl': 1,
+      'AWS::CloudFront::ResponseHeadersPolicy': 1,
+      'AWS::CloudWatch::Alarm': 9,
+      'AWS::DynamoDB::Table': 1,
+      'AWS::Events::Rule': 1,
+      'AWS::IAM::Role': 4,
+      'AWS::Lambda::EventSourceMapping': 1,
+      'AWS::Lambda::Function': 4,
+      'AWS::Lambda::Permission': 6,
+      'AWS::Lambda::Url': 1,
+      'AWS::Logs::LogGroup': 5,
+      'AWS::S3::Bucket': 2,
+      'AWS::S3::BucketPolicy': 2,
+      'AWS::SNS::Subscription': 1, // conditional: only with AlarmEmail
+      'AWS::SNS::Topic': 1,
+      'AWS::SQS::Queue': 2,
+      'AWS::SQS::QueuePolicy': 1,
+      'AWS::SecretsManager::Secret': 2,
+    });
+    assert.equal(r.AlarmEmailSubscription.Condition, 'HasAlarmEmail');
+  });
+
+  test('four provided.al2023 functions with the Architecture parameter, X-Ray, JSON logs', () => {
+    const fns = ofType('AWS::Lambda::Function');
+    assert.deepEqual(fns.map(([id]) => id).sort(), Object.keys(FUNCTIONS).sort());
+    for (const [id, fn] of fns) {
+      const p = fn.Properties;
+      assert.equal(p.Runtime, 'provided.al2023', id);
+      assert.equal(p.Handler, 'bootstrap', id);
+      assert.deepEqual(p.Architectures, [{ Ref: 'Architecture' }], id);
+      assert.deepEqual(p.TracingConfig, { Mode: 'Active' }, id);
+      assert.equal(p.LoggingConfig.LogFormat, 'JSON', id);
+      assert.ok(p.ReservedConcurrentExecutions['Fn::If'], `${id}: reserved concurrency is a parameter`);
+      assert.ok(p.MemorySize.Ref && p.Timeout.Ref, `${id}: memory and timeout are parameters`);
+    }
+    assert.deepEqual(t.Parameters.Architecture.AllowedValues, ['arm64', 'x86_64']);
+  });
+
+  test('storage: TLS-only buckets, the single table, two generated secrets', () => {
+    assert.equal(ofType('AWS::S3::Bucket').length, 2);
+    for (const [id, b] of ofType('AWS::S3::Bucket')) {
+      assert.equal(b.Properties.PublicAccessBlockConfiguration.RestrictPublicBuckets, true, id);
+      assert.ok(b.Properties.BucketEncryption, id);
+      const policy = ofType('AWS::S3::BucketPolicy').find(([, p]) => p.Properties.Bucket.Ref === id);
+      assert.ok(policy, `${id} has a bucket policy`);
+      assert.equal(policy[1].Properties.PolicyDocument.Statement[0].Condition.Bool['aws:SecureTransport'], 'false');
+    }
+    const table = r.Table.Properties;
+    assert.equal(table.BillingMode, 'PAY_PER_REQUEST');
+    assert.deepEqual(table.TimeToLiveSpecification, { AttributeName: 'ttl', Enabled: true });
+    assert.equal(table.GlobalSecondaryIndexes[0].IndexName, 'gsi1');
+    assert.equal(table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled, true);
+    assert.equal(ofType('AWS::SecretsManager::Secret').length, 2);
+  });
+
+  test('publish is notified for the upload prefix; events consumes the queue with partial batch failures', () => {
+    const cfg = r.UploadBucket.Properties.NotificationConfiguration.LambdaConfigurations[0];
+    assert.equal(cfg.Event, 's3:ObjectCreated:*');
+    assert.deepEqual(cfg.Function, { 'Fn::GetAtt': ['PublishFunction', 'Arn'] });
+    assert.deepEqual(cfg.Filter.S3Key.Rules, [{ Name: 'prefix', Value: { Ref: 'UploadPrefix' } }]);
+    const [[, esm]] = ofType('AWS::Lambda::EventSourceMapping');
+    assert.deepEqual(esm.Properties.FunctionResponseTypes, ['ReportBatchItemFailures']);
+    assert.deepEqual(esm.Properties.EventSourceArn, { 'Fn::GetAtt': ['EventsQueue', 'Arn'] });
+    assert.deepEqual(r.EventsQueue.Properties.RedrivePolicy.deadLetterTargetArn, { 'Fn::GetAtt': ['EventsDeadLetterQueue', 'Arn'] });
+    assert.deepEqual(r.EventsRule.Properties.Targets[0].Arn, { 'Fn::GetAtt': ['EventsQueue', 'Arn'] });
+  });
+
+  test('HTTP API routes and their authorization', () => {
+    const routes = Object.fromEntries(ofType('AWS::ApiGatewayV2::Route').map(([, v]) => [v.Properties.RouteKey, v.Properties]));
+    assert.deepEqual(Object.keys(routes).sort(), ['ANY /api/ext/{extensionId}/{proxy+}', 'POST /v1/execute', 'POST /v1/publish']);
+    assert.deepEqual(routes['POST /v1/execute'].AuthorizationType, { 'Fn::If': ['ExecuteUsesIam', 'AWS_IAM', 'NONE'] });
+    assert.equal(routes['ANY /api/ext/{extensionId}/{proxy+}'].AuthorizationType, 'JWT');
+    assert.deepEqual(r.JwtAuthorizer.Properties.JwtConfiguration, { Issuer: { Ref: 'JwtIssuer' }, Audience: { Ref: 'JwtAudience' } });
+  });
+
+  test('ui-assets behind CloudFront: IAM function URL, lambda OAC, both invoke permissions', () => {
+    assert.equal(r.UiAssetsFunctionUrl.Properties.AuthType, 'AWS_IAM');
+    assert.equal(r.UiOriginAccessControl.Properties.OriginAccessControlConfig.OriginAccessControlOriginType, 'lambda');
+    const origin = r.UiDistribution.Properties.DistributionConfig.Origins[0];
+    assert.deepEqual(origin.OriginAccessControlId, { 'Fn::GetAtt': ['UiOriginAccessControl', 'Id'] });
+    assert.equal(r.UiAssetsUrlPermission.Properties.Action, 'lambda:InvokeFunctionUrl');
+    assert.equal(r.UiAssetsInvokePermission.Properties.InvokedViaFunctionUrl, true);
+    assert.equal(r.UiCachePolicy.Properties.CachePolicyConfig.MaxTTL, 31536000);
+    assert.ok(r.UiResponseHeadersPolicy.Properties.ResponseHeadersPolicyConfig.SecurityHeadersConfig.StrictTransportSecurity);
+  });
+
+  test('alarms: errors and throttles per function, DLQ depth', () => {
+    const alarms = ofType('AWS::CloudWatch::Alarm').map(([, v]) => v.Properties);
+    assert.equal(alarms.length, 9);
+    for (const fn of Object.keys(FUNCTIONS)) {
+      for (const metric of ['Errors', 'Throttles']) {
+        assert.ok(alarms.some((a) => a.MetricName === metric && a.Dimensions[0].Value.Ref === fn), `${metric} ${fn}`);
+      }
+    }
+    assert.ok(alarms.some((a) => a.Namespace === 'AWS/SQS' && render(a.Dimensions[0].Value) === '${EventsDeadLetterQueue.QueueName}'));
+  });
+
+  test('IAM: execute reads bundles/ ui/ artifacts/, never writes S3; secrets under the prefix', () => {
+    const st = stmts('ExecuteFunction');
+    assert.deepEqual(allowed(st, 's3:GetObject'), ['${AlgaBucket.Arn}/artifacts/*', '${AlgaBucket.Arn}/bundles/*', '${AlgaBucket.Arn}/ui/*']);
+    assert.ok(!st.some((x) => x.actions.some((a) => a.startsWith('s3:Put') || a.startsWith('s3:Delete') || a === 's3:*')));
+    assert.deepEqual(allowed(st, 'secretsmanager:GetSecretValue'), [
+      '${RunnerServiceTokenSecret}',
+      'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}*',
+    ]);
+    assert.deepEqual(allowed(st, 'dynamodb:PutItem'), ['${Table.Arn}', '${Table.Arn}/index/*']);
+  });
+
+  test('IAM: only publish writes bundles/ ui/ artifacts/', () => {
+    const published = ['${AlgaBucket.Arn}/artifacts/*', '${AlgaBucket.Arn}/bundles/*', '${AlgaBucket.Arn}/ui/*'];
+    assert.deepEqual(allowed(stmts('PublishFunction'), 's3:PutObject'), published);
+    for (const fn of ['ExecuteFunction', 'UiAssetsFunction', 'EventsFunction'] as const) {
+      assert.deepEqual(allowed(stmts(fn), 's3:PutObject'), [], fn);
+      assert.deepEqual(allowed(stmts(fn), 's3:DeleteObject'), [], fn);
+    }
+    assert.deepEqual(allowed(stmts('PublishFunction'), 'secretsmanager:GetSecretValue'), ['${PublishTokenSecret}']);
+  });
+
+  test('IAM: ui-assets reads ui/ and the table; events the table and its queue', () => {
+    const ui = stmts('UiAssetsFunction');
+    assert.deepEqual(allowed(ui, 's3:GetObject'), ['${AlgaBucket.Arn}/ui/*']);
+    assert.deepEqual(allowed(ui, 'dynamodb:PutItem'), []);
+    assert.deepEqual(allowed(ui, 'dynamodb:GetItem'), ['${Table.Arn}', '${Table.Arn}/index/*']);
+    const ev = stmts('EventsFunction');
+    for (const a of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:SendMessage']) assert.deepEqual(allowed(ev, a), ['${EventsQueue.Arn}'], a);
+    assert.ok(!ev.some((x) => x.actions.some((a) => a.startsWith('s3:') || a.startsWith('secretsmanager:'))));
+  });
+
+  test('IAM: each role logs only to its own group; "*" only for X-Ray; no wildcard actions', () => {
+    for (const fn of Object.keys(FUNCTIONS) as (keyof typeof FUNCTIONS)[]) {
+      const st = stmts(fn);
+      assert.deepEqual(allowed(st, 'logs:PutLogEvents'), [`\${${r[fn].Properties.LoggingConfig.LogGroup.Ref}.Arn}`], fn);
+      for (const x of st) {
+        if (x.resources.includes('*')) assert.ok(x.actions.every((a) => a.startsWith('xray:')), `${fn}: ${x.actions}`);
+        assert.ok(x.actions.every((a) => !a.endsWith(':*') && a !== '*'), `${fn}: ${x.actions}`);
+      }
+    }
+  });
+});

@@ -1,0 +1,53 @@
+// Helpers shared by the template tests: read IAM statements out of a CloudFormation template.
+
+import assert from 'node:assert/strict';
+
+export type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/**
+ * Renders an intrinsic as readable text so ARNs compare as strings:
+ * {"Fn::GetAtt":["B","Arn"]} -> "${B.Arn}", {"Ref":"X"} -> "${X}", Fn::Join concatenated,
+ * Fn::Sub as its template string.
+ */
+export function render(v: Json): string {
+  if (typeof v === 'string') return v;
+  if (v && v['Fn::GetAtt']) return `\${${v['Fn::GetAtt'][0]}.${v['Fn::GetAtt'][1]}}`;
+  if (v && v.Ref) return `\${${v.Ref}}`;
+  if (v && v['Fn::Join']) return v['Fn::Join'][1].map(render).join(v['Fn::Join'][0]);
+  if (v && v['Fn::Sub']) return Array.isArray(v['Fn::Sub']) ? v['Fn::Sub'][0] : v['Fn::Sub'];
+  return JSON.stringify(v);
+}
+
+/** One IAM statement with its actions and rendered resources. */
+export interface Stmt {
+  effect: string;
+  actions: string[];
+  resources: string[];
+}
+
+/** Every statement of every policy attached to a role (inline or AWS::IAM::Policy); no managed ones. */
+export function roleStatements(resources: Record<string, Json>, roleId: string): Stmt[] {
+  const out: Stmt[] = [];
+  const add = (doc: Json) => {
+    for (const st of doc.Statement) {
+      out.push({ effect: st.Effect, actions: [st.Action].flat(), resources: [st.Resource].flat().map(render) });
+    }
+  };
+  const role = resources[roleId];
+  assert.ok(role, `role ${roleId} exists`);
+  assert.deepEqual(role.Properties.ManagedPolicyArns ?? [], [], `${roleId}: no managed policies`);
+  for (const p of role.Properties.Policies ?? []) add(p.PolicyDocument);
+  for (const r of Object.values<Json>(resources)) {
+    if (r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((x: Json) => x.Ref === roleId)) add(r.Properties.PolicyDocument);
+  }
+  assert.ok(out.length > 0, `${roleId} has statements`);
+  return out;
+}
+
+/** Resources on which the statements allow an action (exact action name), sorted. */
+export function allowed(stmts: Stmt[], action: string): string[] {
+  return stmts
+    .filter((st) => st.effect === 'Allow' && st.actions.includes(action))
+    .flatMap((st) => st.resources)
+    .sort();
+}

@@ -1,0 +1,38 @@
+//! Who calls the direct route: the tenant and user that API Gateway's authorizer
+//! (JWT claims or a Lambda authorizer's context) vouches for.
+
+use std::collections::BTreeMap;
+
+use crate::execute::request::UserPayload;
+
+/// Authorizer claims, flattened to strings.
+pub type Claims = BTreeMap<String, String>;
+
+/// The authenticated caller of the direct route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Tenant id.
+    pub tenant: String,
+    /// The signed-in user, when the claims name one.
+    pub user: Option<UserPayload>,
+}
+
+impl Caller {
+    /// Reads the caller from claims: the tenant from `tenant_claim` (required), the
+    /// user id from `user_claim`, and `email`, `name`, `user_type`, `client_name`,
+    /// `client_id` when present.
+    pub fn from_claims(claims: &Claims, tenant_claim: &str, user_claim: &str) -> Option<Self> {
+        let get = |k: &str| claims.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let tenant = get(tenant_claim)?.to_string();
+        let user = get(user_claim).map(|id| UserPayload {
+            user_id: id.to_string(),
+            user_email: get("email").unwrap_or_default().to_string(),
+            user_name: get("name").unwrap_or_default().to_string(),
+            user_type: get("user_type").unwrap_or("internal").to_string(),
+            client_name: get("client_name").unwrap_or_default().to_string(),
+            client_id: get("client_id").map(String::from),
+            additional_fields: None,
+        });
+        Some(Caller { tenant, user })
+    }
+}

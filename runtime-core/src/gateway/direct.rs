@@ -1,0 +1,220 @@
+//! `ANY /api/ext/{extensionId}/{proxy+}`: a browser or the host app calls an
+//! extension's endpoint directly. The authorizer names the tenant and user; the
+//! request must match an endpoint the manifest declares; the guest's response
+//! goes back as is, through the response-header allowlist.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use http::HeaderMap;
+
+use super::caller::Caller;
+use super::headers::{request_header_allowed, response_header_allowed};
+use super::record::Route;
+use super::{Gateway, HttpReply, new_request_id};
+use crate::execute::request::{HttpPayload, RequestContext, RequestedLimits};
+use crate::execute::{ExecError, ExecuteRequest, Outcome, RoutingHeaders};
+use crate::manifest::Manifest;
+use crate::store::{InstallRecord, RegistryError};
+
+/// One request on the direct route.
+#[derive(Debug)]
+pub struct DirectRequest<'a> {
+    /// Who calls, as the authorizer says; `None` when it said nothing.
+    pub caller: Option<Caller>,
+    /// `{extensionId}` of the route.
+    pub extension_id: &'a str,
+    /// HTTP method.
+    pub method: &'a str,
+    /// The path after the extension id, starting with `/` (still percent-encoded).
+    pub path: &'a str,
+    /// Query parameters (last value of a repeated name wins).
+    pub query: BTreeMap<String, String>,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// Body bytes.
+    pub body: &'a [u8],
+    /// The platform's request id, when it has one.
+    pub request_id: Option<String>,
+}
+
+fn unavailable(e: RegistryError) -> HttpReply {
+    HttpReply::error(503, "backend_unavailable", format!("registry: {e}"))
+        .with_header("retry-after", "1")
+}
+
+impl Gateway {
+    /// Serves one request on the direct route.
+    pub async fn direct(&self, req: DirectRequest<'_>) -> HttpReply {
+        let Some(caller) = req.caller else {
+            return HttpReply::error(
+                401,
+                "unauthenticated",
+                format!(
+                    "the authorizer supplied no {:?} claim",
+                    self.settings.tenant_claim
+                ),
+            );
+        };
+        if req.body.len() > self.settings.body_max {
+            return HttpReply::error(
+                413,
+                "payload_too_large",
+                format!(
+                    "body of {} bytes exceeds the {} byte limit",
+                    req.body.len(),
+                    self.settings.body_max
+                ),
+            );
+        }
+        let install = match self
+            .backends
+            .registry
+            .get_install(&caller.tenant, req.extension_id)
+            .await
+        {
+            Ok(Some(i)) => i,
+            Ok(None) => {
+                return HttpReply::error(
+                    404,
+                    "not_installed",
+                    format!("{} is not installed for this tenant", req.extension_id),
+                );
+            }
+            Err(e) => return unavailable(e),
+        };
+        let manifest = match self.manifest_of(&install).await {
+            Ok(m) => m,
+            Err(reply) => return reply,
+        };
+        if manifest.match_endpoint(req.method, req.path).is_none() {
+            return HttpReply::error(
+                404,
+                "endpoint_not_found",
+                format!(
+                    "{} declares no endpoint for {} {}",
+                    req.extension_id, req.method, req.path
+                ),
+            );
+        }
+
+        let request_id = req.request_id.clone().unwrap_or_else(new_request_id);
+        let headers: BTreeMap<String, String> = req
+            .headers
+            .iter()
+            .filter(|(name, _)| request_header_allowed(name.as_str()))
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+            })
+            .collect();
+        let execute = ExecuteRequest {
+            context: RequestContext {
+                tenant_id: caller.tenant.clone(),
+                extension_id: req.extension_id.to_string(),
+                content_hash: install.content_hash.to_string(),
+                request_id: Some(request_id.clone()),
+                install_id: Some(install.install_id.clone()),
+                version_id: Some(install.version.clone()),
+                config: None,
+            },
+            http: HttpPayload {
+                method: req.method.to_ascii_uppercase(),
+                path: req.path.to_string(),
+                query: Some(req.query),
+                headers: Some(headers),
+                body_b64: (!req.body.is_empty() || req.method != "GET")
+                    .then(|| base64::engine::general_purpose::STANDARD.encode(req.body)),
+            },
+            limits: RequestedLimits::default(),
+            secret_envelope: None,
+            providers: None,
+            user: caller.user.clone(),
+        };
+        let routing = RoutingHeaders {
+            tenant: Some(caller.tenant.clone()),
+            extension: Some(req.extension_id.to_string()),
+            request_id: Some(request_id.clone()),
+        };
+        let outcome = self.executor.execute(&routing, &execute).await;
+        self.record(Route::Direct, &caller.tenant, req.extension_id, &outcome)
+            .await;
+        guest_reply(&outcome, req.method).with_header("x-request-id", request_id)
+    }
+
+    /// The manifest of an install's bundle (parsed once per bundle).
+    async fn manifest_of(&self, install: &InstallRecord) -> Result<Arc<Manifest>, HttpReply> {
+        if let Some(m) = self.manifests.lock().unwrap().get(&install.content_hash) {
+            return Ok(m.clone());
+        }
+        let version = self
+            .backends
+            .registry
+            .get_version(&install.extension_id, &install.version)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                HttpReply::error(
+                    404,
+                    "not_installed",
+                    format!(
+                        "{} {} is not published",
+                        install.extension_id, install.version
+                    ),
+                )
+            })?;
+        let manifest = Manifest::parse(version.manifest_json.as_bytes()).map_err(|e| {
+            HttpReply::error(500, "invalid_manifest", format!("stored manifest: {e}"))
+        })?;
+        let manifest = Arc::new(manifest);
+        self.manifests
+            .lock()
+            .unwrap()
+            .put(install.content_hash, manifest.clone());
+        Ok(manifest)
+    }
+}
+
+/// The guest's response as HTTP, or the error with its status and code.
+fn guest_reply(outcome: &Outcome, method: &str) -> HttpReply {
+    let env = &outcome.envelope;
+    if let Some(error) = &env.error {
+        let code = outcome.metrics.outcome;
+        let message = error
+            .strip_prefix(code)
+            .map(|m| m.trim_start_matches(':').trim())
+            .unwrap_or(error);
+        let mut reply = HttpReply::error(env.status, code, message);
+        if let Some(secs) = outcome.metrics.retry_after {
+            reply = reply.with_header("retry-after", secs.to_string());
+        }
+        return reply;
+    }
+    let mut headers: Vec<(String, String)> = env
+        .headers
+        .iter()
+        .flatten()
+        .filter(|(k, _)| response_header_allowed(k))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    if !headers.iter().any(|(k, _)| k == "cache-control") {
+        headers.push(("cache-control".into(), "no-store".into()));
+    }
+    headers.push(("x-content-type-options".into(), "nosniff".into()));
+    let body = if method.eq_ignore_ascii_case("HEAD") {
+        Vec::new()
+    } else {
+        env.body().unwrap_or_default()
+    };
+    HttpReply {
+        status: env.status,
+        headers,
+        body,
+    }
+}
+
+impl From<ExecError> for HttpReply {
+    fn from(e: ExecError) -> Self {
+        HttpReply::error(e.status(), e.code(), e)
+    }
+}

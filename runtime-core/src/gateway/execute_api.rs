@@ -1,0 +1,207 @@
+//! `POST /v1/execute`: the Alga runner's wire contract. Execution outcomes are
+//! always HTTP 200 with the four-key envelope; only transport-level problems
+//! (credential, media type, malformed or oversize body) use other statuses.
+
+use std::time::Duration;
+
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::credential::token_matches;
+use super::record::Route;
+use super::settings::ExecuteAuth;
+use super::{Gateway, HttpReply, new_request_id};
+use crate::execute::{Envelope, ExecError, ExecuteRequest, Outcome, RoutingHeaders};
+use crate::store::Claim;
+
+/// Longest accepted `x-idempotency-key`.
+const IDEMPOTENCY_KEY_MAX: usize = 256;
+
+/// What an idempotency record holds: the request it answered and the answer.
+#[derive(Serialize, Deserialize)]
+struct StoredResponse {
+    request_sha256: String,
+    envelope: Envelope,
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+fn envelope_reply(env: &Envelope) -> HttpReply {
+    HttpReply::json(200, &serde_json::to_value(env).unwrap_or_default())
+}
+
+/// An envelope for a failure outside the guest, with its own HTTP status.
+fn refusal(http_status: u16, code: &str, message: &str) -> HttpReply {
+    HttpReply::json(
+        http_status,
+        &serde_json::json!({
+            "status": http_status,
+            "headers": null,
+            "body_b64": null,
+            "error": format!("{code}: {message}"),
+        }),
+    )
+}
+
+impl Gateway {
+    /// Serves `POST /v1/execute` with the request's headers and raw body.
+    pub async fn execute_api(&self, headers: &HeaderMap, body: &[u8]) -> HttpReply {
+        if let ExecuteAuth::Token(expected) = &self.settings.execute_auth {
+            let presented = header(headers, "x-runner-service-token");
+            let ok = match (expected, presented) {
+                (Some(e), Some(p)) => token_matches(e, p),
+                _ => false,
+            };
+            if !ok {
+                return refusal(
+                    401,
+                    "unauthorized",
+                    "a valid x-runner-service-token is required",
+                )
+                .with_header("www-authenticate", "Token");
+            }
+        }
+        // base64 inflates the body by 4/3; the JSON around it is small.
+        let wire_max = self.settings.body_max / 3 * 4 + (64 << 10);
+        if body.len() > wire_max {
+            return refusal(
+                413,
+                "payload_too_large",
+                &format!("request of {} bytes exceeds {wire_max}", body.len()),
+            );
+        }
+        if let Some(ct) = header(headers, "content-type")
+            && !ct.to_ascii_lowercase().starts_with("application/json")
+        {
+            return refusal(415, "unsupported_media_type", "send application/json");
+        }
+        let value: serde_json::Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return refusal(400, "malformed_json", &e.to_string()),
+        };
+        let mut req: ExecuteRequest = match serde_json::from_value(value) {
+            Ok(r) => r,
+            Err(e) => return refusal(422, "invalid_execute_request", &e.to_string()),
+        };
+        let routing = RoutingHeaders {
+            tenant: header(headers, "x-alga-tenant").map(String::from),
+            extension: header(headers, "x-alga-extension").map(String::from),
+            request_id: Some(
+                header(headers, "x-request-id")
+                    .map(String::from)
+                    .or_else(|| req.context.request_id.clone())
+                    .unwrap_or_else(new_request_id),
+            ),
+        };
+        if req.context.request_id.is_none() {
+            req.context.request_id = routing.request_id.clone();
+        }
+
+        let idempotency = match (header(headers, "x-idempotency-key"), &routing.tenant) {
+            (Some(key), Some(tenant)) => {
+                if key.len() > IDEMPOTENCY_KEY_MAX {
+                    return refusal(
+                        400,
+                        "invalid_idempotency_key",
+                        &format!("at most {IDEMPOTENCY_KEY_MAX} characters"),
+                    );
+                }
+                Some((
+                    tenant.clone(),
+                    key.to_string(),
+                    hex::encode(Sha256::digest(body)),
+                ))
+            }
+            _ => None,
+        };
+        if let Some((tenant, key, digest)) = &idempotency {
+            // An unfinished claim lapses after the longest possible run.
+            let claim_ttl = self.executor.max_timeout() + Duration::from_secs(30);
+            match self
+                .backends
+                .idempotency
+                .claim(tenant, key, claim_ttl)
+                .await
+            {
+                Ok(Claim::Claimed) => {}
+                Ok(Claim::InProgress) => {
+                    return envelope_reply(&Envelope::error_code(
+                        409,
+                        "idempotency_in_progress",
+                        "a request with this x-idempotency-key is still running",
+                    ));
+                }
+                Ok(Claim::Completed(bytes)) => {
+                    return match serde_json::from_slice::<StoredResponse>(&bytes) {
+                        Ok(stored) if &stored.request_sha256 == digest => {
+                            envelope_reply(&stored.envelope)
+                                .with_header("x-idempotent-replay", "true")
+                        }
+                        Ok(_) => envelope_reply(&Envelope::error_code(
+                            422,
+                            "idempotency_key_reused",
+                            "this x-idempotency-key was used with another request body",
+                        )),
+                        Err(e) => envelope_reply(&Envelope::error(&ExecError::BackendUnavailable(
+                            format!("stored response: {e}"),
+                        ))),
+                    };
+                }
+                Err(e) => {
+                    return envelope_reply(&Envelope::error(&ExecError::BackendUnavailable(
+                        format!("idempotency: {e}"),
+                    )));
+                }
+            }
+        }
+
+        let outcome = self.executor.execute(&routing, &req).await;
+        self.record(
+            Route::Execute,
+            routing.tenant.as_deref().unwrap_or(""),
+            routing.extension.as_deref().unwrap_or(""),
+            &outcome,
+        )
+        .await;
+        if let Some((tenant, key, digest)) = &idempotency {
+            self.settle_idempotency(tenant, key, digest, &outcome).await;
+        }
+        let mut reply = envelope_reply(&outcome.envelope);
+        if let Some(secs) = outcome.metrics.retry_after {
+            reply = reply.with_header("retry-after", secs.to_string());
+        }
+        reply
+    }
+
+    /// Stores the response for replays, or frees the key when the failure is one
+    /// a retry may get past (throttled, overloaded, backend down).
+    async fn settle_idempotency(&self, tenant: &str, key: &str, digest: &str, outcome: &Outcome) {
+        let store = &self.backends.idempotency;
+        let retryable = matches!(
+            outcome.metrics.outcome,
+            "quota_exceeded" | "capacity_exhausted" | "backend_unavailable" | "bundle_fetch_failed"
+        );
+        let result = if retryable {
+            store.release(tenant, key).await
+        } else {
+            let stored = StoredResponse {
+                request_sha256: digest.to_string(),
+                envelope: outcome.envelope.clone(),
+            };
+            let bytes = serde_json::to_vec(&stored).unwrap_or_default();
+            store
+                .complete(tenant, key, &bytes, self.settings.idempotency_ttl)
+                .await
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "idempotency record not updated");
+        }
+    }
+}

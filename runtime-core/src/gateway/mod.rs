@@ -1,0 +1,116 @@
+//! The HTTP face of the runner, independent of how requests arrive (API Gateway,
+//! a Function URL, or `alga-lambda up`): `POST /v1/execute` (the Alga runner's wire
+//! contract) and the direct route `ANY /api/ext/{extensionId}/{proxy+}`.
+//!
+//! The Lambda functions and the local server translate their events into these
+//! calls and the [`HttpReply`] back; all decisions (credentials, idempotency,
+//! endpoint matching, quotas, header filtering, records) are made here.
+
+mod caller;
+pub mod credential;
+mod direct;
+mod execute_api;
+mod headers;
+mod record;
+pub mod settings;
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+
+use crate::artifact::ContentHash;
+use crate::backends::Backends;
+use crate::execute::Executor;
+use crate::manifest::Manifest;
+
+pub use caller::{Caller, Claims};
+pub use direct::DirectRequest;
+pub use settings::{ExecuteAuth, GatewaySettings};
+
+/// A response, ready to be turned into any transport's response type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpReply {
+    /// Status code.
+    pub status: u16,
+    /// Headers, lowercase names.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    /// A JSON response.
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        HttpReply {
+            status,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("cache-control".into(), "no-store".into()),
+                ("x-content-type-options".into(), "nosniff".into()),
+            ],
+            body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    /// A JSON error `{"error": code, "message": message}`.
+    pub fn error(status: u16, code: &str, message: impl std::fmt::Display) -> Self {
+        Self::json(
+            status,
+            &serde_json::json!({ "error": code, "message": message.to_string() }),
+        )
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Serves the execute API and the direct route for one process.
+pub struct Gateway {
+    executor: Arc<Executor>,
+    backends: Backends,
+    settings: GatewaySettings,
+    manifests: Mutex<LruCache<ContentHash, Arc<Manifest>>>,
+}
+
+impl Gateway {
+    /// A gateway running requests on `executor` (which should carry the quota
+    /// policy) with `backends` for installs, idempotency and records.
+    pub fn new(executor: Arc<Executor>, backends: Backends, settings: GatewaySettings) -> Self {
+        Gateway {
+            executor,
+            backends,
+            settings,
+            manifests: Mutex::new(LruCache::new(NonZeroUsize::new(256).expect("non-zero"))),
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &GatewaySettings {
+        &self.settings
+    }
+
+    /// The executor.
+    pub fn executor(&self) -> &Executor {
+        &self.executor
+    }
+}
+
+/// A fresh request id: 16 random bytes in hex.
+pub fn new_request_id() -> String {
+    let mut bytes = [0u8; 16];
+    // A failing OS random source leaves zeros; ids are for correlation, not secrets.
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
+}

@@ -1,0 +1,97 @@
+//! After every invocation: one structured log line (JSON on Lambda, for
+//! CloudWatch) and an execution record in the store.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::Gateway;
+use crate::execute::Outcome;
+use crate::store::ExecutionRecord;
+
+/// Which route served an invocation.
+#[derive(Debug, Clone, Copy)]
+pub enum Route {
+    /// `POST /v1/execute`.
+    Execute,
+    /// `ANY /api/ext/...`.
+    Direct,
+}
+
+impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Route::Execute => "execute",
+            Route::Direct => "direct",
+        }
+    }
+}
+
+impl Gateway {
+    /// Logs one line for the invocation and stores its execution record. A store
+    /// failure is logged, never surfaced: the guest's response is already decided.
+    pub(super) async fn record(
+        &self,
+        route: Route,
+        tenant: &str,
+        extension: &str,
+        outcome: &Outcome,
+    ) {
+        let m = &outcome.metrics;
+        let env = &outcome.envelope;
+        tracing::info!(
+            target: "alga::request",
+            route = route.name(),
+            request_id = m.request_id.as_deref().unwrap_or(""),
+            tenant,
+            extension,
+            install = m.install_id.as_deref().unwrap_or(""),
+            content_hash = m.content_hash.as_deref().unwrap_or(""),
+            status = env.status,
+            outcome = m.outcome,
+            duration_ms = m.total.as_secs_f64() * 1000.0,
+            load_ms = m.load.as_secs_f64() * 1000.0,
+            run_ms = m.run.as_secs_f64() * 1000.0,
+            peak_memory = m.peak_memory,
+            host_calls = m.host_calls,
+            "invocation"
+        );
+        for line in &outcome.logs {
+            tracing::info!(
+                target: "alga::guest",
+                request_id = m.request_id.as_deref().unwrap_or(""),
+                tenant,
+                extension,
+                level = ?line.level,
+                source = %line.source,
+                "{}",
+                line.message
+            );
+        }
+        let started_at_ms = SystemTime::now()
+            .checked_sub(m.total)
+            .unwrap_or(UNIX_EPOCH)
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let record = ExecutionRecord {
+            request_id: m.request_id.clone().unwrap_or_default(),
+            tenant: tenant.to_string(),
+            extension: extension.to_string(),
+            install_id: m.install_id.clone(),
+            version: m.version.clone(),
+            content_hash: m.content_hash.clone(),
+            started_at_ms,
+            duration_ms: m.total.as_millis() as u64,
+            status: env.status,
+            outcome: m.outcome.to_string(),
+            error: env.error.clone(),
+        };
+        if let Err(e) = self
+            .backends
+            .executions
+            .record(&record, self.settings.execution_ttl)
+            .await
+        {
+            tracing::warn!(error = %e, request_id = %record.request_id, "execution record not stored");
+        }
+    }
+}

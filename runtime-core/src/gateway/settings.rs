@@ -1,0 +1,107 @@
+//! Gateway settings from the environment: credentials, claim names, quotas,
+//! body limits and record retention.
+
+use std::time::Duration;
+
+use crate::config::ConfigError;
+use crate::execute::QuotaLimits;
+
+/// How `POST /v1/execute` callers prove they are the host app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecuteAuth {
+    /// A shared token in `x-runner-service-token`, compared in constant time.
+    /// `None` (nothing configured) refuses every request: the gateway fails closed.
+    Token(Option<String>),
+    /// API Gateway has already checked an IAM signature (the route must be
+    /// configured with IAM authorization); the function trusts its caller.
+    Iam,
+}
+
+/// Everything the gateway needs besides the backends.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// `/v1/execute` authentication.
+    pub execute_auth: ExecuteAuth,
+    /// Operator credential for `POST /v1/publish` (`None` refuses every publish).
+    pub publish_token: Option<String>,
+    /// Authorizer claim holding the tenant id.
+    pub tenant_claim: String,
+    /// Authorizer claim holding the user id.
+    pub user_claim: String,
+    /// Default invocation quotas.
+    pub quotas: QuotaLimits,
+    /// Largest HTTP body accepted on any route (bytes, before base64).
+    pub body_max: usize,
+    /// How long an idempotent response is replayed.
+    pub idempotency_ttl: Duration,
+    /// How long execution records are kept.
+    pub execution_ttl: Duration,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            execute_auth: ExecuteAuth::Token(None),
+            publish_token: None,
+            tenant_claim: "tenant_id".into(),
+            user_claim: "sub".into(),
+            quotas: QuotaLimits::default(),
+            body_max: 5 << 20,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            execution_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl GatewaySettings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the settings through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut s = GatewaySettings::default();
+        let nonempty = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        s.execute_auth = match nonempty("ALGA_EXECUTE_AUTH").as_deref() {
+            None | Some("token") => ExecuteAuth::Token(nonempty("RUNNER_SERVICE_TOKEN")),
+            Some("iam") => ExecuteAuth::Iam,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "ALGA_EXECUTE_AUTH",
+                    value: other.into(),
+                    expected: "token or iam",
+                });
+            }
+        };
+        s.publish_token = nonempty("ALGA_PUBLISH_TOKEN");
+        if let Some(v) = nonempty("ALGA_TENANT_CLAIM") {
+            s.tenant_claim = v;
+        }
+        if let Some(v) = nonempty("ALGA_USER_CLAIM") {
+            s.user_claim = v;
+        }
+        if let Some(v) = nonempty("ALGA_QUOTA_PER_MINUTE") {
+            s.quotas.per_minute = number("ALGA_QUOTA_PER_MINUTE", &v)?;
+        }
+        if let Some(v) = nonempty("ALGA_QUOTA_PER_DAY") {
+            s.quotas.per_day = number("ALGA_QUOTA_PER_DAY", &v)?;
+        }
+        if let Some(v) = nonempty("ALGA_REQUEST_MAX_BYTES") {
+            s.body_max = number("ALGA_REQUEST_MAX_BYTES", &v)? as usize;
+        }
+        Ok(s)
+    }
+}
+
+fn number(var: &'static str, v: &str) -> Result<u64, ConfigError> {
+    v.parse().map_err(|_| ConfigError {
+        var,
+        value: v.into(),
+        expected: "a whole number (0 = unlimited)",
+    })
+}
