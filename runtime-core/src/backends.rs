@@ -10,10 +10,7 @@ use crate::config::RuntimeConfig;
 use crate::engine::EngineError;
 use crate::execute::{Executor, RegistryResolver};
 use crate::host::HostServices;
-use crate::store::local::{
-    DirBlobStore, MemoryExecutionLog, MemoryIdempotencyStore, MemoryKvStore, MemoryQuotaStore,
-    MemorySecretStore, SqliteRegistry,
-};
+use crate::store::local::{DirBlobStore, FileSecretStore, SqliteRegistry, SqliteStateStore};
 use crate::store::{
     BlobStore, ExecutionLog, IdempotencyStore, KvStore, QuotaStore, Registry, RegistryError,
     SecretStore,
@@ -77,16 +74,19 @@ pub struct Backends {
 impl Backends {
     /// The local set: everything under one data directory (created if needed).
     pub fn local(data_dir: &Path) -> Result<Self, BackendError> {
+        // Storage, quotas, idempotency and execution records persist across restarts.
+        let state =
+            SqliteStateStore::open(&data_dir.join("state.db")).map_err(RegistryError::from)?;
         Ok(Backends {
             kind: BackendKind::Local(data_dir.to_path_buf()),
             blobs: Arc::new(DirBlobStore::new(data_dir.join("blobs"))),
             uploads: Arc::new(DirBlobStore::new(data_dir.join("uploads"))),
             registry: Arc::new(SqliteRegistry::open(&data_dir.join("registry.db"))?),
-            kv: Arc::new(MemoryKvStore::default()),
-            secrets: Arc::new(MemorySecretStore::default()),
-            quotas: Arc::new(MemoryQuotaStore::default()),
-            idempotency: Arc::new(MemoryIdempotencyStore::default()),
-            executions: Arc::new(MemoryExecutionLog::default()),
+            kv: Arc::new(state.clone()),
+            secrets: Arc::new(FileSecretStore::new(data_dir.join("secrets.json"))),
+            quotas: Arc::new(state.clone()),
+            idempotency: Arc::new(state.clone()),
+            executions: Arc::new(state),
         })
     }
 
