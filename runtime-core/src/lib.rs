@@ -9,6 +9,7 @@ pub mod backends;
 pub mod bundle;
 pub mod capability;
 pub mod config;
+pub mod emf;
 pub mod engine;
 pub mod execute;
 pub mod host;

@@ -27,7 +27,10 @@ use crate::engine::{EngineError, RuntimeEngine, Target};
 use crate::host::bindings::alga::extension::types as wit;
 use crate::host::limits::LimitExceeded;
 use crate::host::logging::LogLine;
-use crate::host::{self, HostServices, HostState, Invocation, RequestLimits, UserInfo};
+use crate::host::{
+    self, EGRESS_ALLOWLIST_KEY, HostServices, HostState, Invocation, Network, RequestLimits,
+    UserInfo,
+};
 use crate::store::BlobStore;
 
 pub use envelope::Envelope;
@@ -66,8 +69,22 @@ pub struct Metrics {
     pub host_calls: u32,
     /// Fuel consumed, when fuel is on.
     pub fuel_consumed: Option<u64>,
+    /// Outbound requests through the egress policy (each redirect hop counts).
+    pub egress_calls: u32,
+    /// Body bytes sent and received through the egress policy.
+    pub egress_bytes: u64,
     /// The content hash run.
     pub content_hash: Option<String>,
+    /// Tenant (from the routing headers).
+    pub tenant_id: Option<String>,
+    /// Extension.
+    pub extension_id: Option<String>,
+    /// The install run.
+    pub install_id: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+    /// What the guest recorded through `alga:extension/metrics`.
+    pub guest: crate::emf::GuestMetrics,
 }
 
 /// Runs extension handlers. One per process; cheap to share behind an `Arc`.
@@ -76,7 +93,9 @@ pub struct Executor {
     loader: ComponentLoader,
     resolver: Arc<dyn Resolver>,
     services: HostServices,
+    network: Network,
     limits: Limits,
+    metrics_max: u32,
     target: Target,
     fingerprint: String,
 }
@@ -99,10 +118,18 @@ impl Executor {
             loader,
             resolver,
             services,
+            network: Network::from_config(config),
             limits: config.limits.clone(),
+            metrics_max: config.metrics.guest_values_max,
             target: Target::host(),
             fingerprint,
         })
+    }
+
+    /// Replaces the outbound network (tests pin DNS names to loopback servers).
+    pub fn with_network(mut self, network: Network) -> Self {
+        self.network = network;
+        self
     }
 
     /// The runtime engine.
@@ -161,6 +188,13 @@ impl Executor {
             ExecError::InvalidContentHash(format!("{:?}", req.context.content_hash))
         })?;
         metrics.content_hash = Some(content.to_string());
+        metrics.tenant_id = Some(tenant.clone());
+        metrics.extension_id = Some(extension.clone());
+        metrics.request_id = req
+            .context
+            .request_id
+            .clone()
+            .or_else(|| routing.request_id.clone());
 
         let resolved = self
             .resolver
@@ -207,7 +241,10 @@ impl Executor {
                 .or_else(|| routing.request_id.clone()),
             tenant_id: tenant.clone(),
             extension_id: extension.clone(),
-            install_id: resolved.install_id.clone(),
+            install_id: {
+                metrics.install_id = resolved.install_id.clone();
+                resolved.install_id.clone()
+            },
             version_id: req.context.version_id.clone().or(resolved.version_id),
             user: req.user.as_ref().map(|u| UserInfo {
                 user_id: u.user_id.clone(),
@@ -233,7 +270,8 @@ impl Executor {
             .map(|mb| (mb as usize).saturating_mul(1 << 20))
             .unwrap_or(self.limits.memory_default_bytes)
             .min(self.engine.settings().max_memory_bytes);
-        let state = HostState::prepare(
+        let install_allowlist = resolved.config.get(EGRESS_ALLOWLIST_KEY).cloned();
+        let mut state = HostState::prepare(
             invocation,
             grants,
             &self.services,
@@ -244,6 +282,12 @@ impl Executor {
                 log_bytes: self.limits.log_bytes_max,
             },
         );
+        state.attach_network(
+            &self.network,
+            install_allowlist.as_deref(),
+            Some(Instant::now() + timeout),
+        );
+        state.set_metrics_limit(self.metrics_max);
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(self.engine.ticks_for(timeout));
@@ -273,6 +317,9 @@ impl Executor {
         metrics.run = started.elapsed();
         metrics.peak_memory = store.data().peak_memory();
         metrics.host_calls = store.data().host_calls();
+        metrics.egress_calls = store.data().egress_calls();
+        metrics.egress_bytes = store.data().egress_bytes();
+        metrics.guest = store.data().guest_metrics();
         if let Some(f) = fuel {
             metrics.fuel_consumed = store.get_fuel().ok().map(|left| f - left);
         }

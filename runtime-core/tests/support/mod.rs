@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod guests;
+pub mod http_server;
 
 use std::sync::Arc;
 
@@ -30,6 +31,14 @@ impl Harness {
     }
 
     pub fn with_config(config: RuntimeConfig) -> Self {
+        Self::with_network(config, None)
+    }
+
+    /// An executor whose outbound network is `network` (default: from `config`).
+    pub fn with_network(
+        config: RuntimeConfig,
+        network: Option<runtime_core::host::Network>,
+    ) -> Self {
         let blobs = Arc::new(MemoryBlobStore::default());
         let resolver = Arc::new(StaticResolver::default());
         let kv = Arc::new(MemoryKvStore::default());
@@ -44,6 +53,10 @@ impl Harness {
             },
         )
         .expect("executor");
+        let executor = match network {
+            Some(n) => executor.with_network(n),
+            None => executor,
+        };
         Harness {
             executor,
             blobs,
