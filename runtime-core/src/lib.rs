@@ -16,6 +16,7 @@ pub mod host;
 pub mod manifest;
 #[cfg(feature = "compiler")]
 pub mod publish;
+pub mod schedule;
 pub mod store;
 
 pub use capability::{Capability, CapabilitySet};
