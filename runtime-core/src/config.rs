@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 /// A configuration variable held a value that could not be used.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {var}={value:?}: {expected}")]
@@ -109,6 +111,88 @@ impl Default for CacheSettings {
     }
 }
 
+/// Outbound HTTP of guests (`http.fetch`, `wasi:http`): the egress policy's knobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressSettings {
+    /// Hosts every install may reach (exact or dot-suffix); merged with each
+    /// install's `egress_allowlist`. Empty (and no install list) denies all.
+    pub allowlist: Vec<String>,
+    /// Address ranges the operator allows although they are not public
+    /// (e.g. a VPC range, or tests' 127.0.0.0/8). Empty by default.
+    pub allow_ranges: Vec<IpNet>,
+    /// Time allowed per outbound request (redirects included), further bounded
+    /// by the invocation's remaining deadline.
+    pub timeout: Duration,
+    /// Redirects `http.fetch` follows, each re-checked.
+    pub max_redirects: u32,
+    /// Largest outbound request body.
+    pub request_body_max: usize,
+    /// Largest response body read.
+    pub response_body_max: usize,
+    /// Outbound connections per invocation (each redirect hop counts).
+    pub max_calls: u32,
+}
+
+impl Default for EgressSettings {
+    fn default() -> Self {
+        EgressSettings {
+            allowlist: Vec::new(),
+            allow_ranges: Vec::new(),
+            timeout: Duration::from_secs(10),
+            max_redirects: 5,
+            request_body_max: 1 << 20,
+            response_body_max: 5 << 20,
+            max_calls: 20,
+        }
+    }
+}
+
+/// The operator's host API (the Alga server): ui-proxy and the clients, services
+/// and invoicing bridge. Not subject to the tenant egress allowlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostApiSettings {
+    /// Base URL, e.g. `https://alga.example.com`; none disables the bridge.
+    pub base: Option<String>,
+    /// Sent as `x-runner-auth`.
+    pub token: Option<String>,
+    /// Time allowed per call (bounded by the invocation's remaining deadline).
+    pub timeout: Duration,
+    /// Largest request body sent.
+    pub request_body_max: usize,
+    /// Largest response body read.
+    pub response_body_max: usize,
+}
+
+impl Default for HostApiSettings {
+    fn default() -> Self {
+        HostApiSettings {
+            base: None,
+            token: None,
+            timeout: Duration::from_secs(5),
+            request_body_max: 1 << 20,
+            response_body_max: 1 << 20,
+        }
+    }
+}
+
+/// Metrics in CloudWatch Embedded Metric Format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Namespace of the runner's metrics; guest metrics use `<namespace>/Extensions`.
+    pub namespace: String,
+    /// Guest metric values accepted per invocation; more are dropped and counted.
+    pub guest_values_max: u32,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            namespace: "AlgaLambda".into(),
+            guest_values_max: crate::host::DEFAULT_METRICS_MAX_VALUES,
+        }
+    }
+}
+
 /// Everything the runtime needs to be configured.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuntimeConfig {
@@ -118,6 +202,12 @@ pub struct RuntimeConfig {
     pub limits: Limits,
     /// Component caches.
     pub cache: CacheSettings,
+    /// Outbound HTTP of guests.
+    pub egress: EgressSettings,
+    /// The host API bridge.
+    pub host_api: HostApiSettings,
+    /// EMF metrics.
+    pub metrics: MetricsSettings,
 }
 
 impl RuntimeConfig {
@@ -181,6 +271,14 @@ impl RuntimeConfig {
         num(&get, "ALGA_ARTIFACT_CACHE_MAX_MB", 1, 1 << 40, |v| {
             k.disk_max_bytes = v << 20
         })?;
+        read_egress(&get, &mut c.egress)?;
+        read_host_api(&get, &mut c.host_api)?;
+        if let Some(v) = get("ALGA_METRICS_NAMESPACE").filter(|v| !v.trim().is_empty()) {
+            c.metrics.namespace = v.trim().to_string();
+        }
+        num(&get, "ALGA_METRICS_MAX_VALUES", 0, 1_000_000, |v| {
+            c.metrics.guest_values_max = v as u32
+        })?;
         c.validate()?;
         Ok(c)
     }
@@ -203,6 +301,76 @@ impl RuntimeConfig {
         }
         Ok(())
     }
+}
+
+fn read_egress(
+    get: &impl Fn(&str) -> Option<String>,
+    g: &mut EgressSettings,
+) -> Result<(), ConfigError> {
+    if let Some(v) = get("EXT_EGRESS_ALLOWLIST") {
+        g.allowlist = crate::host::http::policy::parse_allowlist(&v);
+    }
+    if let Some(v) = get("ALGA_EGRESS_ALLOW_RANGES") {
+        g.allow_ranges = v
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(|r| {
+                r.parse::<IpNet>()
+                    .or_else(|_| r.parse::<std::net::IpAddr>().map(IpNet::from))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|_| ConfigError {
+                var: "ALGA_EGRESS_ALLOW_RANGES",
+                value: v.clone(),
+                expected: "comma-separated CIDRs, e.g. 127.0.0.0/8,10.1.0.0/16",
+            })?;
+    }
+    num(get, "ALGA_EGRESS_TIMEOUT_MS", 1, 900_000, |v| {
+        g.timeout = Duration::from_millis(v)
+    })?;
+    num(get, "ALGA_EGRESS_MAX_REDIRECTS", 0, 20, |v| {
+        g.max_redirects = v as u32
+    })?;
+    num(get, "ALGA_EGRESS_REQUEST_MAX_BYTES", 0, 1 << 30, |v| {
+        g.request_body_max = v as usize
+    })?;
+    num(get, "ALGA_EGRESS_RESPONSE_MAX_BYTES", 1, 1 << 30, |v| {
+        g.response_body_max = v as usize
+    })?;
+    num(get, "ALGA_EGRESS_MAX_CALLS", 0, 10_000, |v| {
+        g.max_calls = v as u32
+    })?;
+    Ok(())
+}
+
+fn read_host_api(
+    get: &impl Fn(&str) -> Option<String>,
+    h: &mut HostApiSettings,
+) -> Result<(), ConfigError> {
+    if let Some(v) = get("ALGA_HOST_API_BASE").filter(|v| !v.trim().is_empty()) {
+        match url::Url::parse(v.trim()) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                h.base = Some(v.trim().trim_end_matches('/').to_string())
+            }
+            _ => {
+                return Err(ConfigError {
+                    var: "ALGA_HOST_API_BASE",
+                    value: v,
+                    expected: "an http(s) URL",
+                });
+            }
+        }
+    }
+    h.token = get("ALGA_HOST_API_TOKEN").filter(|v| !v.trim().is_empty());
+    num(get, "ALGA_HOST_API_TIMEOUT_MS", 1, 900_000, |v| {
+        h.timeout = Duration::from_millis(v)
+    })?;
+    num(get, "ALGA_HOST_API_MAX_BYTES", 1, 1 << 30, |v| {
+        h.request_body_max = v as usize;
+        h.response_body_max = v as usize;
+    })?;
+    Ok(())
 }
 
 fn parse_bool(var: &'static str, v: &str) -> Result<bool, ConfigError> {
@@ -265,5 +433,26 @@ mod tests {
         assert_eq!(err.var, "ALGA_MEMORY_MB");
         let err = from(&[("ALGA_TIMEOUT_MS", "60000")]).unwrap_err();
         assert_eq!(err.var, "ALGA_TIMEOUT_MS");
+    }
+
+    #[test]
+    fn egress_and_host_api_settings() {
+        let c = from(&[
+            ("EXT_EGRESS_ALLOWLIST", " API.example.com, *.svc.test ,"),
+            ("ALGA_EGRESS_ALLOW_RANGES", "127.0.0.0/8, ::1, 10.1.0.0/16"),
+            ("ALGA_EGRESS_MAX_CALLS", "3"),
+            ("ALGA_HOST_API_BASE", "http://127.0.0.1:9/"),
+            ("ALGA_HOST_API_TOKEN", "t"),
+        ])
+        .unwrap();
+        assert_eq!(c.egress.allowlist, vec!["api.example.com", "svc.test"]);
+        assert_eq!(c.egress.allow_ranges.len(), 3);
+        assert_eq!(c.egress.max_calls, 3);
+        assert_eq!(c.host_api.base.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(c.host_api.token.as_deref(), Some("t"));
+        let err = from(&[("ALGA_EGRESS_ALLOW_RANGES", "localhost")]).unwrap_err();
+        assert_eq!(err.var, "ALGA_EGRESS_ALLOW_RANGES");
+        let err = from(&[("ALGA_HOST_API_BASE", "ftp://x")]).unwrap_err();
+        assert_eq!(err.var, "ALGA_HOST_API_BASE");
     }
 }

@@ -9,6 +9,7 @@ pub mod backends;
 pub mod bundle;
 pub mod capability;
 pub mod config;
+pub mod emf;
 pub mod engine;
 pub mod execute;
 pub mod gateway;
@@ -16,6 +17,7 @@ pub mod host;
 pub mod manifest;
 #[cfg(feature = "compiler")]
 pub mod publish;
+pub mod schedule;
 pub mod store;
 pub mod ui;
 

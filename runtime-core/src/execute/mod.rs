@@ -28,7 +28,10 @@ use crate::engine::{EngineError, RuntimeEngine, Target};
 use crate::host::bindings::alga::extension::types as wit;
 use crate::host::limits::LimitExceeded;
 use crate::host::logging::LogLine;
-use crate::host::{self, HostServices, HostState, Invocation, RequestLimits, UserInfo};
+use crate::host::{
+    self, EGRESS_ALLOWLIST_KEY, HostServices, HostState, Invocation, Network, RequestLimits,
+    UserInfo,
+};
 use crate::store::BlobStore;
 
 pub use envelope::Envelope;
@@ -68,8 +71,16 @@ pub struct Metrics {
     pub host_calls: u32,
     /// Fuel consumed, when fuel is on.
     pub fuel_consumed: Option<u64>,
+    /// Outbound requests through the egress policy (each redirect hop counts).
+    pub egress_calls: u32,
+    /// Body bytes sent and received through the egress policy.
+    pub egress_bytes: u64,
     /// The content hash run.
     pub content_hash: Option<String>,
+    /// Tenant (from the routing headers).
+    pub tenant_id: Option<String>,
+    /// Extension.
+    pub extension_id: Option<String>,
     /// The install that ran, once resolved.
     pub install_id: Option<String>,
     /// The version that ran, once resolved.
@@ -80,6 +91,8 @@ pub struct Metrics {
     pub retry_after: Option<u64>,
     /// The whole invocation, from the call to the envelope.
     pub total: Duration,
+    /// What the guest recorded through `alga:extension/metrics`.
+    pub guest: crate::emf::GuestMetrics,
 }
 
 /// Runs extension handlers. One per process; cheap to share behind an `Arc`.
@@ -88,7 +101,9 @@ pub struct Executor {
     loader: ComponentLoader,
     resolver: Arc<dyn Resolver>,
     services: HostServices,
+    network: Network,
     limits: Limits,
+    metrics_max: u32,
     target: Target,
     fingerprint: String,
     quotas: Option<QuotaPolicy>,
@@ -112,7 +127,9 @@ impl Executor {
             loader,
             resolver,
             services,
+            network: Network::from_config(config),
             limits: config.limits.clone(),
+            metrics_max: config.metrics.guest_values_max,
             target: Target::host(),
             fingerprint,
             quotas: None,
@@ -122,6 +139,12 @@ impl Executor {
     /// Counts invocations against quotas (after the install is resolved).
     pub fn with_quotas(mut self, quotas: QuotaPolicy) -> Self {
         self.quotas = Some(quotas);
+        self
+    }
+
+    /// Replaces the outbound network (tests pin DNS names to loopback servers).
+    pub fn with_network(mut self, network: Network) -> Self {
+        self.network = network;
         self
     }
 
@@ -189,6 +212,13 @@ impl Executor {
             ExecError::InvalidContentHash(format!("{:?}", req.context.content_hash))
         })?;
         metrics.content_hash = Some(content.to_string());
+        metrics.tenant_id = Some(tenant.clone());
+        metrics.extension_id = Some(extension.clone());
+        metrics.request_id = req
+            .context
+            .request_id
+            .clone()
+            .or_else(|| routing.request_id.clone());
 
         let resolved = self
             .resolver
@@ -232,11 +262,6 @@ impl Executor {
         let guest_request = self.guest_request(req)?;
         let mut config = resolved.config.clone();
         config.extend(req.context.config.clone().unwrap_or_default());
-        metrics.request_id = req
-            .context
-            .request_id
-            .clone()
-            .or_else(|| routing.request_id.clone());
         let invocation = Arc::new(Invocation {
             request_id: req
                 .context
@@ -271,7 +296,8 @@ impl Executor {
             .map(|mb| (mb as usize).saturating_mul(1 << 20))
             .unwrap_or(self.limits.memory_default_bytes)
             .min(self.engine.settings().max_memory_bytes);
-        let state = HostState::prepare(
+        let install_allowlist = resolved.config.get(EGRESS_ALLOWLIST_KEY).cloned();
+        let mut state = HostState::prepare(
             invocation,
             grants,
             &self.services,
@@ -282,6 +308,12 @@ impl Executor {
                 log_bytes: self.limits.log_bytes_max,
             },
         );
+        state.attach_network(
+            &self.network,
+            install_allowlist.as_deref(),
+            Some(Instant::now() + timeout),
+        );
+        state.set_metrics_limit(self.metrics_max);
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(self.engine.ticks_for(timeout));
@@ -311,6 +343,9 @@ impl Executor {
         metrics.run = started.elapsed();
         metrics.peak_memory = store.data().peak_memory();
         metrics.host_calls = store.data().host_calls();
+        metrics.egress_calls = store.data().egress_calls();
+        metrics.egress_bytes = store.data().egress_bytes();
+        metrics.guest = store.data().guest_metrics();
         if let Some(f) = fuel {
             metrics.fuel_consumed = store.get_fuel().ok().map(|left| f - left);
         }

@@ -66,6 +66,19 @@ impl Gateway {
                 line.message
             );
         }
+        if let Some(namespace) = &self.settings.emf_namespace {
+            let ctx = crate::emf::EmfContext {
+                namespace: namespace.clone(),
+                timestamp_ms: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or_default(),
+            };
+            // EMF lines go to stdout as they are: CloudWatch extracts the metrics.
+            for line in crate::emf::outcome_lines(outcome, &ctx) {
+                println!("{line}");
+            }
+        }
         let started_at_ms = SystemTime::now()
             .checked_sub(m.total)
             .unwrap_or(UNIX_EPOCH)

@@ -36,6 +36,9 @@ pub struct GatewaySettings {
     pub idempotency_ttl: Duration,
     /// How long execution records are kept.
     pub execution_ttl: Duration,
+    /// Print CloudWatch Embedded Metric Format lines per invocation, with this
+    /// namespace (`None`: off). On by default inside Lambda.
+    pub emf_namespace: Option<String>,
 }
 
 impl Default for GatewaySettings {
@@ -49,6 +52,7 @@ impl Default for GatewaySettings {
             body_max: 5 << 20,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             execution_ttl: Duration::from_secs(7 * 24 * 3600),
+            emf_namespace: None,
         }
     }
 }
@@ -90,6 +94,23 @@ impl GatewaySettings {
         }
         if let Some(v) = nonempty("ALGA_QUOTA_PER_DAY") {
             s.quotas.per_day = number("ALGA_QUOTA_PER_DAY", &v)?;
+        }
+        let in_lambda = nonempty("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let emf_on = match nonempty("ALGA_EMF").as_deref() {
+            None => in_lambda,
+            Some("on" | "true" | "1") => true,
+            Some("off" | "false" | "0") => false,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "ALGA_EMF",
+                    value: other.into(),
+                    expected: "on or off",
+                });
+            }
+        };
+        if emf_on {
+            s.emf_namespace =
+                Some(nonempty("ALGA_METRICS_NAMESPACE").unwrap_or_else(|| "AlgaLambda".into()));
         }
         if let Some(v) = nonempty("ALGA_REQUEST_MAX_BYTES") {
             s.body_max = number("ALGA_REQUEST_MAX_BYTES", &v)? as usize;

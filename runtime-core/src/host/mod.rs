@@ -6,12 +6,16 @@
 //! [`Invocation`]), **prepare** once per request ([`HostState::prepare`]: the
 //! per-store state with its counters and limits).
 
+mod bridge_json;
 mod clients;
 mod context;
+pub mod host_api;
 pub mod http;
 mod invoicing;
 pub mod limits;
 pub mod logging;
+mod metrics;
+pub mod network;
 mod scheduler;
 pub mod secrets;
 mod services;
@@ -20,13 +24,14 @@ mod ui_proxy;
 mod user;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::capability::CapabilitySet;
+use crate::capability::{Capability, CapabilitySet};
 use crate::store::{KvScope, KvStore, SecretStore};
 use limits::{GuestLimiter, HostCallBudget};
 use logging::{LogLevel, LogSink};
@@ -43,6 +48,11 @@ pub mod bindings {
 }
 
 pub use bindings::{Runner, RunnerPre};
+pub use network::Network;
+
+/// The install configuration key holding the install's egress allowlist
+/// (comma-separated, merged with `EXT_EGRESS_ALLOWLIST`).
+pub const EGRESS_ALLOWLIST_KEY: &str = "egress_allowlist";
 
 /// The signed-in user a request runs for, as the host app sent it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -115,6 +125,22 @@ pub struct HostState {
     pub(crate) logs: LogSink,
     pub(crate) secrets: secrets::SecretsState,
     pub(crate) kv: Option<(Arc<dyn KvStore>, KvScope)>,
+    pub(crate) egress: Arc<http::EgressSession>,
+    pub(crate) host_api: Option<Arc<host_api::HostApi>>,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) metrics: crate::emf::MetricsRecorder,
+    /// Whether the bound / an invalid metric has been noted in the log.
+    pub(crate) metrics_noted: (bool, bool),
+}
+
+/// Guest metric values per invocation unless configured (`ALGA_METRICS_MAX_VALUES`).
+pub const DEFAULT_METRICS_MAX_VALUES: u32 = 1000;
+
+/// Egress with default settings (empty allowlist: denies all) for states that are
+/// never attached to a [`Network`].
+fn default_egress() -> &'static Arc<http::Egress> {
+    static DEFAULT: OnceLock<Arc<http::Egress>> = OnceLock::new();
+    DEFAULT.get_or_init(|| Arc::new(http::Egress::new(Default::default())))
 }
 
 impl HostState {
@@ -151,11 +177,21 @@ impl HostState {
             invocation.tenant_id.clone(),
             invocation.install_id.clone(),
         );
+        let egress = Arc::new(
+            default_egress().session(
+                grants.has(Capability::HttpFetch),
+                invocation
+                    .config
+                    .get(EGRESS_ALLOWLIST_KEY)
+                    .map(String::as_str),
+                None,
+            ),
+        );
         HostState {
             wasi,
             table: ResourceTable::new(),
             http_ctx: WasiHttpCtx::new(),
-            http_hooks: http::WasiHttpEgress::new(&grants),
+            http_hooks: http::WasiHttpEgress::new(egress.clone(), logs.clone()),
             limiter: GuestLimiter::new(limits.memory_bytes),
             budget: HostCallBudget::new(limits.host_calls),
             grants,
@@ -163,7 +199,52 @@ impl HostState {
             logs,
             secrets,
             kv,
+            egress,
+            host_api: None,
+            deadline: None,
+            metrics: crate::emf::MetricsRecorder::new(DEFAULT_METRICS_MAX_VALUES),
+            metrics_noted: (false, false),
         }
+    }
+
+    /// Connects the state to the process's [`Network`]: egress with the install's
+    /// allowlist (from the install's configuration, never the request's), and the
+    /// host API; outbound calls end by `deadline` at the latest.
+    pub fn attach_network(
+        &mut self,
+        network: &Network,
+        install_allowlist: Option<&str>,
+        deadline: Option<Instant>,
+    ) {
+        let session = Arc::new(network.egress.session(
+            self.grants.has(Capability::HttpFetch),
+            install_allowlist,
+            deadline,
+        ));
+        self.http_hooks = http::WasiHttpEgress::new(session.clone(), self.logs.clone());
+        self.egress = session;
+        self.host_api = network.host_api.clone();
+        self.deadline = deadline;
+    }
+
+    /// Bounds the guest's metric values for this invocation.
+    pub fn set_metrics_limit(&mut self, limit: u32) {
+        self.metrics = crate::emf::MetricsRecorder::new(limit);
+    }
+
+    /// The guest's metrics so far.
+    pub fn guest_metrics(&self) -> crate::emf::GuestMetrics {
+        self.metrics.finish()
+    }
+
+    /// Outbound requests made through the egress policy.
+    pub fn egress_calls(&self) -> u32 {
+        self.egress.calls()
+    }
+
+    /// Body bytes sent and received through the egress policy.
+    pub fn egress_bytes(&self) -> u64 {
+        self.egress.bytes()
     }
 
     /// The request's log lines.

@@ -1,29 +1,67 @@
-//! `alga:extension/services`: read the tenant's service catalogue through the host app.
-//!
-//! Not granted → `not-allowed`; bad paging → `invalid-input`; granted, but no host
-//! API is configured → `internal` with a note in the request log.
+//! `alga:extension/services`: read the tenant's service catalogue through the host
+//! API (`POST {base}/api/internal/ext-services/install/{install}`, operations
+//! `list` and `get`). Errors map as for clients (see `clients.rs`).
+
+use serde_json::{Map, Value, json};
 
 use super::HostState;
 use super::bindings::alga::extension::services;
 use super::bindings::alga::extension::types::{
-    ServiceReadError, ServiceSummary, ServicesListInput, ServicesListResult,
+    ServiceBillingMethod, ServiceItemKind, ServiceReadError, ServiceSummary, ServicesListInput,
+    ServicesListResult,
 };
-use super::clients::valid_paging;
+use super::bridge_json::{boolean, number, string};
+use super::clients::{ReadClass, list_parts, valid_paging};
 use super::logging::LogLevel;
 use crate::capability::Capability;
 
-impl HostState {
-    fn services_gate(&mut self) -> wasmtime::Result<ServiceReadError> {
-        self.budget.charge()?;
-        if !self.grants.has(Capability::ServiceRead) {
-            return Ok(ServiceReadError::NotAllowed);
-        }
-        self.logs.note(
-            LogLevel::Error,
-            "services: no host API is configured".into(),
-        );
-        Ok(ServiceReadError::Internal)
+fn service_error(c: ReadClass) -> ServiceReadError {
+    match c {
+        ReadClass::NotAllowed => ServiceReadError::NotAllowed,
+        ReadClass::InvalidInput => ServiceReadError::InvalidInput,
+        ReadClass::Internal => ServiceReadError::Internal,
     }
+}
+
+fn kind_name(k: ServiceItemKind) -> &'static str {
+    match k {
+        ServiceItemKind::Service => "service",
+        ServiceItemKind::Product => "product",
+    }
+}
+
+fn billing_name(b: ServiceBillingMethod) -> &'static str {
+    match b {
+        ServiceBillingMethod::Fixed => "fixed",
+        ServiceBillingMethod::Hourly => "hourly",
+        ServiceBillingMethod::Usage => "usage",
+    }
+}
+
+fn service_summary(v: &Value) -> Option<ServiceSummary> {
+    let o = v.as_object()?;
+    let item_kind = match string(o, &["itemKind", "item_kind"]).as_deref() {
+        Some("product") => ServiceItemKind::Product,
+        _ => ServiceItemKind::Service,
+    };
+    let billing_method = match string(o, &["billingMethod", "billing_method"])?.as_str() {
+        "fixed" => ServiceBillingMethod::Fixed,
+        "hourly" => ServiceBillingMethod::Hourly,
+        "usage" => ServiceBillingMethod::Usage,
+        _ => return None,
+    };
+    Some(ServiceSummary {
+        service_id: string(o, &["serviceId", "service_id"])?,
+        service_name: string(o, &["serviceName", "service_name"])?,
+        item_kind,
+        billing_method,
+        service_type_id: string(o, &["serviceTypeId", "service_type_id"]),
+        service_type_name: string(o, &["serviceTypeName", "service_type_name"]),
+        default_rate: number(o, &["defaultRate", "default_rate"]).unwrap_or(0.0),
+        unit_of_measure: string(o, &["unitOfMeasure", "unit_of_measure"]).unwrap_or_default(),
+        is_active: boolean(o, &["isActive", "is_active"]).unwrap_or(true),
+        sku: string(o, &["sku"]),
+    })
 }
 
 impl services::Host for HostState {
@@ -31,17 +69,71 @@ impl services::Host for HostState {
         &mut self,
         input: ServicesListInput,
     ) -> wasmtime::Result<Result<ServicesListResult, ServiceReadError>> {
-        let err = self.services_gate()?;
-        if err == ServiceReadError::Internal && !valid_paging(input.page, input.page_size) {
+        if self.grants.has(Capability::ServiceRead) && !valid_paging(input.page, input.page_size) {
+            self.budget.charge()?;
             return Ok(Err(ServiceReadError::InvalidInput));
         }
-        Ok(Err(err))
+        let mut args = Map::new();
+        if let Some(s) = input.search {
+            args.insert("search".into(), s.into());
+        }
+        if let Some(k) = input.item_kind {
+            args.insert("itemKind".into(), kind_name(k).into());
+        }
+        if let Some(b) = input.is_active {
+            args.insert("isActive".into(), b.into());
+        }
+        if let Some(b) = input.billing_method {
+            args.insert("billingMethod".into(), billing_name(b).into());
+        }
+        if let Some(p) = input.page {
+            args.insert("page".into(), p.into());
+        }
+        if let Some(s) = input.page_size {
+            args.insert("pageSize".into(), s.into());
+        }
+        let payload = Map::from_iter([("input".to_string(), Value::Object(args))]);
+        let obj = match self
+            .read_bridge(Capability::ServiceRead, "services", "list", payload)
+            .await?
+        {
+            Ok(o) => o,
+            Err(c) => return Ok(Err(service_error(c))),
+        };
+        Ok(match list_parts(&obj, service_summary) {
+            Some((items, total_count, page, page_size)) => Ok(ServicesListResult {
+                items,
+                total_count,
+                page,
+                page_size,
+            }),
+            None => {
+                self.logs.note(
+                    LogLevel::Error,
+                    "services.list: unreadable answer from the host API".into(),
+                );
+                Err(ServiceReadError::Internal)
+            }
+        })
     }
 
     async fn get_service(
         &mut self,
-        _service_id: String,
+        service_id: String,
     ) -> wasmtime::Result<Result<Option<ServiceSummary>, ServiceReadError>> {
-        Ok(Err(self.services_gate()?))
+        let payload = Map::from_iter([("input".to_string(), json!({"serviceId": service_id}))]);
+        let obj = match self
+            .read_bridge(Capability::ServiceRead, "services", "get", payload)
+            .await?
+        {
+            Ok(o) => o,
+            Err(c) => return Ok(Err(service_error(c))),
+        };
+        Ok(match obj.get("item") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => service_summary(v)
+                .map(Some)
+                .ok_or(ServiceReadError::Internal),
+        })
     }
 }

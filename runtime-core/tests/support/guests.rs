@@ -258,3 +258,62 @@ pub fn record_caller(
         ),
     )
 }
+
+/// `http.fetch` GET of the URL given as the request body; answers the fetched
+/// status, headers and body, or 460 + the `http-error` index (460 invalid-url,
+/// 461 not-allowed, 462 transport, 463 internal).
+pub fn fetcher() -> Vec<u8> {
+    module(
+        r#"(import "alga:extension/http" "fetch" (func $fetch (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)))"#,
+        r#"(data (i32.const 1024) "GET")
+        (func (export "handler") (param $req i32) (result i32)
+          (call $fetch (i32.const 1024) (i32.const 3)
+            (i32.load offset=80 (local.get $req)) (i32.load offset=84 (local.get $req))
+            (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+            (i32.const 2048))
+          (if (result i32) (i32.eqz (i32.load8_u (i32.const 2048)))
+            (then
+              (i32.store16 (i32.const 256) (i32.load16_u offset=4 (i32.const 2048)))
+              (i32.store (i32.const 260) (i32.load offset=8 (i32.const 2048)))
+              (i32.store (i32.const 264) (i32.load offset=12 (i32.const 2048)))
+              (i32.store8 (i32.const 268) (i32.load8_u offset=16 (i32.const 2048)))
+              (i32.store (i32.const 272) (i32.load offset=20 (i32.const 2048)))
+              (i32.store (i32.const 276) (i32.load offset=24 (i32.const 2048)))
+              (i32.const 256))
+            (else (call $respond
+              (i32.add (i32.const 460) (i32.load8_u offset=4 (i32.const 2048)))
+              (i32.const 0) (i32.const 0)))))"#,
+    )
+}
+
+/// Records `n` histogram values (`latency`, milliseconds, value = i) through
+/// `alga:extension/metrics`, then answers 200 `done`.
+pub fn metrics_flood(n: u32) -> Vec<u8> {
+    module(
+        r#"(import "alga:extension/metrics" "histogram" (func $h (param i32 i32 f64 i32 i32 i32)))
+           (import "alga:extension/metrics" "counter" (func $c (param i32 i32 f64 i32 i32)))"#,
+        &format!(
+            r#"(data (i32.const 1024) "latency")
+            (data (i32.const 1040) "done")
+            (data (i32.const 1056) "requests")
+            (data (i32.const 1072) "route")
+            (data (i32.const 1088) "/a")
+            (func (export "handler") (param i32) (result i32)
+              (local $i i32)
+              ;; one counter with a dimension {{route: /a}} (record at 1536)
+              (i32.store (i32.const 1536) (i32.const 1072))
+              (i32.store (i32.const 1540) (i32.const 5))
+              (i32.store (i32.const 1544) (i32.const 1088))
+              (i32.store (i32.const 1548) (i32.const 2))
+              (call $c (i32.const 1056) (i32.const 8) (f64.const 1) (i32.const 1536) (i32.const 1))
+              (block $done
+                (loop $l
+                  (br_if $done (i32.ge_u (local.get $i) (i32.const {n})))
+                  (call $h (i32.const 1024) (i32.const 7) (f64.convert_i32_u (local.get $i))
+                    (i32.const 2) (i32.const 0) (i32.const 0))
+                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                  (br $l)))
+              (call $respond (i32.const 200) (i32.const 1040) (i32.const 4)))"#
+        ),
+    )
+}

@@ -4,6 +4,7 @@
 
 pub mod conformance;
 pub mod guests;
+pub mod http_server;
 pub mod moto;
 
 use std::sync::Arc;
@@ -32,6 +33,14 @@ impl Harness {
     }
 
     pub fn with_config(config: RuntimeConfig) -> Self {
+        Self::with_network(config, None)
+    }
+
+    /// An executor whose outbound network is `network` (default: from `config`).
+    pub fn with_network(
+        config: RuntimeConfig,
+        network: Option<runtime_core::host::Network>,
+    ) -> Self {
         let blobs = Arc::new(MemoryBlobStore::default());
         let resolver = Arc::new(StaticResolver::default());
         let kv = Arc::new(MemoryKvStore::default());
@@ -46,6 +55,10 @@ impl Harness {
             },
         )
         .expect("executor");
+        let executor = match network {
+            Some(n) => executor.with_network(n),
+            None => executor,
+        };
         Harness {
             executor,
             blobs,

@@ -1,0 +1,212 @@
+//! Outbound HTTP: `alga:extension/http.fetch` and `wasi:http/outgoing-handler`
+//! go through one egress pipeline ([`EgressSession`]).
+//!
+//! Deny by default: without cap:http.fetch every request is refused; with it the
+//! allowlist (global `EXT_EGRESS_ALLOWLIST` plus the install's `egress_allowlist`
+//! config key; empty denies all) decides, then every address the name resolves to
+//! must be public unless an operator range (`ALGA_EGRESS_ALLOW_RANGES`) allows it,
+//! and the connection goes to exactly the checked address. `http.fetch` follows
+//! redirects (bounded, each re-checked); `wasi:http` hands redirects to the guest,
+//! whose next request is checked again.
+
+mod client;
+mod egress;
+mod error;
+pub mod policy;
+pub mod resolve;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use wasmtime_wasi_http::{Error as WasiHttpError, WasiBody, WasiHttpHooks};
+
+use super::HostState;
+use super::bindings::alga::extension::http;
+use super::bindings::alga::extension::types::{HttpError, HttpHeader, HttpRequest, HttpResponse};
+use super::logging::{LogLevel, LogSink};
+
+pub use client::{HttpClient, OutboundResponse};
+pub use egress::{Egress, EgressSession, OutboundRequest};
+pub use error::EgressError;
+
+/// The `http-error` a guest of `http.fetch` sees for an egress error.
+pub fn fetch_error(e: &EgressError) -> HttpError {
+    match e {
+        EgressError::InvalidUrl(_) => HttpError::InvalidUrl,
+        e if e.is_refusal() => HttpError::NotAllowed,
+        _ => HttpError::Transport,
+    }
+}
+
+/// The `wasi:http` error code a guest sees for an egress error.
+pub fn wasi_error(e: &EgressError) -> WasiHttpError {
+    match e {
+        EgressError::InvalidUrl(_) => WasiHttpError::HttpRequestUriInvalid,
+        EgressError::ForbiddenAddress { .. } => WasiHttpError::DestinationIpProhibited,
+        EgressError::NotGranted
+        | EgressError::NotAllowlisted(_)
+        | EgressError::TooManyCalls { .. } => WasiHttpError::HttpRequestDenied,
+        EgressError::Dns(_) => WasiHttpError::DnsError {
+            rcode: None,
+            info_code: None,
+        },
+        EgressError::RequestTooLarge { size, .. } => {
+            WasiHttpError::HttpRequestBodySize(Some(*size as u64))
+        }
+        EgressError::ResponseTooLarge { .. } => WasiHttpError::HttpResponseBodySize(None),
+        EgressError::Timeout { .. } => WasiHttpError::ConnectionTimeout,
+        EgressError::Connect(_) => WasiHttpError::ConnectionRefused,
+        EgressError::Tls(_) => WasiHttpError::TlsProtocolError,
+        EgressError::TooManyRedirects { .. } | EgressError::Protocol(_) => {
+            WasiHttpError::HttpProtocolError
+        }
+    }
+}
+
+fn note_refusal(logs: &LogSink, via: &str, method: &str, url: &str, e: &EgressError) {
+    logs.note(
+        LogLevel::Warn,
+        format!("{via} {method} {url}: {} ({e})", e.code()),
+    );
+}
+
+impl http::Host for HostState {
+    async fn fetch(
+        &mut self,
+        request: HttpRequest,
+    ) -> wasmtime::Result<Result<HttpResponse, HttpError>> {
+        self.budget.charge()?;
+        let method = match ::http::Method::from_bytes(request.method.trim().as_bytes()) {
+            Ok(m) => m,
+            Err(_) => return Ok(Err(HttpError::InvalidUrl)),
+        };
+        let outbound = OutboundRequest {
+            method: method.clone(),
+            url: request.url.clone(),
+            headers: request
+                .headers
+                .into_iter()
+                .map(|h| (h.name, h.value))
+                .collect(),
+            body: request.body.map(Bytes::from),
+        };
+        let session = self.egress.clone();
+        Ok(match session.send(outbound, true).await {
+            Ok(r) => Ok(HttpResponse {
+                status: r.status,
+                headers: r
+                    .headers
+                    .into_iter()
+                    .map(|(name, value)| HttpHeader { name, value })
+                    .collect(),
+                body: Some(r.body.to_vec()),
+            }),
+            Err(e) => {
+                note_refusal(&self.logs, "http.fetch", method.as_str(), &request.url, &e);
+                Err(fetch_error(&e))
+            }
+        })
+    }
+}
+
+/// `wasi:http` hooks that route every outgoing request through the egress session.
+pub struct WasiHttpEgress {
+    session: Arc<EgressSession>,
+    logs: LogSink,
+}
+
+impl WasiHttpEgress {
+    /// Hooks sending through `session`, noting refusals in `logs`.
+    pub fn new(session: Arc<EgressSession>, logs: LogSink) -> Self {
+        WasiHttpEgress { session, logs }
+    }
+}
+
+type SendResult = Result<
+    (
+        ::http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>,
+    ),
+    WasiHttpError,
+>;
+
+impl WasiHttpHooks for WasiHttpEgress {
+    fn send_request(
+        &mut self,
+        request: ::http::Request<WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        let session = self.session.clone();
+        let logs = self.logs.clone();
+        Box::new(async move {
+            let (parts, body) = request.into_parts();
+            let url = parts.uri.to_string();
+            let result = async {
+                // Refuse before reading the body, so a denied guest uploads nothing.
+                session.precheck(&url)?;
+                let limit = session.request_body_max();
+                let body = read_capped(body, limit).await?;
+                let headers = parts
+                    .headers
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+                    .collect();
+                session
+                    .send(
+                        OutboundRequest {
+                            method: parts.method.clone(),
+                            url: url.clone(),
+                            headers,
+                            body: Some(body),
+                        },
+                        false,
+                    )
+                    .await
+            }
+            .await;
+            match result {
+                Ok(r) => {
+                    let mut response = ::http::Response::builder().status(r.status);
+                    for (k, v) in &r.headers {
+                        response = response.header(k.as_str(), v.as_str());
+                    }
+                    let body: WasiBody = http_body_util::Full::new(r.body)
+                        .map_err(|never: std::convert::Infallible| -> WasiHttpError {
+                            match never {}
+                        })
+                        .boxed_unsync();
+                    let response = response
+                        .body(body)
+                        .map_err(|_| WasiHttpError::HttpProtocolError)?;
+                    Ok((
+                        response,
+                        Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
+                    ))
+                }
+                Err(e) => {
+                    note_refusal(&logs, "wasi:http", parts.method.as_str(), &url, &e);
+                    Err(wasi_error(&e))
+                }
+            }
+        })
+    }
+}
+
+async fn read_capped(mut body: WasiBody, limit: usize) -> Result<Bytes, EgressError> {
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| EgressError::Protocol(format!("request body: {e:?}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(EgressError::RequestTooLarge {
+                    size: buf.len() + data.len(),
+                    limit,
+                });
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}

@@ -1,0 +1,450 @@
+//! The egress decision: which URLs, hosts and addresses a guest may reach.
+//!
+//! Pure functions, no I/O: [`EgressPolicy::check_url`] runs before any DNS lookup
+//! (so a host that is not allowlisted is never even resolved), and
+//! [`EgressPolicy::check_addrs`] runs on every address the lookup returned.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use url::{Host, Url};
+
+use super::EgressError;
+
+/// Where a checked URL points: the host as parsed (IP spellings normalised by
+/// WHATWG URL parsing) and the port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The parsed URL.
+    pub url: Url,
+    /// A lowercase domain without a trailing dot, or an IP literal.
+    pub host: TargetHost,
+    /// The port (the scheme's default when absent).
+    pub port: u16,
+    /// `https`.
+    pub tls: bool,
+}
+
+/// The host part of a [`Target`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetHost {
+    /// A name to resolve.
+    Domain(String),
+    /// An address literal (already normalised: `0x7f.1` is `127.0.0.1`).
+    Ip(IpAddr),
+}
+
+impl TargetHost {
+    /// The text the allowlist is matched against.
+    pub fn name(&self) -> String {
+        match self {
+            TargetHost::Domain(d) => d.clone(),
+            TargetHost::Ip(ip) => ip.to_string(),
+        }
+    }
+}
+
+/// Allowlist plus address rules; one per invocation (global list + the install's).
+#[derive(Debug, Clone, Default)]
+pub struct EgressPolicy {
+    allowlist: Vec<String>,
+    allow_ranges: Vec<IpNet>,
+}
+
+impl EgressPolicy {
+    /// A policy from allowlist entries (exact host or dot-suffix) and the operator's
+    /// explicitly allowed ranges. Entries are trimmed and lowercased; `*.x` and `.x`
+    /// mean the same as `x`.
+    pub fn new<S: AsRef<str>>(
+        allowlist: impl IntoIterator<Item = S>,
+        allow_ranges: &[IpNet],
+    ) -> Self {
+        let allowlist = allowlist
+            .into_iter()
+            .filter_map(|e| normalise_entry(e.as_ref()))
+            .collect();
+        EgressPolicy {
+            allowlist,
+            allow_ranges: allow_ranges.to_vec(),
+        }
+    }
+
+    /// The normalised allowlist.
+    pub fn allowlist(&self) -> &[String] {
+        &self.allowlist
+    }
+
+    /// Parses and checks a URL: scheme, credentials, allowlist. Does no DNS.
+    pub fn check_url(&self, raw: &str) -> Result<Target, EgressError> {
+        let url = Url::parse(raw.trim()).map_err(|e| EgressError::InvalidUrl(e.to_string()))?;
+        self.check_parsed(url)
+    }
+
+    /// [`check_url`](Self::check_url) for an already parsed URL (redirect targets).
+    pub fn check_parsed(&self, url: Url) -> Result<Target, EgressError> {
+        let tls = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            other => return Err(EgressError::InvalidUrl(format!("scheme {other:?}"))),
+        };
+        // Credentials in a URL are a classic allowlist confusion
+        // (`https://allowed.com@evil.com/`) and never needed here.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(EgressError::InvalidUrl("credentials in URL".into()));
+        }
+        let host = match url.host() {
+            Some(Host::Domain(d)) => {
+                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                if d.is_empty() {
+                    return Err(EgressError::InvalidUrl("empty host".into()));
+                }
+                TargetHost::Domain(d)
+            }
+            Some(Host::Ipv4(v4)) => TargetHost::Ip(IpAddr::V4(v4)),
+            Some(Host::Ipv6(v6)) => TargetHost::Ip(IpAddr::V6(v6)),
+            None => return Err(EgressError::InvalidUrl("no host".into())),
+        };
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| EgressError::InvalidUrl("no port".into()))?;
+        let name = host.name();
+        if !self.allowlisted(&name) {
+            return Err(EgressError::NotAllowlisted(name));
+        }
+        if let TargetHost::Ip(ip) = host {
+            self.check_addr(ip)?;
+        }
+        Ok(Target {
+            url,
+            host,
+            port,
+            tls,
+        })
+    }
+
+    /// Whether `host` matches an entry exactly or as a dot-suffix. Empty denies all.
+    pub fn allowlisted(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        // An address matches only an entry naming the same address, whatever its
+        // spelling (`::ffff:7f00:1` is `::ffff:127.0.0.1`); never by suffix.
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return self
+                .allowlist
+                .iter()
+                .any(|e| e.parse::<IpAddr>().is_ok_and(|e| e == ip));
+        }
+        self.allowlist.iter().any(|entry| {
+            host == entry
+                || (host.len() > entry.len()
+                    && host.ends_with(entry.as_str())
+                    && host.as_bytes()[host.len() - entry.len() - 1] == b'.')
+        })
+    }
+
+    /// Checks one resolved (or literal) address.
+    pub fn check_addr(&self, ip: IpAddr) -> Result<(), EgressError> {
+        let canonical = embedded_v4(ip).map(IpAddr::V4).unwrap_or(ip);
+        if self
+            .allow_ranges
+            .iter()
+            .any(|r| r.contains(&ip) || r.contains(&canonical))
+        {
+            return Ok(());
+        }
+        if let Some(class) = forbidden_class(ip) {
+            return Err(EgressError::ForbiddenAddress {
+                addr: ip,
+                class: class.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks every address a lookup returned: one forbidden address refuses the
+    /// whole name (a name that mixes public and internal addresses is an attack,
+    /// not a configuration).
+    pub fn check_addrs(&self, addrs: &[IpAddr]) -> Result<(), EgressError> {
+        if addrs.is_empty() {
+            return Err(EgressError::Dns("no addresses".into()));
+        }
+        addrs.iter().try_for_each(|ip| self.check_addr(*ip))
+    }
+}
+
+fn normalise_entry(e: &str) -> Option<String> {
+    let e = e.trim().to_ascii_lowercase();
+    let e = e.trim_start_matches("*.").trim_start_matches('.');
+    let e = e
+        .trim_end_matches('.')
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    (!e.is_empty()).then(|| e.to_string())
+}
+
+/// Parses a comma-separated allowlist.
+pub fn parse_allowlist(raw: &str) -> Vec<String> {
+    raw.split(',').filter_map(normalise_entry).collect()
+}
+
+/// The IPv4 address an IPv6 address carries and routes to: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`)
+/// and 6to4 (`2002:AABB:CCDD::/48`).
+pub fn embedded_v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else { return None };
+    let s = v6.segments();
+    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    // IPv4-compatible (deprecated, but some stacks still route it); `::` and `::1`
+    // are themselves, not 0.0.0.0 / 0.0.0.1.
+    if s[..6] == [0; 6] && !(s[6] == 0 && s[7] <= 1) {
+        return Some(tail);
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(tail);
+    }
+    if s[0] == 0x2002 {
+        return Some(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ));
+    }
+    None
+}
+
+/// Why an address is not public, or `None` when it is.
+pub fn forbidden_class(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = embedded_v4(ip) {
+                return forbidden_v4(v4).map(|_| "embedded IPv4 of a forbidden address");
+            }
+            forbidden_v6(v6)
+        }
+    }
+}
+
+fn in_v4(ip: Ipv4Addr, net: [u8; 4], prefix: u8) -> bool {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
+    (u32::from(ip) & mask) == (u32::from(Ipv4Addr::from(net)) & mask)
+}
+
+fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    const RULES: &[([u8; 4], u8, &str)] = &[
+        ([0, 0, 0, 0], 8, "unspecified / this network"),
+        ([10, 0, 0, 0], 8, "private"),
+        ([100, 64, 0, 0], 10, "carrier-grade NAT"),
+        ([127, 0, 0, 0], 8, "loopback"),
+        ([169, 254, 0, 0], 16, "link-local / cloud metadata"),
+        ([172, 16, 0, 0], 12, "private"),
+        ([192, 0, 0, 0], 24, "IETF protocol assignments"),
+        ([192, 0, 2, 0], 24, "documentation"),
+        ([192, 88, 99, 0], 24, "6to4 relay"),
+        ([192, 168, 0, 0], 16, "private"),
+        ([198, 18, 0, 0], 15, "benchmarking"),
+        ([198, 51, 100, 0], 24, "documentation"),
+        ([203, 0, 113, 0], 24, "documentation"),
+        ([224, 0, 0, 0], 4, "multicast"),
+        ([240, 0, 0, 0], 4, "reserved / broadcast"),
+    ];
+    RULES
+        .iter()
+        .find(|(net, prefix, _)| in_v4(ip, *net, *prefix))
+        .map(|(_, _, class)| *class)
+}
+
+fn in_v6(ip: Ipv6Addr, net: [u16; 8], prefix: u8) -> bool {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - prefix)
+    };
+    (u128::from(ip) & mask) == (u128::from(Ipv6Addr::from(net)) & mask)
+}
+
+fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        return Some("unspecified");
+    }
+    if ip.is_loopback() {
+        return Some("loopback");
+    }
+    const RULES: &[([u16; 8], u8, &str)] = &[
+        ([0, 0, 0, 0, 0, 0, 0, 0], 96, "IPv4-compatible"),
+        ([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48, "local NAT64"),
+        ([0x100, 0, 0, 0, 0, 0, 0, 0], 64, "discard"),
+        ([0x2001, 0, 0, 0, 0, 0, 0, 0], 32, "Teredo"),
+        ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32, "documentation"),
+        ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, "unique local (private)"),
+        ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, "link-local"),
+        ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, "site-local"),
+        ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, "multicast"),
+    ];
+    RULES
+        .iter()
+        .find(|(net, prefix, _)| in_v6(ip, *net, *prefix))
+        .map(|(_, _, class)| *class)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allow: &[&str]) -> EgressPolicy {
+        EgressPolicy::new(allow.iter().copied(), &[])
+    }
+
+    fn refused(p: &EgressPolicy, url: &str) -> EgressError {
+        p.check_url(url).expect_err(url)
+    }
+
+    #[test]
+    fn empty_allowlist_denies_everything() {
+        let p = policy(&[]);
+        assert!(matches!(
+            refused(&p, "https://example.com/"),
+            EgressError::NotAllowlisted(_)
+        ));
+    }
+
+    #[test]
+    fn allowlist_matches_exactly_or_as_dot_suffix() {
+        let p = policy(&["API.example.com ", "*.svc.test", ".other.test"]);
+        assert!(p.allowlisted("api.example.com"));
+        assert!(p.allowlisted("x.api.example.com"));
+        assert!(p.allowlisted("API.EXAMPLE.COM."));
+        assert!(!p.allowlisted("xapi.example.com"));
+        assert!(!p.allowlisted("example.com"));
+        assert!(!p.allowlisted("api.example.com.evil.test"));
+        assert!(p.allowlisted("svc.test") && p.allowlisted("a.svc.test"));
+        assert!(p.allowlisted("a.other.test"));
+    }
+
+    #[test]
+    fn ip_spellings_are_normalised_before_the_checks() {
+        // Allowlisting the address itself must not let loopback through.
+        let p = policy(&[
+            "127.0.0.1",
+            "10.0.0.1",
+            "::1",
+            "0.0.0.0",
+            "169.254.169.254",
+            "::ffff:7f00:1",
+        ]);
+        for url in [
+            "http://127.0.0.1/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://017700000001/",
+            "http://0x7f000001/",
+            "http://127.1/",
+            "http://0177.0.0.1/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:7f00:1]/",
+            "http://0.0.0.0/",
+            "http://0/",
+            "http://10.0.0.1/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://0xa9fea9fe/",
+        ] {
+            assert!(
+                matches!(refused(&p, url), EgressError::ForbiddenAddress { .. }),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn forbidden_ranges() {
+        for ip in [
+            "127.0.0.1",
+            "127.255.1.2",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::",
+            "2002:c0a8:101::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(forbidden_class(ip).is_some(), "{ip} should be forbidden");
+        }
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+            "::ffff:8.8.8.8",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(forbidden_class(ip), None, "{ip} should be public");
+        }
+    }
+
+    #[test]
+    fn operator_ranges_open_exactly_those_addresses() {
+        let ranges: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
+        let p = EgressPolicy::new(["localhost"], &ranges);
+        p.check_addr("127.0.0.1".parse().unwrap()).unwrap();
+        p.check_addr("::ffff:127.0.0.1".parse().unwrap()).unwrap();
+        assert!(p.check_addr("10.0.0.1".parse().unwrap()).is_err());
+        assert!(p.check_addr("::1".parse().unwrap()).is_err());
+        // One bad address refuses the whole name.
+        assert!(
+            p.check_addrs(&["127.0.0.1".parse().unwrap(), "10.0.0.1".parse().unwrap()])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn urls_that_are_not_plain_http_are_invalid() {
+        let p = policy(&["example.com"]);
+        for url in [
+            "ftp://example.com/",
+            "file:///etc/passwd",
+            "https://user:pw@example.com/",
+            "https://example.com@127.0.0.1/",
+            "not a url",
+            "/relative",
+        ] {
+            assert!(
+                matches!(refused(&p, url), EgressError::InvalidUrl(_)),
+                "{url}"
+            );
+        }
+        let t = p.check_url("https://Example.COM./x?y=1").unwrap();
+        assert_eq!(
+            (t.host, t.port, t.tls),
+            (TargetHost::Domain("example.com".into()), 443, true)
+        );
+    }
+}

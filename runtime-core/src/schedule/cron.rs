@@ -1,0 +1,223 @@
+//! 5-field cron (`minute hour day-of-month month day-of-week`, UTC): `*`, numbers,
+//! ranges `a-b`, steps `*/n` and `a-b/n`, lists `a,b`. Day-of-week 0–7 (0 and 7
+//! are Sunday). As in Vixie cron, when both day fields are restricted a day
+//! matches if either does.
+
+/// A parsed expression: the allowed values of each field as bit sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cron {
+    minutes: u64,
+    hours: u32,
+    days: u32,
+    months: u16,
+    weekdays: u8,
+    days_any: bool,
+    weekdays_any: bool,
+}
+
+fn field(text: &str, min: u32, max: u32, name: &str) -> Result<u64, String> {
+    let mut bits = 0u64;
+    for part in text.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => {
+                let step: u32 = s.parse().map_err(|_| format!("{name}: bad step {s:?}"))?;
+                if step == 0 {
+                    return Err(format!("{name}: step 0"));
+                }
+                (r, step)
+            }
+            None => (part, 1),
+        };
+        let (lo, hi) = if range == "*" {
+            (min, max)
+        } else if let Some((a, b)) = range.split_once('-') {
+            let a: u32 = a.parse().map_err(|_| format!("{name}: bad value {a:?}"))?;
+            let b: u32 = b.parse().map_err(|_| format!("{name}: bad value {b:?}"))?;
+            (a, b)
+        } else {
+            let v: u32 = range
+                .parse()
+                .map_err(|_| format!("{name}: bad value {range:?}"))?;
+            // `5/15` means from 5 to the end, every 15.
+            (v, if part.contains('/') { max } else { v })
+        };
+        if lo < min || hi > max || lo > hi {
+            return Err(format!("{name}: {part:?} is outside {min}-{max}"));
+        }
+        let mut v = lo;
+        while v <= hi {
+            bits |= 1 << v;
+            v += step;
+        }
+    }
+    Ok(bits)
+}
+
+impl Cron {
+    /// Parses five whitespace-separated fields.
+    pub fn parse(expr: &str) -> Result<Cron, String> {
+        let f: Vec<&str> = expr.split_whitespace().collect();
+        if f.len() != 5 {
+            return Err(format!("expected 5 fields, found {}", f.len()));
+        }
+        let mut weekdays = field(f[4], 0, 7, "day-of-week")?;
+        if weekdays & (1 << 7) != 0 {
+            weekdays = (weekdays | 1) & 0x7f;
+        }
+        Ok(Cron {
+            minutes: field(f[0], 0, 59, "minute")?,
+            hours: field(f[1], 0, 23, "hour")? as u32,
+            days: field(f[2], 1, 31, "day-of-month")? as u32,
+            months: field(f[3], 1, 12, "month")? as u16,
+            weekdays: weekdays as u8,
+            days_any: f[2] == "*",
+            weekdays_any: f[4] == "*",
+        })
+    }
+
+    /// Whether the minute starting at `epoch_minute` (minutes since 1970, UTC) fires.
+    pub fn matches(&self, epoch_minute: i64) -> bool {
+        let minute = epoch_minute.rem_euclid(60) as u32;
+        let hour = (epoch_minute.div_euclid(60)).rem_euclid(24) as u32;
+        let days = epoch_minute.div_euclid(1440);
+        let (_, month, day) = civil_from_days(days);
+        // 1970-01-01 was a Thursday (4).
+        let weekday = (days + 4).rem_euclid(7) as u32;
+        let day_ok = match (self.days_any, self.weekdays_any) {
+            (false, false) => self.days & (1 << day) != 0 || self.weekdays & (1 << weekday) != 0,
+            _ => self.days & (1 << day) != 0 && self.weekdays & (1 << weekday) != 0,
+        };
+        self.minutes & (1 << minute) != 0
+            && self.hours & (1 << hour) != 0
+            && self.months & (1 << month) != 0
+            && day_ok
+    }
+
+    /// The first firing minute strictly after `epoch_minute`, within about 5 years.
+    pub fn next_after(&self, epoch_minute: i64) -> Option<i64> {
+        let mut m = epoch_minute + 1;
+        let end = epoch_minute + 5 * 366 * 1440;
+        while m <= end {
+            // Skip whole hours and days that cannot match, so a yearly schedule is
+            // found in thousands of steps, not millions.
+            let hour = (m.div_euclid(60)).rem_euclid(24) as u32;
+            if self.hours & (1 << hour) == 0 {
+                m = (m.div_euclid(60) + 1) * 60;
+                continue;
+            }
+            if self.matches(m) {
+                return Some(m);
+            }
+            m += 1;
+        }
+        None
+    }
+
+    /// The smallest gap between consecutive firings, in minutes, over up to 2000
+    /// firings from the start of a leap year (enough to see every minute/hour gap
+    /// and the day boundary).
+    pub fn min_gap_minutes(&self) -> Option<i64> {
+        // 2024-01-01T00:00Z, a leap year: covers every month and day boundary.
+        let start = 19_723 * 1440;
+        let mut prev = self.next_after(start - 1)?;
+        let mut gap = i64::MAX;
+        for _ in 0..2000 {
+            let Some(next) = self.next_after(prev) else {
+                break;
+            };
+            gap = gap.min(next - prev);
+            if next - start > 366 * 1440 {
+                break;
+            }
+            prev = next;
+        }
+        (gap != i64::MAX).then_some(gap)
+    }
+}
+
+/// (year, month 1–12, day 1–31) of a day count since 1970-01-01 (proleptic Gregorian).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minute_of(y: i64, mo: u32, d: u32, h: i64, mi: i64) -> i64 {
+        // Days from civil, by search around the estimate (tests only).
+        let mut days = (y - 1970) * 365 + (y - 1969) / 4;
+        while civil_from_days(days) < (y, mo, d) {
+            days += 1;
+        }
+        while civil_from_days(days) > (y, mo, d) {
+            days -= 1;
+        }
+        days * 1440 + h * 60 + mi
+    }
+
+    #[test]
+    fn dates_and_weekdays() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        // 2024-01-01 was a Monday.
+        let monday = Cron::parse("0 0 * * 1").unwrap();
+        assert!(monday.matches(minute_of(2024, 1, 1, 0, 0)));
+        assert!(!monday.matches(minute_of(2024, 1, 2, 0, 0)));
+        let sunday7 = Cron::parse("0 0 * * 7").unwrap();
+        assert!(sunday7.matches(minute_of(2024, 1, 7, 0, 0)));
+    }
+
+    #[test]
+    fn next_firings() {
+        let c = Cron::parse("*/15 9-17 * * 1-5").unwrap();
+        let fri_17_50 = minute_of(2024, 1, 5, 17, 50);
+        assert_eq!(c.next_after(fri_17_50), Some(minute_of(2024, 1, 8, 9, 0)));
+        let yearly = Cron::parse("30 4 29 2 *").unwrap();
+        assert_eq!(
+            yearly.next_after(minute_of(2025, 1, 1, 0, 0)),
+            Some(minute_of(2028, 2, 29, 4, 30))
+        );
+    }
+
+    #[test]
+    fn gaps_and_errors() {
+        assert_eq!(
+            Cron::parse("*/5 * * * *").unwrap().min_gap_minutes(),
+            Some(5)
+        );
+        assert_eq!(
+            Cron::parse("0,2 * * * *").unwrap().min_gap_minutes(),
+            Some(2)
+        );
+        assert_eq!(Cron::parse("* * * * *").unwrap().min_gap_minutes(), Some(1));
+        assert_eq!(
+            Cron::parse("0 0 * * *").unwrap().min_gap_minutes(),
+            Some(1440)
+        );
+        assert_eq!(
+            Cron::parse("55 23 * * *").unwrap().min_gap_minutes(),
+            Some(1440)
+        );
+        for bad in [
+            "* * * *",
+            "60 * * * *",
+            "*/0 * * * *",
+            "a * * * *",
+            "5-1 * * * *",
+            "0 0 32 * *",
+        ] {
+            assert!(Cron::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
