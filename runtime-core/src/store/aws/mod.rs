@@ -2,6 +2,7 @@
 //! Secrets Manager for install secrets. The key schema is in the README
 //! ("DynamoDB single table"); every item key is built in [`keys`].
 
+mod credential;
 mod error;
 mod executions;
 mod idempotency;
@@ -13,6 +14,7 @@ mod s3;
 mod secrets;
 mod settings;
 
+pub use credential::{read_secret_string, token_from_env};
 pub use error::map_sdk;
 pub use executions::DynamoExecutionLog;
 pub use idempotency::DynamoIdempotencyStore;
