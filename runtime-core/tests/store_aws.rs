@@ -81,3 +81,34 @@ async fn aws_registry_conformance() {
     let env = AwsEnv::new().await;
     c::registry_conformance(env.backends.registry.clone()).await;
 }
+
+/// A loaded bundle is reused for at most the cache time (30 s in production), so
+/// a rotated secret reaches running functions within it; a zero cache reads through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_secrets_cache_is_bounded() {
+    use runtime_core::store::SecretStore;
+    use std::time::Duration;
+    let env = AwsEnv::new().await;
+    let store = |ttl| {
+        SecretsManagerStore::new(
+            env.clients.secrets.clone(),
+            &env.settings.secrets_prefix,
+            ttl,
+        )
+    };
+    let bundle = |v: &str| SecretBundle {
+        values: [("k".to_string(), v.to_string())].into(),
+        expires_at: None,
+    };
+    let operator = store(Duration::ZERO);
+    let cached = store(Duration::from_secs(3600)); // capped at 30 s
+    let uncached = store(Duration::ZERO);
+    operator.store("t", "i", &bundle("v1")).await.unwrap();
+    assert_eq!(cached.load("t", "i").await.unwrap(), Some(bundle("v1")));
+    operator.store("t", "i", &bundle("v2")).await.unwrap();
+    assert_eq!(cached.load("t", "i").await.unwrap(), Some(bundle("v1")));
+    assert_eq!(uncached.load("t", "i").await.unwrap(), Some(bundle("v2")));
+    // Names that could spell another install's secret are refused, not mapped.
+    assert!(uncached.load("t/x", "i").await.is_err());
+    assert!(uncached.load("t", "../i").await.is_err());
+}

@@ -263,20 +263,26 @@ pub async fn kv_limits_conformance(store: Arc<dyn KvStore>) {
     for i in 2..8 {
         let store = store.clone();
         let s = s.clone();
-        tasks.spawn(async move { store.put(&s, &format!("n{i}"), "k", b"", None).await });
+        tasks.spawn(async move {
+            let ns = format!("n{i}");
+            let r = store.put(&s, &ns, "k", b"", None).await;
+            (ns, r)
+        });
     }
+    // (join_all yields in completion order: each task names its namespace.)
     let results = tasks.join_all().await;
     assert_eq!(
-        results.iter().filter(|r| r.is_ok()).count(),
+        results.iter().filter(|(_, r)| r.is_ok()).count(),
         1,
         "{results:?}"
     );
+    assert!(
+        results
+            .iter()
+            .all(|(_, r)| r.is_ok() || matches!(r, Err(KvError::LimitReached(_))))
+    );
     // Emptying a namespace frees it.
-    let (used, _) = (2..8)
-        .map(|i| format!("n{i}"))
-        .zip(results.iter())
-        .find(|(_, r)| r.is_ok())
-        .unwrap();
+    let used = results.iter().find(|(_, r)| r.is_ok()).unwrap().0.clone();
     assert!(matches!(
         store.put(&s, "brand-new", "k", b"", None).await,
         Err(KvError::LimitReached(_))
@@ -472,6 +478,17 @@ pub async fn idempotency_conformance(store: Arc<dyn IdempotencyStore>) {
         Claim::Claimed
     );
     store.release("tenant-a", "never-claimed").await.unwrap();
+    // A large (compressible) response, like a 1 MiB JSON envelope, round-trips.
+    let big: Vec<u8> = b"{\"body_b64\":\"QUJD\"}".repeat(50_000);
+    assert_eq!(
+        store.claim("tenant-a", "big", ttl).await.unwrap(),
+        Claim::Claimed
+    );
+    store.complete("tenant-a", "big", &big, ttl).await.unwrap();
+    assert_eq!(
+        store.claim("tenant-a", "big", ttl).await.unwrap(),
+        Claim::Completed(big)
+    );
     // A claim whose holder vanished lapses.
     assert_eq!(
         store

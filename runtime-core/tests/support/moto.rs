@@ -7,7 +7,8 @@
 //! (e.g. `.venv/bin/moto_server`). It runs under a
 //! tiny shell watchdog that kills it when our end of its stdin closes — when the
 //! `Moto` is dropped or stopped, and also when the test process dies — so no moto
-//! outlives its test binary. Tests share one server per process (`Moto::shared`)
+//! outlives its test binary. It is killed with SIGKILL: moto has nothing to save, and
+//! after a large test its orderly exit was measured to take many seconds. Tests share one server per process (`Moto::shared`)
 //! and stay independent by creating their own bucket, table and secret prefix.
 
 use std::io::Write;
@@ -95,7 +96,7 @@ impl Moto {
         let log = self._log.reopen().expect("log file");
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(r#"port=$1; shift; "$@" -H 127.0.0.1 -p "$port" & pid=$!; read _ignored; kill "$pid"; wait "$pid""#)
+            .arg(r#"port=$1; shift; "$@" -H 127.0.0.1 -p "$port" & pid=$!; read _ignored; kill -KILL "$pid"; wait "$pid""#)
             .arg("sh")
             .arg(self.port.to_string())
             .arg(&path)

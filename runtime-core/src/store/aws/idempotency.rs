@@ -1,6 +1,7 @@
 //! Idempotency records in DynamoDB, one item per (tenant, key). A claim is a
 //! conditional put (absent, or lapsed); DynamoDB's TTL deletes items lazily, so
-//! every read also checks `expires_ms` itself.
+//! every read also checks `expires_ms` itself. Responses over 16 KiB are stored
+//! zstd-compressed; one that still exceeds the item limit is refused (`Internal`).
 
 use std::time::Duration;
 
@@ -39,6 +40,44 @@ impl DynamoIdempotencyStore {
 
 /// How many times a claim re-checks a record that lapsed between two reads.
 const CLAIM_ROUNDS: usize = 4;
+
+/// Responses above this are stored zstd-compressed (attribute `enc` = `zstd`).
+const COMPRESS_ABOVE: usize = 16 << 10;
+
+/// The largest stored response: a DynamoDB item holds at most 400 KB in all.
+pub const RESPONSE_MAX_STORED: usize = 380_000;
+
+/// The stored form of a response and its encoding.
+fn encode(response: &[u8]) -> Result<(Vec<u8>, Option<&'static str>), StoreError> {
+    let (bytes, enc) = if response.len() > COMPRESS_ABOVE {
+        let z = zstd::bulk::compress(response, 3)
+            .map_err(|e| StoreError::Internal(format!("compressing a response: {e}")))?;
+        (z, Some("zstd"))
+    } else {
+        (response.to_vec(), None)
+    };
+    if bytes.len() > RESPONSE_MAX_STORED {
+        return Err(StoreError::Internal(format!(
+            "idempotency response of {} bytes ({} stored) is over DynamoDB's item limit",
+            response.len(),
+            bytes.len()
+        )));
+    }
+    Ok((bytes, enc))
+}
+
+fn decode(item: &Item<'_>) -> Result<Vec<u8>, StoreError> {
+    let bytes = item.bytes("response")?;
+    match item.opt_str("enc")?.as_deref() {
+        None => Ok(bytes),
+        // Bounded by the execute path's response limit (and far above the stored cap).
+        Some("zstd") => zstd::bulk::decompress(&bytes, 64 << 20)
+            .map_err(|e| StoreError::Internal(format!("stored response: {e}"))),
+        Some(other) => Err(StoreError::Internal(format!(
+            "stored response encoding {other:?}"
+        ))),
+    }
+}
 
 #[async_trait]
 impl IdempotencyStore for DynamoIdempotencyStore {
@@ -86,7 +125,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                 continue;
             }
             return match found.str("state")?.as_str() {
-                "done" => Ok(Claim::Completed(found.bytes("response")?)),
+                "done" => Ok(Claim::Completed(decode(&found)?)),
                 _ => Ok(Claim::InProgress),
             };
         }
@@ -102,10 +141,14 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         response: &[u8],
         ttl: Duration,
     ) -> Result<(), StoreError> {
+        let (stored, enc) = encode(response)?;
         let expires = keys::now_ms() + ttl.as_millis() as u64;
         let mut item = Self::key(scope, key);
         item.insert("state".into(), s("done"));
-        item.insert("response".into(), AttributeValue::B(Blob::new(response)));
+        item.insert("response".into(), AttributeValue::B(Blob::new(stored)));
+        if let Some(enc) = enc {
+            item.insert("enc".into(), s(enc));
+        }
         item.insert("expires_ms".into(), n(expires));
         item.insert("ttl".into(), n(expires / 1000 + 1));
         self.client
