@@ -196,9 +196,18 @@ impl Gateway {
                 envelope: outcome.envelope.clone(),
             };
             let bytes = serde_json::to_vec(&stored).unwrap_or_default();
-            store
+            match store
                 .complete(tenant, key, &bytes, self.settings.idempotency_ttl)
                 .await
+            {
+                // A response the store cannot keep (e.g. too large for one DynamoDB
+                // item) frees the key rather than blocking it until the claim lapses.
+                Err(e) => {
+                    tracing::warn!(error = %e, "idempotent response not stored; key released");
+                    store.release(tenant, key).await
+                }
+                ok => ok,
+            }
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "idempotency record not updated");
