@@ -17,6 +17,7 @@ pub mod manifest;
 #[cfg(feature = "compiler")]
 pub mod publish;
 pub mod store;
+pub mod ui;
 
 pub use capability::{Capability, CapabilitySet};
 pub use config::RuntimeConfig;

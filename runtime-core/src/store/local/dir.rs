@@ -58,10 +58,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[async_trait]
 impl BlobStore for DirBlobStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let path = self.path(key)?;
+        // A key this store could never have written holds nothing: readers of
+        // client-chosen names (UI files) get a miss, as S3 would answer.
+        let Ok(path) = self.path(key) else {
+            return Ok(None);
+        };
         match tokio::fs::read(&path).await {
             Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // A directory, or a file used as one, is not a blob either.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::IsADirectory
+                        | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(io_err(e)),
         }
     }
@@ -117,8 +131,12 @@ mod tests {
         );
         assert_eq!(s.get("a/b.cwasm").await.unwrap().unwrap(), b"one");
         for bad in ["../x", "/etc/passwd", "a/../../x", "a//b", ".hidden", ""] {
-            assert!(s.get(bad).await.is_err(), "{bad}");
+            assert!(s.put(bad, b"x").await.is_err(), "{bad}");
+            // Reading a name that cannot exist is a miss, never a file outside the root.
+            assert_eq!(s.get(bad).await.unwrap(), None, "{bad}");
         }
+        assert_eq!(s.get("a").await.unwrap(), None, "a directory is not a blob");
+        assert_eq!(s.get("a/b.cwasm/c").await.unwrap(), None);
         s.delete("a/b.cwasm").await.unwrap();
         assert_eq!(s.get("a/b.cwasm").await.unwrap(), None);
     }

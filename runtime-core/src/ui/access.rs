@@ -1,0 +1,190 @@
+//! Which bundles may be served for an extension: the registry decides, a bounded LRU
+//! with a TTL remembers.
+//!
+//! A hash is served under `/ext-ui/{ext}/…` only when it is the bundle of a published
+//! version of *that* extension and at least one tenant has an install of it (enabled
+//! or not: the files are public, immutable and cached by the CDN anyway; the check
+//! keeps us from serving every bundle ever published). Anything else is the same
+//! `not_found`, so a URL never reveals that a bundle exists for another extension.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
+
+use crate::artifact::ContentHash;
+use crate::store::Registry;
+
+use super::route;
+
+/// The registry's answer for (extension, hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Serve it; `entry` is the SPA entry under `ui/` (the manifest's `ui.entry`).
+    Allowed {
+        /// The file served for an empty path and for app routes.
+        entry: String,
+    },
+    /// Not an installed bundle of this extension.
+    Denied,
+}
+
+/// The registry could not answer (failure or time limit); never cached.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("registry unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+/// Counters for tests and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AccessStats {
+    /// Decisions answered from the cache.
+    pub hits: u64,
+    /// Decisions that asked the registry.
+    pub lookups: u64,
+}
+
+struct Cached {
+    decision: Decision,
+    expires: Instant,
+}
+
+/// The registry check with its cache.
+pub struct AccessCache {
+    registry: Arc<dyn Registry>,
+    entries: Mutex<LruCache<(String, ContentHash), Cached>>,
+    stats: Mutex<AccessStats>,
+    positive_ttl: Duration,
+    negative_ttl: Duration,
+    timeout: Duration,
+}
+
+impl AccessCache {
+    /// A cache of at most `capacity` decisions.
+    pub fn new(
+        registry: Arc<dyn Registry>,
+        capacity: usize,
+        positive_ttl: Duration,
+        negative_ttl: Duration,
+        timeout: Duration,
+    ) -> Self {
+        let cap = NonZeroUsize::new(capacity.max(1)).expect("non-zero");
+        AccessCache {
+            registry,
+            entries: Mutex::new(LruCache::new(cap)),
+            stats: Mutex::default(),
+            positive_ttl,
+            negative_ttl,
+            timeout,
+        }
+    }
+
+    /// May `hash` be served under `extension_id`?
+    pub async fn check(
+        &self,
+        extension_id: &str,
+        hash: &ContentHash,
+    ) -> Result<Decision, Unavailable> {
+        let key = (extension_id.to_string(), *hash);
+        let now = Instant::now();
+        {
+            let mut entries = self.entries.lock().expect("access cache lock");
+            match entries.get(&key) {
+                Some(c) if c.expires > now => {
+                    self.stats.lock().expect("stats lock").hits += 1;
+                    return Ok(c.decision.clone());
+                }
+                Some(_) => {
+                    entries.pop(&key);
+                }
+                None => {}
+            }
+        }
+        self.stats.lock().expect("stats lock").lookups += 1;
+        let decision = tokio::time::timeout(self.timeout, self.ask(extension_id, hash))
+            .await
+            .map_err(|_| Unavailable(format!("no answer within {:?}", self.timeout)))??;
+        let ttl = match decision {
+            Decision::Allowed { .. } => self.positive_ttl,
+            Decision::Denied => self.negative_ttl,
+        };
+        if !ttl.is_zero() {
+            self.entries.lock().expect("access cache lock").put(
+                key,
+                Cached {
+                    decision: decision.clone(),
+                    expires: now + ttl,
+                },
+            );
+        }
+        Ok(decision)
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> AccessStats {
+        *self.stats.lock().expect("stats lock")
+    }
+
+    async fn ask(&self, extension_id: &str, hash: &ContentHash) -> Result<Decision, Unavailable> {
+        let unavailable = |e: crate::store::RegistryError| Unavailable(e.to_string());
+        let Some(version) = self
+            .registry
+            .version_by_hash(hash)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(Decision::Denied);
+        };
+        if version.extension_id != extension_id {
+            return Ok(Decision::Denied);
+        }
+        let installed = self
+            .registry
+            .list_installs_of(extension_id)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .any(|i| i.content_hash == *hash);
+        if !installed {
+            return Ok(Decision::Denied);
+        }
+        Ok(Decision::Allowed {
+            entry: entry_of(&version.manifest_json),
+        })
+    }
+}
+
+/// The entry file under `ui/` named by the manifest's `ui.entry`, checked by the same
+/// path rules as requests; `index.html` when absent or unusable.
+pub fn entry_of(manifest_json: &str) -> String {
+    let entry = serde_json::from_str::<serde_json::Value>(manifest_json)
+        .ok()
+        .and_then(|m| m.pointer("/ui/entry")?.as_str().map(str::to_owned));
+    entry
+        .as_deref()
+        .and_then(|e| e.strip_prefix("ui/"))
+        .and_then(|e| route::check_decoded(e).ok().flatten())
+        .filter(|e| route::has_extension(e))
+        .unwrap_or_else(|| "index.html".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_comes_from_the_manifest_when_safe() {
+        assert_eq!(
+            entry_of(r#"{"ui":{"entry":"ui/index.html"}}"#),
+            "index.html"
+        );
+        assert_eq!(
+            entry_of(r#"{"ui":{"entry":"ui/app/main.html"}}"#),
+            "app/main.html"
+        );
+        assert_eq!(entry_of(r#"{"ui":{"entry":"ui/../x.html"}}"#), "index.html");
+        assert_eq!(entry_of(r#"{"ui":{"entry":"dist/x.html"}}"#), "index.html");
+        assert_eq!(entry_of(r#"{"name":"x"}"#), "index.html");
+        assert_eq!(entry_of("not json"), "index.html");
+    }
+}
