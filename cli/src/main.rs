@@ -53,6 +53,9 @@ enum Command {
     List(commands::installs::ListArgs),
     /// Run one request against a tenant's install, through the registry.
     Invoke(commands::invoke::InvokeArgs),
+    /// Build, publish and install an extension locally and serve it on localhost
+    /// through the same handlers as the Lambda functions.
+    Up(commands::up::UpArgs),
 }
 
 /// A failure with its exit code.
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
             Command::Grant(a) => installs::grant(a, &data).await,
             Command::List(a) => installs::list(a, &data).await,
             Command::Invoke(a) => invoke::invoke(a, &data).await,
+            Command::Up(a) => up::up(a, &data).await,
         }
     });
     match result {

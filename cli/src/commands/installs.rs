@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use runtime_core::backends::Backends;
-use runtime_core::store::{InstallRecord, InstallRequest, Registry, RegistryError};
+use runtime_core::store::{InstallRecord, InstallRequest, RegistryError};
 
 /// Tenant and extension of an install.
 #[derive(Args)]

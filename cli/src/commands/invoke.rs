@@ -7,7 +7,6 @@ use std::path::Path;
 use clap::Args;
 use runtime_core::RuntimeConfig;
 use runtime_core::backends::Backends;
-use runtime_core::store::Registry;
 
 use super::request::{self, Identity, RequestArgs};
 

@@ -8,3 +8,4 @@ pub mod keys;
 pub mod publish;
 pub mod request;
 pub mod run;
+pub mod up;

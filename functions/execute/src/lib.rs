@@ -11,6 +11,7 @@ use runtime_core::RuntimeConfig;
 use runtime_core::backends::Backends;
 use runtime_core::execute::QuotaPolicy;
 use runtime_core::gateway::{Caller, DirectRequest, Gateway, GatewaySettings, HttpReply};
+use tracing::Instrument;
 
 /// The function's state, built once per process (during Lambda INIT).
 pub struct ExecuteFunction {
@@ -48,9 +49,17 @@ impl ExecuteFunction {
         &self.gateway
     }
 
-    /// Serves one HTTP event.
+    /// Serves one HTTP event. Its log lines carry the X-Ray trace id (lambda_http
+    /// copies it from the invocation into `x-amzn-trace-id`).
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        fn_common::into_response(self.reply(&req).await)
+        let trace = req
+            .headers()
+            .get("x-amzn-trace-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let span = tracing::info_span!("request", xray_trace_id = %trace);
+        fn_common::into_response(self.reply(&req).instrument(span).await)
     }
 
     async fn reply(&self, req: &Request) -> HttpReply {

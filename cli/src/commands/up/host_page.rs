@@ -1,0 +1,109 @@
+//! The host page `up` serves at `/`: it plays the host app (Alga) — embeds the
+//! extension's UI in a sandboxed iframe, with the src built the way Alga builds
+//! it, and relays the UI's API calls to the direct route (the iframe itself has
+//! an opaque origin and no credentials, exactly as in production).
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The page for one extension install.
+pub fn page(extension_id: &str, content_hash: &str, tenant: &str) -> Response<Full<Bytes>> {
+    let src = format!(
+        "/ext-ui/{}/{}/index.html?path=%2F&tenant={}&extensionId={}",
+        encode(extension_id),
+        content_hash,
+        encode(tenant),
+        encode(extension_id),
+    );
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>alga-lambda up: {ext}</title>
+<style>
+body {{ font: 15px system-ui, sans-serif; margin: 0; background: #f4f5f7; color: #1d2330; }}
+header {{ padding: 12px 20px; background: #1d2330; color: #fff; }}
+header code {{ color: #9fd3ff; }}
+main {{ padding: 20px; }}
+iframe {{ width: 100%; height: 70vh; border: 1px solid #c9ced8; border-radius: 6px; background: #fff; }}
+</style>
+</head>
+<body>
+<header>alga-lambda up · tenant <code>{tenant}</code> · extension <code>{ext}</code> · bundle <code>{hash}</code></header>
+<main>
+<iframe id="extension" title="{ext}" sandbox="allow-scripts" data-extension-id="{ext}" src="{src}"></iframe>
+</main>
+<script src="/__alga/host.js"></script>
+</body>
+</html>
+"#,
+        ext = escape(extension_id),
+        tenant = escape(tenant),
+        hash = escape(content_hash),
+        src = escape(&src),
+    );
+    Response::builder()
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-store")
+        .header(
+            "content-security-policy",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-src 'self'; object-src 'none'; base-uri 'none'",
+        )
+        .header("x-content-type-options", "nosniff")
+        .body(Full::new(Bytes::from(html)))
+        .expect("a valid response")
+}
+
+/// The host page's script: the bridge between the sandboxed iframe and the API.
+pub fn script() -> Response<Full<Bytes>> {
+    Response::builder()
+        .header("content-type", "text/javascript")
+        .header("cache-control", "no-store")
+        .header("x-content-type-options", "nosniff")
+        .body(Full::new(Bytes::from_static(HOST_JS.as_bytes())))
+        .expect("a valid response")
+}
+
+/// Relays `{alga: "fetch", id, path, method, body}` from the extension's own
+/// iframe to `/api/ext/{ext}{path}` and posts `{alga: "fetch-result", id, status,
+/// body}` back. Messages from any other window are ignored, and the path must
+/// stay under the extension's own route.
+const HOST_JS: &str = r#"'use strict';
+(function () {
+  const frame = document.getElementById('extension');
+  const ext = frame.dataset.extensionId;
+  window.addEventListener('message', async (event) => {
+    if (event.source !== frame.contentWindow) return;
+    const msg = event.data;
+    if (!msg || msg.alga !== 'fetch' || typeof msg.path !== 'string' || !msg.path.startsWith('/')) return;
+    const method = typeof msg.method === 'string' ? msg.method.toUpperCase() : 'GET';
+    let reply;
+    try {
+      const init = { method, headers: {} };
+      if (msg.body !== undefined && msg.body !== null && method !== 'GET' && method !== 'HEAD') {
+        init.body = String(msg.body);
+        init.headers['content-type'] = 'application/json';
+      }
+      const r = await fetch('/api/ext/' + encodeURIComponent(ext) + msg.path, init);
+      reply = { alga: 'fetch-result', id: msg.id, status: r.status, body: await r.text() };
+    } catch (e) {
+      reply = { alga: 'fetch-result', id: msg.id, status: 0, body: String(e) };
+    }
+    frame.contentWindow.postMessage(reply, '*');
+  });
+})();
+"#;

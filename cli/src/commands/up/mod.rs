@@ -1,0 +1,205 @@
+//! `alga-lambda up [DIR]`: builds, publishes and installs an extension into the
+//! local data directory and serves execute, ui-assets and publish on localhost
+//! through the same handler functions as the Lambdas, like `spin up` or
+//! `wrangler dev`.
+
+mod dev_publish;
+mod host_page;
+mod server;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use runtime_core::RuntimeConfig;
+use runtime_core::backends::Backends;
+use runtime_core::engine::Target;
+use runtime_core::gateway::{ExecuteAuth, GatewaySettings};
+use runtime_core::ui::UiSettings;
+use tokio::net::TcpListener;
+
+/// Arguments of `up`.
+#[derive(Args)]
+pub struct UpArgs {
+    /// The extension directory (manifest.json, dist/main.wasm or a package.json that builds it, ui/).
+    #[arg(default_value = "examples/hello")]
+    dir: PathBuf,
+    /// Address to listen on (loopback by default: the dev identity is trusted).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8787)]
+    port: u16,
+    /// Tenant the extension is installed for and the host page runs as.
+    #[arg(long, default_value = "dev")]
+    tenant: String,
+    /// User id the local authorizer vouches for.
+    #[arg(long, default_value = "dev-user")]
+    user_id: String,
+    /// The user's e-mail.
+    #[arg(long, default_value = "dev@example.com")]
+    user_email: String,
+    /// The user's name.
+    #[arg(long, default_value = "Dev User")]
+    user_name: String,
+    /// `internal` or `client`.
+    #[arg(long, default_value = "internal")]
+    user_type: String,
+    /// Grant only these capabilities (default: all the manifest requests).
+    #[arg(long = "grant", value_name = "CAP")]
+    grants: Vec<String>,
+    /// Service token for POST /v1/execute (default: `RUNNER_SERVICE_TOKEN`, else generated).
+    #[arg(long, env = "RUNNER_SERVICE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Rebuild, republish and reinstall when the extension's files change.
+    #[arg(long)]
+    watch: bool,
+}
+
+/// Runs `up`.
+pub async fn up(args: UpArgs, data: &Path) -> crate::Outcome {
+    let config = RuntimeConfig::from_env()?;
+    let dir = args.dir.clone();
+    dev_publish::build(&dir)?;
+    let backends = Backends::local(data)?;
+    let key = dev_publish::dev_key(data)?;
+    // Locally only this machine's target is needed; compiling one halves the wait.
+    let publisher = backends
+        .publisher(&config)?
+        .with_targets(vec![Target::host()]);
+    let grants = (!args.grants.is_empty()).then_some(args.grants.as_slice());
+    let deployed = dev_publish::deploy(
+        &dir,
+        data,
+        &backends,
+        &publisher,
+        &key,
+        &args.tenant,
+        grants,
+    )
+    .await?;
+
+    let token = args
+        .token
+        .clone()
+        .unwrap_or_else(runtime_core::gateway::new_request_id);
+    let mut settings = GatewaySettings::from_env()?;
+    settings.execute_auth = ExecuteAuth::Token(Some(token.clone()));
+    if settings.publish_token.is_none() {
+        settings.publish_token = Some(token.clone());
+    }
+    let claims = BTreeMap::from([
+        (settings.tenant_claim.clone(), args.tenant.clone()),
+        (settings.user_claim.clone(), args.user_id.clone()),
+        ("email".to_string(), args.user_email.clone()),
+        ("name".to_string(), args.user_name.clone()),
+        ("user_type".to_string(), args.user_type.clone()),
+    ]);
+    let publish = fn_publish::PublishFunction::new(
+        backends.clone(),
+        backends
+            .publisher(&config)?
+            .with_targets(vec![Target::host()]),
+        settings.publish_token.clone(),
+        "uploads/".into(),
+    );
+    let site = Arc::new(server::Site {
+        execute: fn_execute::ExecuteFunction::new(backends.clone(), &config, settings)?,
+        ui: fn_ui_assets::UiAssetsFunction::new(&backends, UiSettings::from_env()?),
+        publish,
+        backends: backends.clone(),
+        claims,
+        extension_id: deployed.manifest.name.clone(),
+        tenant: args.tenant.clone(),
+    });
+
+    let listener = TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .with_context(|| format!("listening on {}:{}", args.host, args.port))?;
+    let addr = listener.local_addr()?;
+    print_banner(&deployed, addr, &token, &args.tenant);
+
+    if args.watch {
+        let (dir, data) = (dir.clone(), data.to_path_buf());
+        let tenant = args.tenant.clone();
+        let grants = grants.map(<[String]>::to_vec);
+        tokio::spawn(async move {
+            watch(&dir, &data, &backends, &publisher, &key, &tenant, grants).await;
+        });
+    }
+    server::serve(listener, site).await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn print_banner(d: &dev_publish::Deployed, addr: std::net::SocketAddr, token: &str, tenant: &str) {
+    let base = format!("http://{addr}");
+    let ext = &d.manifest.name;
+    let hash = &d.install.content_hash;
+    let first = d
+        .manifest
+        .endpoints()
+        .iter()
+        .find(|e| e.method == "GET" && !e.has_params())
+        .map(|e| e.path.clone())
+        .unwrap_or_else(|| "/".into());
+    println!(
+        "{ext} {} ({hash}) is installed for tenant {tenant}",
+        d.manifest.version
+    );
+    println!();
+    println!("  host page     {base}/");
+    println!("  direct route  {base}/api/ext/{ext}{first}");
+    if let Some(ui) = &d.manifest.ui {
+        let entry = ui.entry.strip_prefix("ui/").unwrap_or(&ui.entry);
+        println!("  ui            {base}/ext-ui/{ext}/{hash}/{entry}");
+    }
+    println!("  execute API   POST {base}/v1/execute   (header x-runner-service-token: {token})");
+    println!("  publish API   POST {base}/v1/publish   (header authorization: Bearer {token})");
+    println!();
+    println!("ready on {base}");
+}
+
+async fn watch(
+    dir: &Path,
+    data: &Path,
+    backends: &Backends,
+    publisher: &runtime_core::publish::Publisher,
+    key: &runtime_core::bundle::signature::SigningKey,
+    tenant: &str,
+    grants: Option<Vec<String>>,
+) {
+    let mut seen = dev_publish::newest_source(dir);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = dev_publish::newest_source(dir);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        eprintln!("up: change detected, rebuilding");
+        let result = async {
+            dev_publish::build(dir)?;
+            dev_publish::deploy(
+                dir,
+                data,
+                backends,
+                publisher,
+                key,
+                tenant,
+                grants.as_deref(),
+            )
+            .await
+        }
+        .await;
+        match result {
+            Ok(d) => eprintln!(
+                "up: {} {} ({}) is live",
+                d.manifest.name, d.manifest.version, d.install.content_hash
+            ),
+            Err(e) => eprintln!("up: rebuild failed, still serving the previous version: {e:#}"),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The local server of `alga-lambda up`: plays API Gateway (HTTP API, payload
+//! v2) in front of the very handlers the Lambda functions run. Every request is
+//! turned into the v2 event JSON Lambda would receive — with the dev identity as
+//! JWT-authorizer claims on the direct route — and parsed by lambda_http, so
+//! local and Lambda behaviour cannot drift.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use fn_execute::ExecuteFunction;
+use fn_publish::PublishFunction;
+use fn_ui_assets::UiAssetsFunction;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use lambda_http::Body;
+use tokio::net::TcpListener;
+
+use super::host_page;
+use runtime_core::backends::Backends;
+
+/// The largest body the local server reads; the handlers apply their own,
+/// smaller limits, so a request between the two gets the handler's 413.
+const TRANSPORT_BODY_MAX: usize = 16 << 20;
+
+/// What the server serves.
+pub struct Site {
+    /// `/v1/execute` and `/api/ext/...`.
+    pub execute: ExecuteFunction,
+    /// `/ext-ui/...`.
+    pub ui: UiAssetsFunction,
+    /// `/v1/publish`.
+    pub publish: PublishFunction,
+    /// The registry, for the host page.
+    pub backends: Backends,
+    /// Claims the local "authorizer" attaches to direct-route requests.
+    pub claims: BTreeMap<String, String>,
+    /// The extension the host page shows.
+    pub extension_id: String,
+    /// The tenant the host page runs as.
+    pub tenant: String,
+}
+
+/// Serves `site` on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, site: Arc<Site>) -> anyhow::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let site = site.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let site = site.clone();
+                async move { Ok::<_, Infallible>(site.route(req, peer).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "connection closed");
+            }
+        });
+    }
+}
+
+fn plain(status: u16, text: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from(text.to_string())))
+        .expect("a valid response")
+}
+
+impl Site {
+    async fn route(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+        let path = req.uri().path().to_string();
+        if req.method() == hyper::Method::GET {
+            match path.as_str() {
+                "/" => return self.host_page().await,
+                "/__alga/host.js" => return host_page::script(),
+                "/favicon.ico" => return plain(404, "no icon"),
+                _ => {}
+            }
+        }
+        let direct = path.starts_with("/api/ext/");
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, TRANSPORT_BODY_MAX).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return plain(413, "request body too large"),
+        };
+        let event = v2_event(&parts, &body, peer, direct.then_some(&self.claims));
+        let request = match lambda_http::request::from_str(&event.to_string()) {
+            Ok(r) => r,
+            Err(e) => return plain(400, &format!("bad request: {e}")),
+        };
+        let response = if path.starts_with("/ext-ui/") {
+            self.ui.handle(request).await
+        } else if path == "/v1/publish" {
+            self.publish.handle_http(request).await
+        } else {
+            self.execute.handle(request).await
+        };
+        to_hyper(response)
+    }
+
+    async fn host_page(&self) -> Response<Full<Bytes>> {
+        let install = self
+            .backends
+            .registry
+            .get_install(&self.tenant, &self.extension_id)
+            .await;
+        match install {
+            Ok(Some(i)) => host_page::page(
+                &self.extension_id,
+                &i.content_hash.to_string(),
+                &self.tenant,
+            ),
+            Ok(None) => plain(404, "the extension is not installed"),
+            Err(e) => plain(503, &format!("registry unavailable: {e}")),
+        }
+    }
+}
+
+/// The API Gateway HTTP API (payload v2) event for a request.
+fn v2_event(
+    parts: &http::request::Parts,
+    body: &[u8],
+    peer: SocketAddr,
+    claims: Option<&BTreeMap<String, String>>,
+) -> serde_json::Value {
+    let mut headers = serde_json::Map::new();
+    for (name, value) in &parts.headers {
+        let Ok(v) = value.to_str() else { continue };
+        let entry = headers
+            .entry(name.as_str().to_string())
+            .or_insert_with(|| serde_json::Value::String(String::new()));
+        if let serde_json::Value::String(s) = entry {
+            // API Gateway joins repeated headers with commas.
+            if !s.is_empty() {
+                s.push(',');
+            }
+            s.push_str(v);
+        }
+    }
+    let mut context = serde_json::json!({
+        "accountId": "000000000000",
+        "apiId": "local",
+        "domainName": parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost"),
+        "requestId": runtime_core::gateway::new_request_id(),
+        "routeKey": "$default",
+        "stage": "$default",
+        "timeEpoch": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default(),
+        "http": {
+            "method": parts.method.as_str(),
+            "path": parts.uri.path(),
+            "protocol": "HTTP/1.1",
+            "sourceIp": peer.ip().to_string(),
+            "userAgent": parts.headers.get("user-agent").and_then(|h| h.to_str().ok()).unwrap_or(""),
+        },
+    });
+    if let Some(claims) = claims {
+        context["authorizer"] = serde_json::json!({ "jwt": { "claims": claims, "scopes": null } });
+    }
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": parts.uri.path(),
+        "rawQueryString": parts.uri.query().unwrap_or(""),
+        "headers": headers,
+        "requestContext": context,
+        "body": (!body.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(body)),
+        "isBase64Encoded": true,
+    })
+}
+
+fn to_hyper(response: lambda_http::Response<Body>) -> Response<Full<Bytes>> {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(t) => Bytes::from(t),
+        Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    Response::from_parts(parts, Full::new(bytes))
+}

@@ -1,0 +1,462 @@
+//! `alga-lambda up` end to end over HTTP: the JavaScript example is built,
+//! published with a dev key, installed, and served through the same handlers as
+//! the Lambda functions. One server per scenario; every check goes over a socket.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use support::http::{Reply, send};
+
+const TOKEN: &str = "test-service-token";
+const EXT: &str = "com.example.hello";
+
+/// A running `up`, killed on drop.
+struct Up {
+    child: Child,
+    addr: SocketAddr,
+    banner: String,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn start(data: &Path, env: &[(&str, &str)]) -> Up {
+    let example = repo().join("examples/hello");
+    assert!(
+        example.join("dist/main.wasm").is_file(),
+        "run scripts/build-example first (scripts/test does)"
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_alga-lambda"));
+    cmd.args([
+        "up",
+        example.to_str().unwrap(),
+        "--port",
+        "0",
+        "--token",
+        TOKEN,
+    ])
+    .arg("--data")
+    .arg(data)
+    .env_remove("RUNNER_SERVICE_TOKEN")
+    .env_remove("ALGA_BACKEND")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn alga-lambda up");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut banner = String::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            banner.push_str(&line);
+            banner.push('\n');
+            if let Some(addr) = line.strip_prefix("ready on http://") {
+                let _ = tx.send((addr.parse::<SocketAddr>().unwrap(), banner.clone()));
+            }
+        }
+    });
+    let (addr, banner) = match rx.recv_timeout(Duration::from_secs(600)) {
+        Ok(v) => v,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("up did not become ready");
+        }
+    };
+    Up {
+        child,
+        addr,
+        banner,
+    }
+}
+
+fn execute_body(hash: &str, path: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "context": {"tenant_id": "dev", "extension_id": EXT, "content_hash": hash},
+        "http": {"method": "GET", "path": path, "query": {"q": "1"}},
+    }))
+    .unwrap()
+}
+
+fn content_hash(up: &Up) -> String {
+    let start = up.banner.find("(sha256:").expect("hash in the banner") + 1;
+    up.banner[start..start + 71].to_string()
+}
+
+fn execute(up: &Up, hash: &str, extra: &[(&str, &str)]) -> Reply {
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("x-alga-tenant", "dev"),
+        ("x-alga-extension", EXT),
+    ];
+    headers.extend_from_slice(extra);
+    send(
+        up.addr,
+        "POST",
+        "/v1/execute",
+        &headers,
+        &execute_body(hash, "/api/hello"),
+    )
+}
+
+#[test]
+fn up_serves_the_example_through_the_lambda_handlers() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = start(dir.path(), &[]);
+    let hash = content_hash(&up);
+    assert!(
+        up.banner.contains("/api/ext/com.example.hello/api/hello"),
+        "{}",
+        up.banner
+    );
+
+    // The host page embeds the UI in a sandboxed iframe, src built the Alga way.
+    let page = send(up.addr, "GET", "/", &[], b"");
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(html.contains(r#"sandbox="allow-scripts""#), "{html}");
+    assert!(
+        html.contains(&format!(
+            "/ext-ui/{EXT}/{hash}/index.html?path=%2F&amp;tenant=dev&amp;extensionId={EXT}"
+        )),
+        "{html}"
+    );
+
+    // POST /v1/execute: the four-key envelope, HTTP 200.
+    let r = execute(&up, &hash, &[("x-runner-service-token", TOKEN)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let env = r.json();
+    for key in ["status", "headers", "body_b64", "error"] {
+        assert!(env.get(key).is_some(), "missing {key}: {env}");
+    }
+    assert_eq!(env["status"], 200, "{env}");
+    assert!(env["error"].is_null());
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(env["body_b64"].as_str().unwrap())
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["tenant"], "dev");
+    assert!(body["message"].as_str().unwrap().contains(EXT));
+
+    // No credential, or a wrong one: 401 with the envelope shape.
+    for extra in [vec![], vec![("x-runner-service-token", "wrong")]] {
+        let r = execute(&up, &hash, &extra);
+        assert_eq!(r.status, 401, "{}", r.text());
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("unauthorized")
+        );
+    }
+    // Malformed bodies: plain 400 / 415 / 422.
+    let auth = ("x-runner-service-token", TOKEN);
+    let r = send(
+        up.addr,
+        "POST",
+        "/v1/execute",
+        &[auth, ("content-type", "application/json")],
+        b"{not json",
+    );
+    assert_eq!(r.status, 400);
+    let r = send(
+        up.addr,
+        "POST",
+        "/v1/execute",
+        &[auth, ("content-type", "text/plain")],
+        b"{}",
+    );
+    assert_eq!(r.status, 415);
+    let r = send(
+        up.addr,
+        "POST",
+        "/v1/execute",
+        &[auth, ("content-type", "application/json")],
+        b"{\"context\":1}",
+    );
+    assert_eq!(r.status, 422);
+    // Missing routing headers keep the seed's code, inside a 200 envelope.
+    let r = send(
+        up.addr,
+        "POST",
+        "/v1/execute",
+        &[auth, ("content-type", "application/json")],
+        &execute_body(&hash, "/api/hello"),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["error"], "missing_routing_headers");
+    // A hash that is not the tenant's install.
+    let other = format!("sha256:{}", "ab".repeat(32));
+    let r = execute(&up, &other, &[auth]);
+    assert_eq!(r.json()["status"], 404);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not_installed")
+    );
+
+    // Idempotency: the same key replays the stored response; another body is refused.
+    let key = ("x-idempotency-key", "order-1");
+    let first = execute(&up, &hash, &[auth, key]).json();
+    let replay = execute(&up, &hash, &[auth, key]);
+    assert_eq!(replay.header("x-idempotent-replay"), Some("true"));
+    assert_eq!(replay.json(), first, "the replay is the first response");
+    let reused = send(
+        up.addr,
+        "POST",
+        "/v1/execute",
+        &[
+            auth,
+            key,
+            ("content-type", "application/json"),
+            ("x-alga-tenant", "dev"),
+            ("x-alga-extension", EXT),
+        ],
+        &execute_body(&hash, "/api/echo"),
+    );
+    assert!(
+        reused.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("idempotency_key_reused")
+    );
+
+    // The direct route: the local authorizer's identity, the guest's own response.
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("/api/ext/{EXT}/api/hello?lang=en"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert!(r.header("x-request-id").is_some());
+    assert_eq!(r.json()["tenant"], "dev");
+    // POST echo: the body and allowed headers reach the guest; credentials do not.
+    let r = send(
+        up.addr,
+        "POST",
+        &format!("/api/ext/{EXT}/api/echo"),
+        &[
+            ("content-type", "application/json"),
+            ("authorization", "Bearer secret"),
+            ("cookie", "s=1"),
+        ],
+        br#"{"n":1}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let echo = r.json();
+    assert_eq!(echo["body"], r#"{"n":1}"#);
+    let seen: Vec<String> = echo["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[0].as_str().unwrap().to_string())
+        .collect();
+    assert!(seen.contains(&"content-type".to_string()), "{seen:?}");
+    assert!(
+        !seen.iter().any(|h| h == "authorization" || h == "cookie"),
+        "{seen:?}"
+    );
+    // Endpoint mismatch: undeclared path, wrong method, unknown extension.
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("/api/ext/{EXT}/api/nope"),
+        &[],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.json()["error"].as_str().unwrap()),
+        (404, "endpoint_not_found")
+    );
+    let r = send(
+        up.addr,
+        "DELETE",
+        &format!("/api/ext/{EXT}/api/hello"),
+        &[],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.json()["error"].as_str().unwrap()),
+        (404, "endpoint_not_found")
+    );
+    let r = send(
+        up.addr,
+        "GET",
+        "/api/ext/com.example.other/api/hello",
+        &[],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.json()["error"].as_str().unwrap()),
+        (404, "not_installed")
+    );
+    // Oversize body: 413 from the handler, and the server keeps serving.
+    let big = vec![b'x'; 6 << 20];
+    let r = send(
+        up.addr,
+        "POST",
+        &format!("/api/ext/{EXT}/api/echo"),
+        &[("content-type", "text/plain")],
+        &big,
+    );
+    assert_eq!(
+        (r.status, r.json()["error"].as_str().unwrap()),
+        (413, "payload_too_large")
+    );
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("/api/ext/{EXT}/api/hello"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+
+    // UI assets: 200 with the exact headers, 304, 400, 404.
+    let ui = format!("/ext-ui/{EXT}/{hash}");
+    let r = send(up.addr, "GET", &format!("{ui}/index.html"), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert!(
+        r.header("content-security-policy")
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    let etag = r.header("etag").unwrap().to_string();
+    assert!(etag.starts_with("\"sha256-"), "{etag}");
+    assert_eq!(
+        r.header("content-length").unwrap(),
+        r.body.len().to_string()
+    );
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("{ui}/index.html"),
+        &[("if-none-match", &etag)],
+        b"",
+    );
+    assert_eq!(r.status, 304);
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    assert!(r.body.is_empty());
+    let r = send(up.addr, "GET", &format!("{ui}/main.js"), &[], b"");
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("text/javascript"))
+    );
+    assert!(
+        r.header("content-security-policy").is_none(),
+        "CSP is for HTML only"
+    );
+    let r = send(up.addr, "GET", &format!("{ui}/style.css"), &[], b"");
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("text/css"))
+    );
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("/ext-ui/{EXT}/{}/index.html", hash.replace(':', "%3A")),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "percent-encoded hash");
+    let r = send(up.addr, "GET", &format!("{ui}/some/app/route"), &[], b"");
+    assert_eq!(r.status, 200, "SPA fallback");
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    let r = send(up.addr, "GET", &format!("{ui}/missing.js"), &[], b"");
+    assert_eq!(r.status, 404);
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("/ext-ui/{EXT}/not-a-hash/index.html"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 400);
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("/ext-ui/{EXT}/{other}/index.html"),
+        &[],
+        b"",
+    );
+    assert_eq!(
+        r.status, 404,
+        "a hash that is not an install of this extension"
+    );
+    // Path traversal in every spelling: refused, never served.
+    for evil in [
+        "../../../etc/passwd",
+        "..%2f..%2fetc%2fpasswd",
+        "%2e%2e/%2e%2e/etc/passwd",
+        "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+        "%252e%252e/etc/passwd",
+        "..%5c..%5cetc%5cpasswd",
+        "..\\..\\etc\\passwd",
+        "%c0%ae%c0%ae/etc/passwd",
+        "./index.html",
+        ".hidden.js",
+        "index.html%00.js",
+        "/etc/passwd",
+    ] {
+        let r = send(up.addr, "GET", &format!("{ui}/{evil}"), &[], b"");
+        assert!(
+            r.status == 400 || r.status == 404,
+            "{evil}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(!r.text().contains("root:"), "{evil} leaked a file");
+    }
+    drop(up);
+
+    // Quotas: a second server on the same data directory (the publish is
+    // unchanged) with 3 invocations a minute.
+    let up = start(dir.path(), &[("ALGA_QUOTA_PER_MINUTE", "3")]);
+    let path = format!("/api/ext/{EXT}/api/hello");
+    let statuses: Vec<u16> = (0..5)
+        .map(|_| send(up.addr, "GET", &path, &[], b"").status)
+        .collect();
+    assert_eq!(statuses, vec![200, 200, 200, 429, 429]);
+    let r = send(up.addr, "GET", &path, &[], b"");
+    assert_eq!(r.json()["error"], "quota_exceeded");
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("retry-after")
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let r = execute(&up, &content_hash(&up), &[auth]);
+    assert_eq!(r.json()["status"], 429);
+    assert!(r.header("retry-after").is_some());
+}

@@ -1,0 +1,69 @@
+//! The ui-assets Lambda: serves extension UI files under
+//! `/ext-ui/{extensionId}/{contentHash}/{path}` as a CloudFront origin (Function
+//! URL or API Gateway). All rules live in [`runtime_core::ui`]; `alga-lambda up`
+//! serves the same [`UiAssetsFunction::handle`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use lambda_http::{Body, Request, Response, service_fn};
+use runtime_core::backends::Backends;
+use runtime_core::gateway::HttpReply;
+use runtime_core::ui::{UiRequest, UiServer, UiSettings};
+
+/// The function's state, built once per process.
+pub struct UiAssetsFunction {
+    server: UiServer,
+}
+
+impl UiAssetsFunction {
+    /// Builds the function from the environment.
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let data = PathBuf::from(std::env::var("ALGA_DATA").unwrap_or_else(|_| ".alga".into()));
+        let backends = Backends::from_env(&data).await?;
+        Ok(Self::new(&backends, UiSettings::from_env()?))
+    }
+
+    /// Builds the function over given backends.
+    pub fn new(backends: &Backends, settings: UiSettings) -> Self {
+        UiAssetsFunction {
+            server: UiServer::new(backends.blobs.clone(), backends.registry.clone(), settings),
+        }
+    }
+
+    /// Serves one HTTP event.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let path = fn_common::path(&req);
+        let if_none_match = req
+            .headers()
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok());
+        let reply = self
+            .server
+            .serve(&UiRequest {
+                method: req.method().as_str(),
+                raw_path: &path,
+                if_none_match,
+            })
+            .await;
+        if let Some(code) = reply.code {
+            tracing::info!(target: "alga::ui", path, status = reply.status, code, "ui request refused");
+        }
+        fn_common::into_response(HttpReply {
+            status: reply.status,
+            headers: reply.headers,
+            body: reply.body,
+        })
+    }
+}
+
+/// Runs the Lambda runtime loop.
+pub async fn run() -> Result<(), lambda_http::Error> {
+    fn_common::init_tracing();
+    let function = Arc::new(UiAssetsFunction::from_env().await?);
+    lambda_http::run(service_fn(move |req: Request| {
+        let function = function.clone();
+        async move { Ok::<_, std::convert::Infallible>(function.handle(req).await) }
+    }))
+    .await
+}
