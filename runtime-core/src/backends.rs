@@ -10,10 +10,7 @@ use crate::config::RuntimeConfig;
 use crate::engine::EngineError;
 use crate::execute::{Executor, RegistryResolver};
 use crate::host::HostServices;
-use crate::store::local::{
-    DirBlobStore, MemoryExecutionLog, MemoryIdempotencyStore, MemoryKvStore, MemoryQuotaStore,
-    MemorySecretStore, SqliteRegistry,
-};
+use crate::store::local::{DirBlobStore, FileSecretStore, SqliteRegistry, SqliteStateStore};
 use crate::store::{
     BlobStore, ExecutionLog, IdempotencyStore, KvStore, QuotaStore, Registry, RegistryError,
     SecretStore,
@@ -77,23 +74,57 @@ pub struct Backends {
 impl Backends {
     /// The local set: everything under one data directory (created if needed).
     pub fn local(data_dir: &Path) -> Result<Self, BackendError> {
+        // Storage, quotas, idempotency and execution records persist across restarts.
+        let state =
+            SqliteStateStore::open(&data_dir.join("state.db")).map_err(RegistryError::from)?;
         Ok(Backends {
             kind: BackendKind::Local(data_dir.to_path_buf()),
             blobs: Arc::new(DirBlobStore::new(data_dir.join("blobs"))),
             uploads: Arc::new(DirBlobStore::new(data_dir.join("uploads"))),
             registry: Arc::new(SqliteRegistry::open(&data_dir.join("registry.db"))?),
-            kv: Arc::new(MemoryKvStore::default()),
-            secrets: Arc::new(MemorySecretStore::default()),
-            quotas: Arc::new(MemoryQuotaStore::default()),
-            idempotency: Arc::new(MemoryIdempotencyStore::default()),
-            executions: Arc::new(MemoryExecutionLog::default()),
+            kv: Arc::new(state.clone()),
+            secrets: Arc::new(FileSecretStore::new(data_dir.join("secrets.json"))),
+            quotas: Arc::new(state.clone()),
+            idempotency: Arc::new(state.clone()),
+            executions: Arc::new(state),
         })
+    }
+
+    /// The AWS set: S3, one DynamoDB table and Secrets Manager, over SDK clients
+    /// built once here (call it once per process and clone the result).
+    pub async fn aws(settings: &crate::store::aws::AwsSettings) -> Self {
+        use crate::store::aws::{
+            AwsClients, DynamoExecutionLog, DynamoIdempotencyStore, DynamoKvStore,
+            DynamoQuotaStore, DynamoRegistry, S3BlobStore, SecretsManagerStore,
+        };
+        let c = AwsClients::new(settings).await;
+        let t = &settings.table;
+        Backends {
+            kind: BackendKind::Aws,
+            blobs: Arc::new(S3BlobStore::new(c.s3.clone(), &settings.bucket)),
+            uploads: Arc::new(S3BlobStore::new(c.s3.clone(), &settings.upload_bucket)),
+            registry: Arc::new(DynamoRegistry::new(c.dynamodb.clone(), t)),
+            kv: Arc::new(DynamoKvStore::new(c.dynamodb.clone(), t)),
+            secrets: Arc::new(SecretsManagerStore::new(
+                c.secrets.clone(),
+                &settings.secrets_prefix,
+                settings.secrets_cache_ttl,
+            )),
+            quotas: Arc::new(DynamoQuotaStore::new(c.dynamodb.clone(), t)),
+            idempotency: Arc::new(DynamoIdempotencyStore::new(c.dynamodb.clone(), t)),
+            executions: Arc::new(DynamoExecutionLog::new(c.dynamodb, t)),
+        }
     }
 
     /// The set `ALGA_BACKEND` names (`local`, the default, under `data_dir`; or `aws`).
     pub async fn from_env(data_dir: &Path) -> Result<Self, BackendError> {
         match std::env::var("ALGA_BACKEND").as_deref().map(str::trim) {
             Err(_) | Ok("") | Ok("local") => Self::local(data_dir),
+            Ok("aws") => {
+                let settings =
+                    crate::store::aws::AwsSettings::from_env().map_err(BackendError::Config)?;
+                Ok(Self::aws(&settings).await)
+            }
             Ok(other) => Err(BackendError::Config(format!(
                 "ALGA_BACKEND={other:?}: expected local or aws"
             ))),

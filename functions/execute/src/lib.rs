@@ -10,7 +10,10 @@ use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 use runtime_core::RuntimeConfig;
 use runtime_core::backends::Backends;
 use runtime_core::execute::QuotaPolicy;
-use runtime_core::gateway::{Caller, DirectRequest, Gateway, GatewaySettings, HttpReply};
+use runtime_core::gateway::{
+    Caller, DirectRequest, ExecuteAuth, Gateway, GatewaySettings, HttpReply,
+};
+use runtime_core::store::aws::token_from_env;
 use tracing::Instrument;
 
 /// The function's state, built once per process (during Lambda INIT).
@@ -23,11 +26,16 @@ impl ExecuteFunction {
     pub async fn from_env() -> anyhow::Result<Self> {
         let data = PathBuf::from(std::env::var("ALGA_DATA").unwrap_or_else(|_| ".alga".into()));
         let backends = Backends::from_env(&data).await?;
-        Self::new(
-            backends,
-            &RuntimeConfig::from_env()?,
-            GatewaySettings::from_env()?,
-        )
+        let mut settings = GatewaySettings::from_env()?;
+        if settings.execute_auth == ExecuteAuth::Token(None) {
+            let token =
+                token_from_env("RUNNER_SERVICE_TOKEN", "RUNNER_SERVICE_TOKEN_SECRET_ID").await?;
+            settings.execute_auth = ExecuteAuth::Token(token);
+        }
+        if settings.execute_auth == ExecuteAuth::Token(None) {
+            tracing::warn!("no service token configured: every /v1/execute request is refused");
+        }
+        Self::new(backends, &RuntimeConfig::from_env()?, settings)
     }
 
     /// Builds the function over given backends and settings.

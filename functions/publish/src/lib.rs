@@ -17,6 +17,7 @@ use runtime_core::gateway::credential::token_matches;
 use runtime_core::publish::uploads::{UploadOutcome, publish_upload};
 use runtime_core::publish::{PublishError, Publisher};
 use runtime_core::store::Registered;
+use runtime_core::store::aws::token_from_env;
 
 /// Largest `POST /v1/publish` body: Lambda's 6 MB synchronous payload, so a
 /// base64 bundle of up to ~4.4 MB; larger bundles go through the upload bucket.
@@ -35,9 +36,7 @@ impl PublishFunction {
     pub async fn from_env() -> anyhow::Result<Self> {
         let data = PathBuf::from(std::env::var("ALGA_DATA").unwrap_or_else(|_| ".alga".into()));
         let backends = Backends::from_env(&data).await?;
-        let token = std::env::var("ALGA_PUBLISH_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty());
+        let token = token_from_env("ALGA_PUBLISH_TOKEN", "ALGA_PUBLISH_TOKEN_SECRET_ID").await?;
         let prefix = std::env::var("ALGA_UPLOAD_PREFIX").unwrap_or_else(|_| "uploads/".into());
         let publisher = backends.publisher(&RuntimeConfig::from_env()?)?;
         Ok(Self::new(backends, publisher, token, prefix))

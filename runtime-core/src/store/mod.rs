@@ -3,6 +3,7 @@
 //! Implementations sit side by side (`local/` now; `aws/` with S3, DynamoDB and
 //! Secrets Manager later) and are chosen by configuration, never by `cfg` in logic.
 
+pub mod aws;
 pub mod executions;
 pub mod idempotency;
 pub mod kv;

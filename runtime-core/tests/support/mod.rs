@@ -2,7 +2,9 @@
 //! in-memory backends with artifacts precompiled the way publish does it.
 #![allow(dead_code)]
 
+pub mod conformance;
 pub mod guests;
+pub mod moto;
 
 use std::sync::Arc;
 

@@ -1,0 +1,92 @@
+//! AWS backends: S3 for blobs, one DynamoDB table for everything with a key,
+//! Secrets Manager for install secrets. The key schema is in the README
+//! ("DynamoDB single table"); every item key is built in [`keys`].
+
+mod credential;
+mod error;
+mod executions;
+mod idempotency;
+mod keys;
+mod kv;
+mod quota;
+mod registry;
+mod s3;
+mod secrets;
+mod settings;
+
+pub use credential::{read_secret_string, token_from_env};
+pub use error::map_sdk;
+pub use executions::DynamoExecutionLog;
+pub use idempotency::DynamoIdempotencyStore;
+pub use kv::DynamoKvStore;
+pub use quota::DynamoQuotaStore;
+pub use registry::DynamoRegistry;
+pub use s3::S3BlobStore;
+pub use secrets::SecretsManagerStore;
+pub use settings::{AwsClients, AwsLimits, AwsOverrides, AwsSettings, SECRETS_CACHE_MAX};
+
+/// Creates the single table with its GSI and TTL attribute (tests and first-time
+/// setup; production tables come from the SAM/CDK templates).
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), crate::store::StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    };
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type set")
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("name and type set")
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .attribute_definitions(attr("gsi1pk"))
+        .attribute_definitions(attr("gsi1sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(keys::GSI1)
+                .key_schema(key("gsi1pk", KeyType::Hash))
+                .key_schema(key("gsi1sk", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("index complete"),
+        )
+        .send()
+        .await
+        .map_err(|e| map_sdk("CreateTable", &e))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("ttl")
+                .build()
+                .expect("ttl spec complete"),
+        )
+        .send()
+        .await
+        .map_err(|e| map_sdk("UpdateTimeToLive", &e))?;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Blobs in S3. Content-addressed keys are never overwritten with other bytes:
+//! `PutObject` carries `If-None-Match: *` (S3 and moto 5.2.5 answer 412 when the
+//! key exists), and only then are the stored bytes compared.
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::error::{code, map_sdk};
+use crate::store::{BlobStore, StoreError};
+
+/// A [`BlobStore`] over one S3 bucket.
+#[derive(Clone, Debug)]
+pub struct S3BlobStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3BlobStore {
+    /// The store over `bucket`.
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        S3BlobStore {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(map_sdk("GetObject", &e)),
+        };
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("GetObject body of {key}: {e}")))?;
+        Ok(Some(body.into_bytes().to_vec()))
+    }
+
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_none_match("*")
+            .body(ByteStream::from(bytes.to_vec()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The key exists (412), or a concurrent conditional write is in flight (409):
+            // compare with what is stored.
+            Err(e)
+                if matches!(
+                    code(&e),
+                    Some("PreconditionFailed" | "ConditionalRequestConflict")
+                ) =>
+            {
+                match self.get(key).await? {
+                    Some(existing) if existing == bytes => Ok(()),
+                    Some(_) => Err(StoreError::Conflict(key.into())),
+                    None => Err(StoreError::Unavailable(format!(
+                        "PutObject {key}: conflicting write in flight"
+                    ))),
+                }
+            }
+            Err(e) => Err(map_sdk("PutObject", &e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| map_sdk("DeleteObject", &e))?;
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(map_sdk("HeadObject", &e)),
+        }
+    }
+}

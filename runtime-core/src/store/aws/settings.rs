@@ -1,0 +1,184 @@
+//! AWS backend settings from the environment, and the SDK clients built from them
+//! once per process.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+
+/// Where the AWS backends keep things, and how hard the SDK tries.
+#[derive(Debug, Clone)]
+pub struct AwsSettings {
+    /// S3 bucket for bundles, UI files and artifacts (`ALGA_BUCKET`).
+    pub bucket: String,
+    /// S3 bucket the publish function reads uploads from (`ALGA_UPLOAD_BUCKET`,
+    /// default: `bucket`); keys are the full object keys of the upload events.
+    pub upload_bucket: String,
+    /// The DynamoDB single table (`ALGA_TABLE`).
+    pub table: String,
+    /// Prefix of secret names (`ALGA_SECRETS_PREFIX`, default `alga/`).
+    pub secrets_prefix: String,
+    /// Path-style S3 addressing (`ALGA_S3_FORCE_PATH_STYLE`; moto and other stand-ins need it).
+    pub s3_force_path_style: bool,
+    /// How long a loaded secret bundle is reused (at most 30 s).
+    pub secrets_cache_ttl: Duration,
+    /// Overrides for tests; production leaves them `None` and aws-config reads the
+    /// environment (region, credentials, `AWS_ENDPOINT_URL`).
+    pub overrides: AwsOverrides,
+    /// Bounded retries and timeouts, so a down backend fails within seconds.
+    pub limits: AwsLimits,
+}
+
+/// Explicit endpoint, region and credentials (tests against moto).
+#[derive(Debug, Clone, Default)]
+pub struct AwsOverrides {
+    /// Endpoint of every service.
+    pub endpoint_url: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Static access key id and secret.
+    pub credentials: Option<(String, String)>,
+}
+
+/// Retry and timeout bounds of the SDK clients.
+#[derive(Debug, Clone, Copy)]
+pub struct AwsLimits {
+    /// Attempts per operation, the first included.
+    pub max_attempts: u32,
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// One attempt of a DynamoDB or Secrets Manager call.
+    pub attempt_timeout: Duration,
+    /// A whole DynamoDB or Secrets Manager call, retries included.
+    pub operation_timeout: Duration,
+    /// One attempt of an S3 call (artifacts are tens of MB).
+    pub s3_attempt_timeout: Duration,
+    /// A whole S3 call, retries included.
+    pub s3_operation_timeout: Duration,
+}
+
+impl Default for AwsLimits {
+    fn default() -> Self {
+        AwsLimits {
+            max_attempts: 2,
+            connect_timeout: Duration::from_secs(1),
+            attempt_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(5),
+            s3_attempt_timeout: Duration::from_secs(30),
+            s3_operation_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The longest a secret bundle may be cached.
+pub const SECRETS_CACHE_MAX: Duration = Duration::from_secs(30);
+
+impl AwsSettings {
+    /// Settings with defaults for everything but the bucket and the table.
+    pub fn new(bucket: impl Into<String>, table: impl Into<String>) -> Self {
+        let bucket = bucket.into();
+        AwsSettings {
+            upload_bucket: bucket.clone(),
+            bucket,
+            table: table.into(),
+            secrets_prefix: "alga/".into(),
+            s3_force_path_style: false,
+            secrets_cache_ttl: SECRETS_CACHE_MAX,
+            overrides: AwsOverrides::default(),
+            limits: AwsLimits::default(),
+        }
+    }
+
+    /// Reads `ALGA_BUCKET`, `ALGA_TABLE` (both required), `ALGA_UPLOAD_BUCKET`,
+    /// `ALGA_SECRETS_PREFIX` and `ALGA_S3_FORCE_PATH_STYLE`.
+    pub fn from_env() -> Result<Self, String> {
+        let required = |name: &str| match std::env::var(name) {
+            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            _ => Err(format!("{name} must be set when ALGA_BACKEND=aws")),
+        };
+        let mut s = AwsSettings::new(required("ALGA_BUCKET")?, required("ALGA_TABLE")?);
+        if let Ok(b) = std::env::var("ALGA_UPLOAD_BUCKET")
+            && !b.trim().is_empty()
+        {
+            s.upload_bucket = b.trim().to_string();
+        }
+        if let Ok(p) = std::env::var("ALGA_SECRETS_PREFIX") {
+            s.secrets_prefix = p;
+        }
+        s.s3_force_path_style = match std::env::var("ALGA_S3_FORCE_PATH_STYLE")
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "" | "0" | "false" | "no" => false,
+            "1" | "true" | "yes" => true,
+            other => {
+                return Err(format!(
+                    "ALGA_S3_FORCE_PATH_STYLE={other:?}: expected true or false"
+                ));
+            }
+        };
+        Ok(s)
+    }
+}
+
+/// The SDK clients, built once per process and shared by every store.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    /// S3.
+    pub s3: aws_sdk_s3::Client,
+    /// DynamoDB.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Secrets Manager.
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl AwsClients {
+    /// Loads the shared SDK configuration (environment + `overrides`) and builds the clients.
+    pub async fn new(settings: &AwsSettings) -> Self {
+        let l = settings.limits;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(l.max_attempts))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(l.connect_timeout)
+                    .operation_attempt_timeout(l.attempt_timeout)
+                    .operation_timeout(l.operation_timeout)
+                    .build(),
+            );
+        let o = &settings.overrides;
+        if let Some(url) = &o.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(region) = &o.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some((id, secret)) = &o.credentials {
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                id,
+                secret,
+                None,
+                None,
+                "alga-static",
+            ));
+        }
+        let shared = loader.load().await;
+        let s3_config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(settings.s3_force_path_style)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(l.connect_timeout)
+                    .operation_attempt_timeout(l.s3_attempt_timeout)
+                    .operation_timeout(l.s3_operation_timeout)
+                    .build(),
+            )
+            .build();
+        AwsClients {
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
+            secrets: aws_sdk_secretsmanager::Client::new(&shared),
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The store conformance suites against the AWS backends on a real moto server
+//! (S3, DynamoDB, Secrets Manager through the real aws-sdk clients).
+
+mod support;
+
+use std::sync::Arc;
+
+use runtime_core::store::aws::{DynamoKvStore, SecretsManagerStore};
+use runtime_core::store::{KvLimits, SecretBundle};
+use support::conformance as c;
+use support::moto::AwsEnv;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_kv_conformance() {
+    let env = AwsEnv::new().await;
+    c::kv_conformance(env.backends.kv.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_kv_paging_through_1000_keys() {
+    let env = AwsEnv::new().await;
+    c::kv_paging_conformance(env.backends.kv.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_kv_limits() {
+    let env = AwsEnv::new().await;
+    let store = DynamoKvStore::with_limits(
+        env.clients.dynamodb.clone(),
+        &env.settings.table,
+        KvLimits {
+            namespaces_per_install: 2,
+            keys_per_namespace: 5,
+            ..KvLimits::default()
+        },
+    );
+    c::kv_limits_conformance(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_blob_conformance() {
+    let env = AwsEnv::new().await;
+    c::blob_conformance(env.backends.blobs.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_secret_conformance() {
+    let env = AwsEnv::new().await;
+    let writer = Arc::new(SecretsManagerStore::new(
+        env.clients.secrets.clone(),
+        &env.settings.secrets_prefix,
+        env.settings.secrets_cache_ttl,
+    ));
+    let set = move |t: String, i: String, b: SecretBundle| -> c::BoxFut {
+        let writer = writer.clone();
+        Box::pin(async move { writer.store(&t, &i, &b).await.unwrap() })
+    };
+    c::secret_conformance(env.backends.secrets.clone(), &set).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_quota_parallel_charges_allow_exactly_n() {
+    let env = AwsEnv::new().await;
+    c::quota_conformance(env.backends.quotas.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_idempotency_conformance() {
+    let env = AwsEnv::new().await;
+    c::idempotency_conformance(env.backends.idempotency.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_executions_conformance() {
+    let env = AwsEnv::new().await;
+    c::executions_conformance(env.backends.executions.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_registry_conformance() {
+    let env = AwsEnv::new().await;
+    c::registry_conformance(env.backends.registry.clone()).await;
+}
