@@ -71,8 +71,10 @@ impl Drop for Killed {
 /// `cargo lambda watch --only-lambda-apis` on a free loopback port.
 pub struct Emulator {
     port: u16,
-    _process: Killed,
+    // Fields drop in order: the functions go first, so none logs a failed poll
+    // of an emulator that is already gone.
     functions: Vec<Killed>,
+    _process: Killed,
 }
 
 impl Emulator {
@@ -102,8 +104,8 @@ impl Emulator {
         }
         Emulator {
             port,
-            _process: process,
             functions: Vec::new(),
+            _process: process,
         }
     }
 
