@@ -5,13 +5,21 @@
 //! pointer to the `execute-response` record (status u16 @0, headers list @4/@8,
 //! body option<list<u8>> tag @12, ptr @16, len @20).
 
+/// The repository's `wit/`, found upwards from the including crate (this file is
+/// shared by crates at different depths).
+fn wit_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("wit"))
+        .find(|wit| wit.is_dir())
+        .expect("the repository's wit/ folder")
+}
+
 /// Wraps a core module (WAT) into a component of world `runner`.
 pub fn component(wat: &str) -> Vec<u8> {
     let mut core = wat::parse_str(wat).expect("valid WAT");
     let mut resolve = wit_parser::Resolve::default();
-    let (pkg, _) = resolve
-        .push_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit"))
-        .expect("wit/ parses");
+    let (pkg, _) = resolve.push_dir(wit_dir()).expect("wit/ parses");
     let world = resolve
         .select_world(&[pkg], Some("runner"))
         .expect("world runner");

@@ -1,0 +1,129 @@
+//! The publish Lambda binary on the real Lambda runtime protocol: cargo-lambda's
+//! emulator feeds it the S3 `ObjectCreated` sample event (the signed pair waiting
+//! in the local upload area) and the `POST /v1/publish` sample (HTTP API v2).
+
+#[allow(dead_code)]
+#[path = "../../../tests/support/lambda_emulator.rs"]
+mod emulator;
+
+#[allow(dead_code)]
+#[path = "../../../runtime-core/tests/support/guests.rs"]
+mod guests;
+
+use std::path::Path;
+
+use base64::Engine as _;
+use emulator::{Emulator, body_bytes, event};
+
+const PUBLISH_TOKEN: &str = "sample-publish-token";
+
+/// A small extension (a WAT component) at `version`, packed and signed.
+fn small_extension(
+    work: &Path,
+    version: &str,
+    key: &runtime_core::bundle::signature::SigningKey,
+) -> (Vec<u8>, String) {
+    let dir = work.join(version);
+    std::fs::create_dir_all(dir.join("dist")).unwrap();
+    std::fs::create_dir_all(dir.join("ui")).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        format!(
+            r#"{{"name":"com.example.hello","version":"{version}","runtime":"wasm-js@1","ui":{{"type":"iframe","entry":"ui/index.html"}}}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("dist/main.wasm"), guests::hello()).unwrap();
+    std::fs::write(dir.join("ui/index.html"), "<p>hi</p>").unwrap();
+    emulator::signed_bundle(&dir, key)
+}
+
+fn json_body(response: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_slice(&body_bytes(response))
+        .unwrap_or_else(|e| panic!("body is not JSON ({e}): {response}"))
+}
+
+#[test]
+fn fn_publish_answers_the_sample_events_under_cargo_lambdas_emulator() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let key = emulator::trusted_data_dir(&data);
+
+    // The upload area of the local backend is <data>/uploads, a stand-in for the
+    // upload bucket: the S3 event's key `uploads/hello-0.1.0.tar.zst.sig.json` is
+    // an object key inside it.
+    let (bundle, signature) = small_extension(work.path(), "0.1.0", &key);
+    let area = data.join("uploads/uploads");
+    std::fs::create_dir_all(&area).unwrap();
+    std::fs::write(area.join("hello-0.1.0.tar.zst"), &bundle).unwrap();
+    std::fs::write(area.join("hello-0.1.0.tar.zst.sig.json"), &signature).unwrap();
+    let hash = runtime_core::artifact::ContentHash::of(&bundle).to_string();
+
+    let mut lambda = Emulator::start();
+    lambda.attach(
+        "fn-publish",
+        env!("CARGO_BIN_EXE_fn-publish"),
+        &[
+            ("ALGA_DATA", data.to_str().unwrap()),
+            ("ALGA_PUBLISH_TOKEN", PUBLISH_TOKEN),
+        ],
+    );
+
+    // S3 ObjectCreated for the signature (the second half of the pair): published.
+    let s3 = event("s3-put.json", "");
+    let r = lambda.invoke("fn-publish", &s3);
+    let result = &r["results"][0];
+    assert_eq!(result["status"], "published", "{r}");
+    assert_eq!(result["content_hash"], hash.as_str(), "{r}");
+    assert_eq!(result["extension"], "com.example.hello", "{r}");
+    assert_eq!(result["version"], "0.1.0", "{r}");
+    assert_eq!(result["outcome"], "created", "{r}");
+    // ...and the record beside the bundle says so.
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(area.join("hello-0.1.0.tar.zst.result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["result"]["status"], "published", "{record}");
+    // The same event again (S3 delivers at least once): unchanged.
+    let r = lambda.invoke("fn-publish", &s3);
+    assert_eq!(r["results"][0]["outcome"], "unchanged", "{r}");
+
+    // A signature that does not match the bundle: refused, with a record.
+    let (other, _) = small_extension(work.path(), "0.3.0", &key);
+    std::fs::write(area.join("hello-0.1.0.tar.zst"), &other).unwrap();
+    let r = lambda.invoke("fn-publish", &s3);
+    assert_eq!(r["results"][0]["status"], "refused", "{r}");
+
+    // POST /v1/publish as in the sample: the right token, an empty bundle → 422.
+    let sample = event("publish-v2.json", "");
+    let r = lambda.invoke("fn-publish", &sample);
+    assert_eq!(r["statusCode"], 422, "{r}");
+    assert!(json_body(&r)["error"].is_string(), "{r}");
+
+    // Without the operator token, or with a wrong one: 401.
+    let mut wrong = sample.clone();
+    wrong["headers"]["authorization"] = "Bearer not-the-token".into();
+    assert_eq!(lambda.invoke("fn-publish", &wrong)["statusCode"], 401);
+    let mut none = sample.clone();
+    none["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization");
+    let r = lambda.invoke("fn-publish", &none);
+    assert_eq!(r["statusCode"], 401, "{r}");
+
+    // With a real signed bundle: 201 created.
+    let (bundle, signature) = small_extension(work.path(), "0.2.0", &key);
+    let mut real = sample.clone();
+    real["body"] = serde_json::json!({
+        "bundle_b64": base64::engine::general_purpose::STANDARD.encode(&bundle),
+        "signature": serde_json::from_str::<serde_json::Value>(&signature).unwrap(),
+    })
+    .to_string()
+    .into();
+    let r = lambda.invoke("fn-publish", &real);
+    assert_eq!(r["statusCode"], 201, "{r}");
+    let body = json_body(&r);
+    assert_eq!(body["version"], "0.2.0", "{body}");
+    assert_eq!(body["outcome"], "created", "{body}");
+}
