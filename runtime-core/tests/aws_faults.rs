@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use runtime_core::store::{
     Claim, KvError, KvScope, QuotaCharge, QuotaKey, QuotaWindow, RegistryError, StoreError,
 };
+use runtime_core::{ExecuteRequest, RoutingHeaders};
 use support::moto::{AwsEnv, Moto};
 
 /// Generous upper bound on one failing call (the settings allow 2 attempts of at
@@ -110,6 +111,31 @@ async fn moto_down_is_unavailable_and_recovery_needs_no_rebuild() {
         Err(RegistryError::Store(e)) => assert!(unavailable(&e), "{e:?}"),
         other => panic!("registry with moto down: {other:?}"),
     }
+    // The execute path answers 503 backend_unavailable (and keeps serving).
+    let executor = b.executor(&support::test_config()).unwrap();
+    let request = ExecuteRequest::from_json(
+        serde_json::json!({
+            "context": {"tenant_id": "tenant-a", "extension_id": "ext",
+                        "content_hash": format!("sha256:{}", "ab".repeat(32))},
+            "http": {"method": "GET", "path": "/"},
+        })
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    let routing = RoutingHeaders {
+        tenant: Some("tenant-a".into()),
+        extension: Some("ext".into()),
+        request_id: None,
+    };
+    let down = executor.execute(&routing, &request).await.envelope;
+    assert_eq!(down.status, 503, "{down:?}");
+    assert!(
+        down.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("backend_unavailable")),
+        "{down:?}"
+    );
     assert!(
         t.elapsed() < FAIL_WITHIN * 8,
         "eight failing calls took {:?}",
@@ -128,6 +154,9 @@ async fn moto_down_is_unavailable_and_recovery_needs_no_rebuild() {
     runtime_core::store::aws::create_table(&env.clients.dynamodb, &env.settings.table)
         .await
         .unwrap();
+    // The same executor answers from the registry again: no install, not a 503.
+    let back = executor.execute(&routing, &request).await.envelope;
+    assert_eq!(back.status, 404, "{back:?}");
     // The same Backends, not rebuilt, works again.
     b.kv.put(&scope, "ns", "after", b"back", None)
         .await
