@@ -22,6 +22,7 @@ struct Up {
     child: Child,
     addr: SocketAddr,
     banner: String,
+    tenant: String,
 }
 
 impl Drop for Up {
@@ -52,6 +53,8 @@ fn start(data: &Path, env: &[(&str, &str)], tenant: &str) -> Up {
         "0",
         "--token",
         TOKEN,
+        "--tenant",
+        tenant,
     ])
     .arg("--data")
     .arg(data)
@@ -87,12 +90,13 @@ fn start(data: &Path, env: &[(&str, &str)], tenant: &str) -> Up {
         child,
         addr,
         banner,
+        tenant: tenant.to_string(),
     }
 }
 
-fn execute_body(hash: &str, path: &str) -> Vec<u8> {
+fn execute_body(tenant: &str, hash: &str, path: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
-        "context": {"tenant_id": "dev", "extension_id": EXT, "content_hash": hash},
+        "context": {"tenant_id": tenant, "extension_id": EXT, "content_hash": hash},
         "http": {"method": "GET", "path": path, "query": {"q": "1"}},
     }))
     .unwrap()
@@ -106,7 +110,7 @@ fn content_hash(up: &Up) -> String {
 fn execute(up: &Up, hash: &str, extra: &[(&str, &str)]) -> Reply {
     let mut headers = vec![
         ("content-type", "application/json"),
-        ("x-alga-tenant", "dev"),
+        ("x-alga-tenant", up.tenant.as_str()),
         ("x-alga-extension", EXT),
     ];
     headers.extend_from_slice(extra);
@@ -115,7 +119,7 @@ fn execute(up: &Up, hash: &str, extra: &[(&str, &str)]) -> Reply {
         "POST",
         "/v1/execute",
         &headers,
-        &execute_body(hash, "/api/hello"),
+        &execute_body(&up.tenant, hash, "/api/hello"),
     )
 }
 
@@ -201,7 +205,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         "POST",
         "/v1/execute",
         &[auth, ("content-type", "application/json")],
-        &execute_body(&hash, "/api/hello"),
+        &execute_body(&up.tenant, &hash, "/api/hello"),
     );
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["error"], "missing_routing_headers");
@@ -230,10 +234,10 @@ fn up_serves_the_example_through_the_lambda_handlers() {
             auth,
             key,
             ("content-type", "application/json"),
-            ("x-alga-tenant", "dev"),
+            ("x-alga-tenant", up.tenant.as_str()),
             ("x-alga-extension", EXT),
         ],
-        &execute_body(&hash, "/api/echo"),
+        &execute_body(&up.tenant, &hash, "/api/echo"),
     );
     assert!(
         reused.json()["error"]
@@ -459,6 +463,27 @@ fn up_serves_the_example_through_the_lambda_handlers() {
     let retry: u64 = r
         .header("retry-after")
         .expect("retry-after")
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&retry), "{retry}");
+
+    // The same quota guards the service route: per the wire contract the
+    // transport answers 200 and the envelope carries 429 and the code; the
+    // retry hint rides on the HTTP answer.
+    let hash = content_hash(&up);
+    let r = execute(&up, &hash, &[("x-runner-service-token", TOKEN)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let envelope = r.json();
+    assert_eq!(envelope["status"], 429, "{envelope}");
+    assert!(
+        envelope["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("quota_exceeded")),
+        "{envelope}"
+    );
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("retry-after on /v1/execute")
         .parse()
         .unwrap();
     assert!((1..=86_400).contains(&retry), "{retry}");
