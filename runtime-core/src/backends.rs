@@ -13,7 +13,7 @@ use crate::host::HostServices;
 use crate::store::local::{DirBlobStore, FileSecretStore, SqliteRegistry, SqliteStateStore};
 use crate::store::{
     BlobStore, ExecutionLog, IdempotencyStore, KvStore, QuotaStore, Registry, RegistryError,
-    SecretStore,
+    ScheduleStore, SecretStore,
 };
 
 /// Why the backends could not be opened.
@@ -69,6 +69,8 @@ pub struct Backends {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Execution records.
     pub executions: Arc<dyn ExecutionLog>,
+    /// Schedules (registry storage; on AWS mirrored to EventBridge Scheduler when configured).
+    pub schedules: Arc<dyn ScheduleStore>,
 }
 
 impl Backends {
@@ -87,6 +89,10 @@ impl Backends {
             quotas: Arc::new(state.clone()),
             idempotency: Arc::new(state.clone()),
             executions: Arc::new(state),
+            schedules: Arc::new(
+                crate::store::local::SqliteScheduleStore::open(&data_dir.join("registry.db"))
+                    .map_err(|e| BackendError::Config(format!("schedules: {e}")))?,
+            ),
         })
     }
 
@@ -99,6 +105,18 @@ impl Backends {
         };
         let c = AwsClients::new(settings).await;
         let t = &settings.table;
+        let stored: Arc<dyn ScheduleStore> = Arc::new(crate::store::aws::DynamoScheduleStore::new(
+            c.dynamodb.clone(),
+            t,
+        ));
+        let schedules: Arc<dyn ScheduleStore> = match &settings.scheduler {
+            Some(target) => Arc::new(crate::store::aws::MirroredScheduleStore::new(
+                stored,
+                c.scheduler.clone(),
+                target.clone(),
+            )),
+            None => stored,
+        };
         Backends {
             kind: BackendKind::Aws,
             blobs: Arc::new(S3BlobStore::new(c.s3.clone(), &settings.bucket)),
@@ -113,6 +131,7 @@ impl Backends {
             quotas: Arc::new(DynamoQuotaStore::new(c.dynamodb.clone(), t)),
             idempotency: Arc::new(DynamoIdempotencyStore::new(c.dynamodb.clone(), t)),
             executions: Arc::new(DynamoExecutionLog::new(c.dynamodb, t)),
+            schedules,
         }
     }
 
@@ -197,11 +216,17 @@ impl Backends {
     /// An executor resolving through the registry.
     pub fn executor(&self, config: &RuntimeConfig) -> Result<Executor, BackendError> {
         let resolver = Arc::new(RegistryResolver::new(self.registry.clone(), self.trust()?));
-        Ok(Executor::new(
-            config,
-            self.blobs.clone(),
-            resolver,
-            self.host_services(),
-        )?)
+        Ok(
+            Executor::new(config, self.blobs.clone(), resolver, self.host_services())?
+                .with_scheduler(self.scheduler()),
+        )
+    }
+
+    /// The scheduler the host functions use: this set's schedules and registry.
+    pub fn scheduler(&self) -> Arc<crate::schedule::Scheduler> {
+        Arc::new(crate::schedule::Scheduler::new(
+            self.schedules.clone(),
+            self.registry.clone(),
+        ))
     }
 }

@@ -107,6 +107,7 @@ pub struct Executor {
     target: Target,
     fingerprint: String,
     quotas: Option<QuotaPolicy>,
+    scheduler: Option<Arc<crate::schedule::Scheduler>>,
 }
 
 impl Executor {
@@ -133,12 +134,19 @@ impl Executor {
             target: Target::host(),
             fingerprint,
             quotas: None,
+            scheduler: None,
         })
     }
 
     /// Counts invocations against quotas (after the install is resolved).
     pub fn with_quotas(mut self, quotas: QuotaPolicy) -> Self {
         self.quotas = Some(quotas);
+        self
+    }
+
+    /// Backs the scheduler host functions (without it they answer "not configured").
+    pub fn with_scheduler(mut self, scheduler: Arc<crate::schedule::Scheduler>) -> Self {
+        self.scheduler = Some(scheduler);
         self
     }
 
@@ -314,6 +322,9 @@ impl Executor {
             Some(Instant::now() + timeout),
         );
         state.set_metrics_limit(self.metrics_max);
+        if let Some(scheduler) = &self.scheduler {
+            state.attach_scheduler(scheduler.clone());
+        }
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(self.engine.ticks_for(timeout));

@@ -12,6 +12,7 @@ mod direct;
 mod execute_api;
 mod headers;
 mod record;
+mod schedule_fire;
 pub mod settings;
 
 use std::num::NonZeroUsize;
@@ -104,6 +105,11 @@ impl Gateway {
     /// The executor.
     pub fn executor(&self) -> &Executor {
         &self.executor
+    }
+
+    /// The backends.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
     }
 }
 

@@ -14,6 +14,8 @@ pub enum Route {
     Execute,
     /// `ANY /api/ext/...`.
     Direct,
+    /// A schedule firing.
+    Schedule,
 }
 
 impl Route {
@@ -21,6 +23,7 @@ impl Route {
         match self {
             Route::Execute => "execute",
             Route::Direct => "direct",
+            Route::Schedule => "schedule",
         }
     }
 }

@@ -131,6 +131,8 @@ pub struct HostState {
     pub(crate) metrics: crate::emf::MetricsRecorder,
     /// Whether the bound / an invalid metric has been noted in the log.
     pub(crate) metrics_noted: (bool, bool),
+    /// The scheduler backend, when this runner has one.
+    pub(crate) scheduler: Option<Arc<crate::schedule::Scheduler>>,
 }
 
 /// Guest metric values per invocation unless configured (`ALGA_METRICS_MAX_VALUES`).
@@ -204,6 +206,7 @@ impl HostState {
             deadline: None,
             metrics: crate::emf::MetricsRecorder::new(DEFAULT_METRICS_MAX_VALUES),
             metrics_noted: (false, false),
+            scheduler: None,
         }
     }
 
@@ -225,6 +228,11 @@ impl HostState {
         self.egress = session;
         self.host_api = network.host_api.clone();
         self.deadline = deadline;
+    }
+
+    /// Backs the scheduler host functions for this request (scoped to its install).
+    pub fn attach_scheduler(&mut self, scheduler: Arc<crate::schedule::Scheduler>) {
+        self.scheduler = Some(scheduler);
     }
 
     /// Bounds the guest's metric values for this invocation.

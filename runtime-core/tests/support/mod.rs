@@ -6,6 +6,7 @@ pub mod conformance;
 pub mod guests;
 pub mod http_server;
 pub mod moto;
+pub mod schedule_conformance;
 
 use std::sync::Arc;
 

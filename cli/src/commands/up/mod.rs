@@ -3,6 +3,7 @@
 //! through the same handler functions as the Lambdas, like `spin up` or
 //! `wrangler dev`.
 
+mod cron;
 mod dev_publish;
 mod host_page;
 mod server;
@@ -121,6 +122,8 @@ pub async fn up(args: UpArgs, data: &Path) -> crate::Outcome {
         .with_context(|| format!("listening on {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
     print_banner(&deployed, addr, &token, &args.tenant);
+    // Schedules fire in-process, as EventBridge Scheduler fires them on AWS.
+    tokio::spawn(cron::run(site.clone(), cron::Clock::from_env()?));
 
     if args.watch {
         let (dir, data) = (dir.clone(), data.to_path_buf());

@@ -11,6 +11,8 @@ mod kv;
 mod quota;
 mod registry;
 mod s3;
+mod scheduler_mirror;
+mod schedules;
 mod secrets;
 mod settings;
 
@@ -22,6 +24,8 @@ pub use kv::DynamoKvStore;
 pub use quota::DynamoQuotaStore;
 pub use registry::DynamoRegistry;
 pub use s3::S3BlobStore;
+pub use scheduler_mirror::{MirroredScheduleStore, SchedulerTarget, schedule_name};
+pub use schedules::DynamoScheduleStore;
 pub use secrets::SecretsManagerStore;
 pub use settings::{AwsClients, AwsLimits, AwsOverrides, AwsSettings, SECRETS_CACHE_MAX};
 

@@ -28,6 +28,9 @@ pub struct AwsSettings {
     pub overrides: AwsOverrides,
     /// Bounded retries and timeouts, so a down backend fails within seconds.
     pub limits: AwsLimits,
+    /// Where schedules are mirrored in EventBridge Scheduler (`ALGA_SCHEDULER_*`);
+    /// `None`: stored only.
+    pub scheduler: Option<super::SchedulerTarget>,
 }
 
 /// Explicit endpoint, region and credentials (tests against moto).
@@ -87,6 +90,7 @@ impl AwsSettings {
             secrets_cache_ttl: SECRETS_CACHE_MAX,
             overrides: AwsOverrides::default(),
             limits: AwsLimits::default(),
+            scheduler: None,
         }
     }
 
@@ -106,6 +110,7 @@ impl AwsSettings {
         if let Ok(p) = std::env::var("ALGA_SECRETS_PREFIX") {
             s.secrets_prefix = p;
         }
+        s.scheduler = super::SchedulerTarget::from_env()?;
         s.s3_force_path_style = match std::env::var("ALGA_S3_FORCE_PATH_STYLE")
             .unwrap_or_default()
             .trim()
@@ -133,6 +138,8 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Secrets Manager.
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// EventBridge Scheduler.
+    pub scheduler: aws_sdk_scheduler::Client,
 }
 
 impl AwsClients {
@@ -179,6 +186,7 @@ impl AwsClients {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             dynamodb: aws_sdk_dynamodb::Client::new(&shared),
             secrets: aws_sdk_secretsmanager::Client::new(&shared),
+            scheduler: aws_sdk_scheduler::Client::new(&shared),
         }
     }
 }
