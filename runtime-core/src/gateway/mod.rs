@@ -11,6 +11,7 @@ pub mod credential;
 mod direct;
 mod execute_api;
 mod headers;
+mod internal;
 mod record;
 pub mod settings;
 
@@ -26,6 +27,8 @@ use crate::manifest::Manifest;
 
 pub use caller::{Caller, Claims};
 pub use direct::DirectRequest;
+pub use internal::InternalCall;
+pub use record::Route;
 pub use settings::{ExecuteAuth, GatewaySettings};
 
 /// A response, ready to be turned into any transport's response type.
@@ -94,6 +97,22 @@ impl Gateway {
             settings,
             manifests: Mutex::new(LruCache::new(NonZeroUsize::new(256).expect("non-zero"))),
         }
+    }
+
+    /// A gateway over `backends`, with an executor built from `config` that
+    /// counts the quotas of `settings`.
+    pub fn build(
+        backends: Backends,
+        config: &crate::RuntimeConfig,
+        settings: GatewaySettings,
+    ) -> Result<Self, crate::backends::BackendError> {
+        let executor = backends
+            .executor(config)?
+            .with_quotas(crate::execute::QuotaPolicy::new(
+                backends.quotas.clone(),
+                settings.quotas,
+            ));
+        Ok(Gateway::new(Arc::new(executor), backends, settings))
     }
 
     /// The settings in force.

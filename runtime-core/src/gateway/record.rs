@@ -14,6 +14,8 @@ pub enum Route {
     Execute,
     /// `ANY /api/ext/...`.
     Direct,
+    /// An event delivered to a subscription.
+    Event,
 }
 
 impl Route {
@@ -21,6 +23,7 @@ impl Route {
         match self {
             Route::Execute => "execute",
             Route::Direct => "direct",
+            Route::Event => "event",
         }
     }
 }

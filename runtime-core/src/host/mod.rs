@@ -9,6 +9,7 @@
 mod bridge_json;
 mod clients;
 mod context;
+pub mod events;
 pub mod host_api;
 pub mod http;
 mod invoicing;
@@ -131,6 +132,7 @@ pub struct HostState {
     pub(crate) metrics: crate::emf::MetricsRecorder,
     /// Whether the bound / an invalid metric has been noted in the log.
     pub(crate) metrics_noted: (bool, bool),
+    pub(crate) events: events::EmitState,
 }
 
 /// Guest metric values per invocation unless configured (`ALGA_METRICS_MAX_VALUES`).
@@ -204,6 +206,7 @@ impl HostState {
             deadline: None,
             metrics: crate::emf::MetricsRecorder::new(DEFAULT_METRICS_MAX_VALUES),
             metrics_noted: (false, false),
+            events: events::EmitState::default(),
         }
     }
 

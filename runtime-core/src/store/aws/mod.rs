@@ -4,6 +4,7 @@
 
 mod credential;
 mod error;
+mod events;
 mod executions;
 mod idempotency;
 mod keys;
@@ -13,9 +14,11 @@ mod registry;
 mod s3;
 mod secrets;
 mod settings;
+mod subscriptions;
 
 pub use credential::{read_secret_string, token_from_env};
 pub use error::map_sdk;
+pub use events::{EventBridgePublisher, NoDeadLetters, SqsDeadLetters};
 pub use executions::DynamoExecutionLog;
 pub use idempotency::DynamoIdempotencyStore;
 pub use kv::DynamoKvStore;
