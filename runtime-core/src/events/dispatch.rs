@@ -297,34 +297,38 @@ impl Dispatcher {
         Ok(report)
     }
 
+    /// Dead-letters every failure (the last attempt).
     async fn dead_letter_failures(
         &self,
         event: &Event,
         report: &mut Report,
         attempts: u32,
     ) -> Result<(), DispatchError> {
-        for d in &mut report.deliveries {
-            if let DeliveryStatus::Failed { reason, .. } = &d.status {
-                let reason = reason.clone();
-                self.send_dead_letter(event, &d.subscription, &reason, attempts)
-                    .await?;
-                d.status = DeliveryStatus::DeadLettered(reason);
-            }
-        }
-        Ok(())
+        self.dead_letter_where(event, report, attempts, |_| true)
+            .await
     }
 
+    /// Dead-letters the failures no retry can fix.
     async fn dead_letter_permanent(
         &self,
         event: &Event,
         report: &mut Report,
         attempts: u32,
     ) -> Result<(), DispatchError> {
+        self.dead_letter_where(event, report, attempts, |retryable| !retryable)
+            .await
+    }
+
+    async fn dead_letter_where(
+        &self,
+        event: &Event,
+        report: &mut Report,
+        attempts: u32,
+        give_up: impl Fn(bool) -> bool,
+    ) -> Result<(), DispatchError> {
         for d in &mut report.deliveries {
-            if let DeliveryStatus::Failed {
-                reason,
-                retryable: false,
-            } = &d.status
+            if let DeliveryStatus::Failed { reason, retryable } = &d.status
+                && give_up(*retryable)
             {
                 let reason = reason.clone();
                 self.send_dead_letter(event, &d.subscription, &reason, attempts)
