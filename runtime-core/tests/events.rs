@@ -15,7 +15,7 @@ use runtime_core::events::{
 };
 use runtime_core::gateway::{InternalCall, Route};
 use serde_json::json;
-use support::event_fleet::{BROKEN, EMITTER, LISTENER_A, LISTENER_B, fleet};
+use support::event_fleet::{BROKEN, EMITTER, LISTENER_A, LISTENER_B, fleet, run_emitter};
 
 const FAST: RetryPolicy = RetryPolicy {
     max_attempts: 3,
@@ -234,28 +234,7 @@ async fn guests_emit_for_their_own_tenant_only_when_granted_and_bounded() {
     let mut rx = bus.take_receiver().unwrap();
     let publisher: Arc<dyn EventPublisher> = bus.clone();
     let gateway = fleet(&backends, Some((publisher.clone(), 1))).await;
-    let call = |tenant: &'static str| {
-        let gateway = gateway.clone();
-        let backends = backends.clone();
-        async move {
-            let install = backends
-                .registry
-                .get_install(tenant, EMITTER)
-                .await
-                .unwrap()
-                .unwrap();
-            gateway
-                .run_internal(InternalCall {
-                    install: &install,
-                    method: "GET",
-                    path: "/api/emit",
-                    body: None,
-                    route: Route::Event,
-                })
-                .await
-        }
-    };
-    let out = call("t1").await;
+    let out = run_emitter(&gateway, "t1").await;
     assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
     let id = String::from_utf8(out.envelope.body().unwrap()).unwrap();
     let event = rx.recv().await.unwrap();
@@ -272,52 +251,22 @@ async fn guests_emit_for_their_own_tenant_only_when_granted_and_bounded() {
     );
 
     // t2's install lacks cap:events.emit: `denied` (index 0 → 400), nothing sent.
-    assert_eq!(call("t2").await.envelope.status, 400);
+    assert_eq!(run_emitter(&gateway, "t2").await.envelope.status, 400);
     assert!(rx.try_recv().is_err());
 
-    // One event per invocation here: a guest calling twice gets `too-many` (403).
-    // (Each invocation has its own count: a second invocation may emit again.)
-    assert_eq!(call("t1").await.envelope.status, 200);
+    // The bound (1 here) is per invocation: another invocation may emit again.
+    assert_eq!(run_emitter(&gateway, "t1").await.envelope.status, 200);
     assert!(rx.try_recv().is_ok());
 
     // Without a publisher, `emit` answers `unavailable` (404).
     let gateway = fleet(&Backends::local(&data.path().join("other")).unwrap(), None).await;
-    let other = gateway.backends();
-    let install = other
-        .registry
-        .get_install("t1", EMITTER)
-        .await
-        .unwrap()
-        .unwrap();
-    let out = gateway
-        .run_internal(InternalCall {
-            install: &install,
-            method: "GET",
-            path: "/api/emit",
-            body: None,
-            route: Route::Event,
-        })
-        .await;
+    let out = run_emitter(&gateway, "t1").await;
     assert_eq!(out.envelope.status, 404);
 
     // And with a bound of zero: `too-many` (403).
     let data2 = tempfile::tempdir().unwrap();
     let b2 = Backends::local(data2.path()).unwrap();
     let gateway = fleet(&b2, Some((publisher, 0))).await;
-    let install = b2
-        .registry
-        .get_install("t1", EMITTER)
-        .await
-        .unwrap()
-        .unwrap();
-    let out = gateway
-        .run_internal(InternalCall {
-            install: &install,
-            method: "GET",
-            path: "/api/emit",
-            body: None,
-            route: Route::Event,
-        })
-        .await;
+    let out = run_emitter(&gateway, "t1").await;
     assert_eq!(out.envelope.status, 403);
 }

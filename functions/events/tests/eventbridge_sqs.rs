@@ -24,7 +24,6 @@ use event_fleet::{BROKEN, EMITTER, LISTENER_A, LISTENER_B};
 use fn_events::EventsFunction;
 use runtime_core::backends::Backends;
 use runtime_core::events::{EventFields, RetryPolicy};
-use runtime_core::gateway::{InternalCall, Route};
 use serde_json::{Value, json};
 
 struct Queue {
@@ -281,21 +280,7 @@ async fn eventbridge_rule_to_sqs_to_the_function_delivers_once_per_install_and_d
 
     // A guest's emit goes to EventBridge with its own tenant, and the rule
     // queues it like any other event.
-    let install = backends
-        .registry
-        .get_install("t1", EMITTER)
-        .await
-        .unwrap()
-        .unwrap();
-    let out = gateway
-        .run_internal(InternalCall {
-            install: &install,
-            method: "GET",
-            path: "/api/emit",
-            body: None,
-            route: Route::Event,
-        })
-        .await;
+    let out = event_fleet::run_emitter(&gateway, "t1").await;
     assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
     let emitted = receive(sqs, &events.url, 1).await;
     let v: Value = serde_json::from_str(emitted[0].body().unwrap()).unwrap();

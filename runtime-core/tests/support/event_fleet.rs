@@ -14,8 +14,9 @@ use runtime_core::bundle::trust::TrustBundle;
 use runtime_core::config::RuntimeConfig;
 use runtime_core::engine::Target;
 use runtime_core::events::EventPublisher;
+use runtime_core::execute::Outcome;
 use runtime_core::execute::RegistryResolver;
-use runtime_core::gateway::{Gateway, GatewaySettings};
+use runtime_core::gateway::{Gateway, GatewaySettings, InternalCall, Route};
 use runtime_core::publish::Publisher;
 use runtime_core::store::InstallRequest;
 use serde_json::json;
@@ -137,4 +138,24 @@ pub async fn fleet(
         backends.clone(),
         GatewaySettings::default(),
     ))
+}
+
+/// Runs `tenant`'s install of the emitter (GET /api/emit) on `gateway`.
+pub async fn run_emitter(gateway: &Gateway, tenant: &str) -> Outcome {
+    let install = gateway
+        .backends()
+        .registry
+        .get_install(tenant, EMITTER)
+        .await
+        .unwrap()
+        .unwrap();
+    gateway
+        .run_internal(InternalCall {
+            install: &install,
+            method: "GET",
+            path: "/api/emit",
+            body: None,
+            route: Route::Event,
+        })
+        .await
 }
