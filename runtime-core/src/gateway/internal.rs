@@ -70,9 +70,4 @@ impl Gateway {
             .await;
         outcome
     }
-
-    /// The backends this gateway runs on.
-    pub fn backends(&self) -> &crate::backends::Backends {
-        &self.backends
-    }
 }

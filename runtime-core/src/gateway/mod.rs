@@ -120,6 +120,11 @@ impl Gateway {
         &self.settings
     }
 
+    /// The backends this gateway runs on.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
     /// The executor.
     pub fn executor(&self) -> &Executor {
         &self.executor
