@@ -108,6 +108,7 @@ pub struct Executor {
     fingerprint: String,
     quotas: Option<QuotaPolicy>,
     scheduler: Option<Arc<crate::schedule::Scheduler>>,
+    events: Option<(Arc<dyn crate::events::EventPublisher>, u32)>,
 }
 
 impl Executor {
@@ -135,6 +136,7 @@ impl Executor {
             fingerprint,
             quotas: None,
             scheduler: None,
+            events: None,
         })
     }
 
@@ -147,6 +149,14 @@ impl Executor {
     /// Backs the scheduler host functions (without it they answer "not configured").
     pub fn with_scheduler(mut self, scheduler: Arc<crate::schedule::Scheduler>) -> Self {
         self.scheduler = Some(scheduler);
+    /// Lets guests emit up to `max_per_invocation` events to `publisher`
+    /// (without it, `emit` answers `unavailable`).
+    pub fn with_events(
+        mut self,
+        publisher: Arc<dyn crate::events::EventPublisher>,
+        max_per_invocation: u32,
+    ) -> Self {
+        self.events = Some((publisher, max_per_invocation));
         self
     }
 
@@ -324,6 +334,9 @@ impl Executor {
         state.set_metrics_limit(self.metrics_max);
         if let Some(scheduler) = &self.scheduler {
             state.attach_scheduler(scheduler.clone());
+        }
+        if let Some((publisher, max)) = &self.events {
+            state.attach_events(publisher.clone(), *max);
         }
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);

@@ -16,6 +16,8 @@ pub enum Route {
     Direct,
     /// A schedule firing.
     Schedule,
+    /// An event delivered to a subscription.
+    Event,
 }
 
 impl Route {
@@ -24,6 +26,7 @@ impl Route {
             Route::Execute => "execute",
             Route::Direct => "direct",
             Route::Schedule => "schedule",
+            Route::Event => "event",
         }
     }
 }

@@ -1,58 +1,58 @@
 //! A schedule firing through the execute path (see `schedule::fire`).
 
-use base64::Engine as _;
-
+use super::internal::InternalCall;
 use super::record::Route;
 use super::{Gateway, new_request_id};
-use crate::execute::{Envelope, ExecError, ExecuteRequest, Metrics, Outcome, RoutingHeaders};
+use crate::execute::{Envelope, ExecError, Metrics, Outcome};
 use crate::schedule::Schedule;
+use crate::store::InstallRecord;
 
 impl Gateway {
     /// Runs `schedule` as `/v1/execute` would run the equivalent request: the
     /// install's current bundle, grants and configuration, quotas, a fresh
-    /// request id, no user, the payload as a JSON body; logged and recorded
-    /// like every invocation (route `schedule`).
+    /// request id, no user, the payload as a JSON body and the schedule id in
+    /// `x-alga-schedule-id`; logged and recorded like every invocation (route
+    /// `schedule`).
     pub async fn fire_schedule(&self, schedule: &Schedule) -> Outcome {
-        let request_id = new_request_id();
-        let outcome = match self.schedule_request(schedule, &request_id).await {
-            Ok(req) => {
-                let routing = RoutingHeaders {
-                    tenant: Some(schedule.tenant.clone()),
-                    extension: Some(schedule.extension_id.clone()),
-                    request_id: Some(request_id),
+        let install = match self.schedule_install(schedule).await {
+            Ok(install) => install,
+            Err(e) => {
+                let outcome = Outcome {
+                    envelope: Envelope::error(&e),
+                    logs: Vec::new(),
+                    metrics: Metrics {
+                        outcome: e.code(),
+                        request_id: Some(new_request_id()),
+                        tenant_id: Some(schedule.tenant.clone()),
+                        extension_id: Some(schedule.extension_id.clone()),
+                        install_id: Some(schedule.install_id.clone()),
+                        ..Metrics::default()
+                    },
                 };
-                self.executor.execute(&routing, &req).await
+                self.record(
+                    Route::Schedule,
+                    &schedule.tenant,
+                    &schedule.extension_id,
+                    &outcome,
+                )
+                .await;
+                return outcome;
             }
-            Err(e) => Outcome {
-                envelope: Envelope::error(&e),
-                logs: Vec::new(),
-                metrics: Metrics {
-                    outcome: e.code(),
-                    request_id: Some(request_id),
-                    tenant_id: Some(schedule.tenant.clone()),
-                    extension_id: Some(schedule.extension_id.clone()),
-                    install_id: Some(schedule.install_id.clone()),
-                    ..Metrics::default()
-                },
-            },
         };
-        self.record(
-            Route::Schedule,
-            &schedule.tenant,
-            &schedule.extension_id,
-            &outcome,
-        )
-        .await;
-        outcome
+        self.run_internal(InternalCall {
+            install: &install,
+            method: &schedule.method,
+            path: &schedule.path,
+            body: schedule.payload.as_deref().map(str::as_bytes),
+            headers: &[("x-alga-schedule-id", &schedule.id)],
+            route: Route::Schedule,
+        })
+        .await
     }
 
-    async fn schedule_request(
-        &self,
-        schedule: &Schedule,
-        request_id: &str,
-    ) -> Result<ExecuteRequest, ExecError> {
-        let install = self
-            .backends
+    /// The install the schedule belongs to, if it still exists under that id.
+    async fn schedule_install(&self, schedule: &Schedule) -> Result<InstallRecord, ExecError> {
+        self.backends
             .registry
             .get_install(&schedule.tenant, &schedule.extension_id)
             .await
@@ -65,29 +65,6 @@ impl Gateway {
                     "install {} of {} no longer exists",
                     schedule.install_id, schedule.extension_id
                 ))
-            })?;
-        let mut headers = serde_json::Map::new();
-        headers.insert("x-alga-schedule-id".into(), schedule.id.clone().into());
-        let body_b64 = schedule.payload.as_ref().map(|p| {
-            headers.insert("content-type".into(), "application/json".into());
-            base64::engine::general_purpose::STANDARD.encode(p.as_bytes())
-        });
-        let req = serde_json::json!({
-            "context": {
-                "tenant_id": schedule.tenant,
-                "extension_id": schedule.extension_id,
-                "content_hash": install.content_hash.to_string(),
-                "request_id": request_id,
-                "install_id": install.install_id,
-                "version_id": install.version,
-            },
-            "http": {
-                "method": schedule.method,
-                "path": schedule.path,
-                "headers": headers,
-                "body_b64": body_b64,
-            },
-        });
-        serde_json::from_value(req).map_err(|e| ExecError::ExecuteFailed(e.to_string()))
+            })
     }
 }

@@ -9,6 +9,7 @@
 mod bridge_json;
 mod clients;
 mod context;
+pub mod events;
 pub mod host_api;
 pub mod http;
 mod invoicing;
@@ -133,6 +134,7 @@ pub struct HostState {
     pub(crate) metrics_noted: (bool, bool),
     /// The scheduler backend, when this runner has one.
     pub(crate) scheduler: Option<Arc<crate::schedule::Scheduler>>,
+    pub(crate) events: events::EmitState,
 }
 
 /// Guest metric values per invocation unless configured (`ALGA_METRICS_MAX_VALUES`).
@@ -207,6 +209,7 @@ impl HostState {
             metrics: crate::emf::MetricsRecorder::new(DEFAULT_METRICS_MAX_VALUES),
             metrics_noted: (false, false),
             scheduler: None,
+            events: events::EmitState::default(),
         }
     }
 

@@ -22,7 +22,7 @@ pub use idempotency::{Claim, IdempotencyStore};
 pub use kv::{KvEntry, KvError, KvLimits, KvPage, KvScope, KvStore};
 pub use quota::{QuotaCharge, QuotaKey, QuotaStore, QuotaWindow};
 pub use registry::{
-    InstallRecord, InstallRequest, Registered, Registry, RegistryError, VersionRecord,
+    InstallRecord, InstallRequest, Registered, Registry, RegistryError, Subscription, VersionRecord,
 };
 pub use schedules::{ScheduleStore, ScheduleStoreError};
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod event_fleet;
 pub mod guests;
 pub mod http_server;
 pub mod moto;

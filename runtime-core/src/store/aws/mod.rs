@@ -4,6 +4,7 @@
 
 mod credential;
 mod error;
+mod events;
 mod executions;
 mod idempotency;
 mod keys;
@@ -15,9 +16,11 @@ mod scheduler_mirror;
 mod schedules;
 mod secrets;
 mod settings;
+mod subscriptions;
 
 pub use credential::{read_secret_string, token_from_env};
 pub use error::map_sdk;
+pub use events::{EventBridgePublisher, NoDeadLetters, SqsDeadLetters};
 pub use executions::DynamoExecutionLog;
 pub use idempotency::DynamoIdempotencyStore;
 pub use kv::DynamoKvStore;

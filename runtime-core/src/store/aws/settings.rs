@@ -31,6 +31,10 @@ pub struct AwsSettings {
     /// Where schedules are mirrored in EventBridge Scheduler (`ALGA_SCHEDULER_*`);
     /// `None`: stored only.
     pub scheduler: Option<super::SchedulerTarget>,
+    /// EventBridge bus extensions' events go to (`ALGA_EVENT_BUS`, default `default`).
+    pub event_bus: String,
+    /// SQS queue URL for dead letters with their reason (`ALGA_EVENTS_DLQ_URL`).
+    pub events_dlq_url: Option<String>,
 }
 
 /// Explicit endpoint, region and credentials (tests against moto).
@@ -91,6 +95,8 @@ impl AwsSettings {
             overrides: AwsOverrides::default(),
             limits: AwsLimits::default(),
             scheduler: None,
+            event_bus: "default".into(),
+            events_dlq_url: None,
         }
     }
 
@@ -111,6 +117,15 @@ impl AwsSettings {
             s.secrets_prefix = p;
         }
         s.scheduler = super::SchedulerTarget::from_env()?;
+        if let Ok(b) = std::env::var("ALGA_EVENT_BUS")
+            && !b.trim().is_empty()
+        {
+            s.event_bus = b.trim().to_string();
+        }
+        s.events_dlq_url = std::env::var("ALGA_EVENTS_DLQ_URL")
+            .ok()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty());
         s.s3_force_path_style = match std::env::var("ALGA_S3_FORCE_PATH_STYLE")
             .unwrap_or_default()
             .trim()
@@ -140,6 +155,10 @@ pub struct AwsClients {
     pub secrets: aws_sdk_secretsmanager::Client,
     /// EventBridge Scheduler.
     pub scheduler: aws_sdk_scheduler::Client,
+    /// EventBridge (extensions' events).
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    /// SQS (dead letters).
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl AwsClients {
@@ -187,6 +206,8 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(&shared),
             secrets: aws_sdk_secretsmanager::Client::new(&shared),
             scheduler: aws_sdk_scheduler::Client::new(&shared),
+            eventbridge: aws_sdk_eventbridge::Client::new(&shared),
+            sqs: aws_sdk_sqs::Client::new(&shared),
         }
     }
 }
