@@ -372,14 +372,21 @@ async fn scheduler_firings_run_the_schedules_endpoint_with_its_payload() {
         .unwrap()
         .expect("the endpoint ran and stored its body");
     assert_eq!(seen.value, br#"{"report":"daily"}"#);
-    let recent = backends.executions.recent("t1", SCHEDULED, 10).await.unwrap();
+    let recent = backends
+        .executions
+        .recent("t1", SCHEDULED, 10)
+        .await
+        .unwrap();
     assert!(recent.iter().any(|r| r.request_id == request_id));
 
     // Another tenant's name on the same ids finds nothing: nothing runs.
     let mut foreign = input.clone();
     foreign["tenant"] = json!("t2");
     let answer = function.handle(foreign).await.unwrap();
-    assert_eq!((answer["status"].as_str(), answer["code"].as_str()), (Some("dropped"), Some("not_found")));
+    assert_eq!(
+        (answer["status"].as_str(), answer["code"].as_str()),
+        (Some("dropped"), Some("not_found"))
+    );
     let junk = json!({"schedule_id": "x", "tenant": "t1"});
     let answer = function.handle(junk).await.unwrap();
     assert_eq!(answer["code"], "malformed", "{answer}");
@@ -397,9 +404,20 @@ async fn scheduler_firings_run_the_schedules_endpoint_with_its_payload() {
         )
         .await
         .unwrap();
-    assert_eq!(function.handle(input.clone()).await.unwrap()["code"], "disabled");
-    backends.scheduler().delete(&scope, &schedule.id).await.unwrap();
+    assert_eq!(
+        function.handle(input.clone()).await.unwrap()["code"],
+        "disabled"
+    );
+    backends
+        .scheduler()
+        .delete(&scope, &schedule.id)
+        .await
+        .unwrap();
     assert_eq!(function.handle(input).await.unwrap()["code"], "not_found");
-    let after = backends.executions.recent("t1", SCHEDULED, 10).await.unwrap();
+    let after = backends
+        .executions
+        .recent("t1", SCHEDULED, 10)
+        .await
+        .unwrap();
     assert_eq!(after.len(), recent.len());
 }

@@ -149,6 +149,9 @@ impl Executor {
     /// Backs the scheduler host functions (without it they answer "not configured").
     pub fn with_scheduler(mut self, scheduler: Arc<crate::schedule::Scheduler>) -> Self {
         self.scheduler = Some(scheduler);
+        self
+    }
+
     /// Lets guests emit up to `max_per_invocation` events to `publisher`
     /// (without it, `emit` answers `unavailable`).
     pub fn with_events(

@@ -87,7 +87,7 @@ pub async fn schedules_conformance(store: Arc<dyn ScheduleStore>) {
         .map(|s| format!("{}/{}/{}", s.tenant, s.install_id, s.id))
         .collect();
     enabled.sort();
-    assert_eq!(enabled, ["t/x#i/s", "t#x/i/s", "t1/i1/b"]);
+    assert_eq!(enabled, ["t#x/i/s", "t/x#i/s", "t1/i1/b"]);
     a2.enabled = true;
     store.update(&a2).await.unwrap();
     assert_eq!(store.list_enabled().await.unwrap().len(), 4);

@@ -3,8 +3,8 @@
 //! through the same handler functions as the Lambdas, like `spin up` or
 //! `wrangler dev`.
 
-mod cron;
 mod bus;
+mod cron;
 mod dev_publish;
 mod host_page;
 mod server;

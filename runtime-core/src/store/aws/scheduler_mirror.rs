@@ -86,6 +86,20 @@ fn internal(e: StoreError) -> ScheduleStoreError {
     ScheduleStoreError::Store(StoreError::Internal(e.to_string()))
 }
 
+/// CreateSchedule and UpdateSchedule take the same fields on two builder types.
+macro_rules! schedule_fields {
+    ($store:expr, $sch:expr, $builder:expr, $expression:expr, $target:expr, $window:expr) => {
+        $builder
+            .name(schedule_name(&$sch.tenant, &$sch.install_id, &$sch.id))
+            .group_name(&$store.target.group)
+            .schedule_expression($expression)
+            .schedule_expression_timezone("UTC")
+            .flexible_time_window($window)
+            .target($target)
+            .state(Self::state($sch))
+    };
+}
+
 impl MirroredScheduleStore {
     /// Mirrors `inner` through `client` to `target`.
     pub fn new(
@@ -131,38 +145,36 @@ impl MirroredScheduleStore {
         let (expression, target, window) = self
             .parts(sch)
             .map_err(|e| StoreError::Internal(e.to_string()))?;
-        self.client
-            .create_schedule()
-            .name(schedule_name(&sch.tenant, &sch.install_id, &sch.id))
-            .group_name(&self.target.group)
-            .schedule_expression(expression)
-            .schedule_expression_timezone("UTC")
-            .flexible_time_window(window)
-            .target(target)
-            .state(Self::state(sch))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| map_sdk("CreateSchedule", &e))
+        schedule_fields!(
+            self,
+            sch,
+            self.client.create_schedule(),
+            expression,
+            target,
+            window
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| map_sdk("CreateSchedule", &e))
     }
 
     async fn api_update(&self, sch: &Schedule) -> Result<(), StoreError> {
         let (expression, target, window) = self
             .parts(sch)
             .map_err(|e| StoreError::Internal(e.to_string()))?;
-        self.client
-            .update_schedule()
-            .name(schedule_name(&sch.tenant, &sch.install_id, &sch.id))
-            .group_name(&self.target.group)
-            .schedule_expression(expression)
-            .schedule_expression_timezone("UTC")
-            .flexible_time_window(window)
-            .target(target)
-            .state(Self::state(sch))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| map_sdk("UpdateSchedule", &e))
+        schedule_fields!(
+            self,
+            sch,
+            self.client.update_schedule(),
+            expression,
+            target,
+            window
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| map_sdk("UpdateSchedule", &e))
     }
 
     async fn api_delete(&self, sch: &Schedule) -> Result<(), StoreError> {
