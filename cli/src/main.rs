@@ -56,6 +56,8 @@ enum Command {
     /// Build, publish and install an extension locally and serve it on localhost
     /// through the same handlers as the Lambda functions.
     Up(commands::up::UpArgs),
+    /// Post an event to a running `up`; subscribed installs receive it.
+    Emit(commands::emit::EmitArgs),
 }
 
 /// A failure with its exit code.
@@ -115,6 +117,7 @@ fn main() -> ExitCode {
             Command::List(a) => installs::list(a, &data).await,
             Command::Invoke(a) => invoke::invoke(a, &data).await,
             Command::Up(a) => up::up(a, &data).await,
+            Command::Emit(a) => emit::emit(a).await,
         }
     });
     match result {

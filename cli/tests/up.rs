@@ -442,6 +442,53 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         );
         assert!(!r.text().contains("root:"), "{evil} leaked a file");
     }
+
+    // Events: `alga-lambda emit` posts to up's bus; the example's subscription
+    // (`hello.ping` → /events/hello-ping) stores the event, /api/hello shows it.
+    let emit = Command::new(env!("CARGO_BIN_EXE_alga-lambda"))
+        .args([
+            "emit",
+            "hello.ping",
+            r#"{"message":"hi from emit"}"#,
+            "--id",
+            "evt-up-1",
+        ])
+        .arg("--url")
+        .arg(format!("http://{}", up.addr))
+        .output()
+        .unwrap();
+    assert!(emit.status.success(), "{emit:?}");
+    assert!(String::from_utf8_lossy(&emit.stdout).contains("queued event evt-up-1"));
+    let hello = format!("/api/ext/{EXT}/api/hello");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let last = loop {
+        let r = send(up.addr, "GET", &hello, &[], b"");
+        let last = r.json()["lastEvent"].clone();
+        if !last.is_null() || std::time::Instant::now() > deadline {
+            break last;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(last["id"], "evt-up-1", "{last}");
+    assert_eq!(last["topic"], "hello.ping");
+    assert_eq!(last["data"]["message"], "hi from emit");
+    assert_eq!(last["data"]["tenant_id"], "dev");
+    // The handler is reachable by the bus only: it is no declared endpoint.
+    let r = send(
+        up.addr,
+        "POST",
+        &format!("/api/ext/{EXT}/events/hello-ping"),
+        &[],
+        b"{}",
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    // Data that is not a JSON object is refused before anything is sent (exit 1).
+    let bad = Command::new(env!("CARGO_BIN_EXE_alga-lambda"))
+        .args(["emit", "hello.ping", "[1]", "--url"])
+        .arg(format!("http://{}", up.addr))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
     drop(up);
 
     // Quotas: a second server on a fresh data directory (counters persist in a

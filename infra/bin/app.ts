@@ -75,10 +75,12 @@ const runner = new AlgaExtensionRunner(stack, 'Runner', {
   quotaPerDay: num('quotaPerDay'),
   egressAllowlist: ctx('egressAllowlist'),
   uiFrameAncestors: ctx('uiFrameAncestors'),
+  eventBusName: ctx('eventBusName'),
   eventSources: ctx('eventSources')?.split(','),
   eventsQueueVisibilityTimeout: seconds('eventsQueueVisibilityTimeout'),
   eventsMaxReceiveCount: num('eventsMaxReceiveCount'),
   logRetention: num('logRetentionDays') as logs.RetentionDays | undefined,
+  scheduleGroupName: ctx('scheduleGroupName'),
   alarmEmail: ctx('alarmEmail'),
 });
 
@@ -93,6 +95,9 @@ const outputs: Record<string, [string, string]> = {
   PublishTokenSecretArn: [runner.publishTokenSecret.secretArn, 'Secret holding the POST /v1/publish operator token.'],
   EventsQueueUrl: [runner.eventsQueue.queueUrl, 'Queue fed by the EventBridge rule.'],
   EventsDeadLetterQueueUrl: [runner.eventsDeadLetterQueue.queueUrl, 'Dead-letter queue of the events queue.'],
+  DeliveryDeadLetterQueueUrl: [runner.deliveryDeadLetterQueue.queueUrl, "ALGA_EVENTS_DLQ_URL, the events function's dead letters with their reason."],
+  ScheduleGroupName: [runner.scheduleGroup.ref, "ALGA_SCHEDULER_GROUP, the EventBridge Scheduler group of extensions' schedules."],
+  SchedulerRoleArn: [runner.schedulerRole.roleArn, 'ALGA_SCHEDULER_ROLE_ARN, the role EventBridge Scheduler invokes events with.'],
   AlarmTopicArn: [runner.alarmTopic.topicArn, 'SNS topic of the alarms.'],
 };
 for (const [id, [value, description]] of Object.entries(outputs)) new CfnOutput(stack, id, { value, description });

@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Fn, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as authorizers from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -22,6 +22,7 @@ import * as lambdaEvents from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as snsSubs from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -95,12 +96,22 @@ export interface AlgaExtensionRunnerProps {
   readonly egressAllowlist?: string;
   /** EXT_UI_FRAME_ANCESTORS of extension UIs. @default unset */
   readonly uiFrameAncestors?: string;
-  /** EventBridge `source` values (default bus) routed to the events queue. @default ['alga.psa'] */
+  /**
+   * EventBridge bus (name) the events rule listens on and extensions' emit publishes to
+   * (ALGA_EVENT_BUS); it must exist. @default 'default'
+   */
+  readonly eventBusName?: string;
+  /**
+   * EventBridge `source` values routed to the events queue, besides the prefix
+   * `alga.extension/` that extensions' emitted events carry. @default ['alga.psa']
+   */
   readonly eventSources?: string[];
   /** Visibility timeout of the events queue; at least 6x the events timeout. @default 360 s */
   readonly eventsQueueVisibilityTimeout?: Duration;
   /** Receives before an event message moves to the dead-letter queue. @default 5 */
   readonly eventsMaxReceiveCount?: number;
+  /** EventBridge Scheduler group of extensions' schedules (ALGA_SCHEDULER_GROUP). @default the stack name */
+  readonly scheduleGroupName?: string;
   /** Retention of the functions' and the API's log groups. @default ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
   /** E-mail subscribed to the alarm topic. @default none */
@@ -119,6 +130,8 @@ const DEFAULTS: Record<AlgaFunctionKey, { memorySize: number; timeout: Duration;
 const TABLE_READ = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
 const TABLE_WRITE = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem'];
 const PUBLISHED_PREFIXES = ['bundles/', 'ui/', 'artifacts/'];
+/** `source` of every event an extension emits: `alga.extension/<extension id>`. */
+const EXTENSION_SOURCE_PREFIX = 'alga.extension/';
 
 /** Where cargo-lambda leaves the binaries when no `lambdaDir` is given. */
 export function defaultLambdaDir(): string {
@@ -148,6 +161,14 @@ export class AlgaExtensionRunner extends Construct {
   readonly eventsQueue: sqs.Queue;
   /** Dead-letter queue of the events queue. */
   readonly eventsDeadLetterQueue: sqs.Queue;
+  /** ALGA_EVENTS_DLQ_URL: the events function's dead letters, each with its reason. */
+  readonly deliveryDeadLetterQueue: sqs.Queue;
+  /** The rule feeding the events queue. */
+  readonly eventsRule: events.Rule;
+  /** ALGA_SCHEDULER_GROUP: the EventBridge Scheduler group of extensions' schedules. */
+  readonly scheduleGroup: scheduler.CfnScheduleGroup;
+  /** ALGA_SCHEDULER_ROLE_ARN: the role EventBridge Scheduler assumes to invoke events. */
+  readonly schedulerRole: iam.Role;
   /** The generated x-runner-service-token. */
   readonly runnerServiceTokenSecret: secretsmanager.Secret;
   /** The generated POST /v1/publish operator token. */
@@ -237,11 +258,61 @@ export class AlgaExtensionRunner extends Construct {
       enforceSSL: true,
       deadLetterQueue: { queue: this.eventsDeadLetterQueue, maxReceiveCount: props.eventsMaxReceiveCount ?? 5 },
     });
-    new events.Rule(this, 'EventsRule', {
-      description: 'Host events for extensions, to the events queue.',
-      eventPattern: { source: props.eventSources ?? ['alga.psa'] },
+    // Reasoned dead letters: the events function sends one JSON record (event, extension,
+    // handler, attempts, reason) per subscription that failed for good. Not the redrive DLQ
+    // above: that one holds raw EventBridge messages that can be redriven into the queue.
+    this.deliveryDeadLetterQueue = new sqs.Queue(this, 'DeliveryDeadLetterQueue', {
+      retentionPeriod: Duration.days(14),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    const eventBusName = props.eventBusName ?? 'default';
+    this.eventsRule = new events.Rule(this, 'EventsRule', {
+      description: "Host events and extensions' emitted events, to the events queue.",
+      eventBus: eventBusName === 'default' ? undefined : events.EventBus.fromEventBusName(this, 'EventBus', eventBusName),
+      // A host source, or an extension's (alga.extension/<extension id>).
+      eventPattern: { source: events.Match.anyOf(...(props.eventSources ?? ['alga.psa']), events.Match.prefix(EXTENSION_SOURCE_PREFIX)) },
       targets: [new eventTargets.SqsQueue(this.eventsQueue)],
     });
+    const eventBusArn = stack.formatArn({ service: 'events', resource: 'event-bus', resourceName: eventBusName });
+
+    // ------------------------------------------------------------ schedules
+    // Extensions' schedules live in this group, are created by execute and events (the
+    // scheduler host API) and fire the events function through the role below.
+    const scheduleGroupName = props.scheduleGroupName ?? stack.stackName;
+    if (!Token.isUnresolved(scheduleGroupName) && !/^[0-9a-zA-Z._-]{1,64}$/.test(scheduleGroupName)) {
+      throw new Error(
+        `AlgaExtensionRunner: schedule group name '${scheduleGroupName}' must be 1-64 of [0-9a-zA-Z._-]` +
+          (props.scheduleGroupName === undefined ? ' (it defaults to the stack name; set scheduleGroupName)' : ''),
+      );
+    }
+    this.scheduleGroup = new scheduler.CfnScheduleGroup(this, 'ScheduleGroup', { name: scheduleGroupName });
+    // A fixed name for events, so its ARN can be written without referring to the function:
+    // the function's own environment and the scheduler role's policy need it (a GetAtt would
+    // be a cycle).
+    const eventsFunctionName = Fn.join('', ['alga-events-', Fn.select(2, Fn.split('/', stack.stackId))]);
+    const eventsFunctionArn = stack.formatArn({
+      service: 'lambda',
+      resource: 'function',
+      resourceName: eventsFunctionName,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.schedulerRole = new iam.Role(this, 'SchedulerInvokeRole', {
+      // Only schedules of this account (confused-deputy guard).
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': stack.account } } }),
+      description: 'alga-lambda: EventBridge Scheduler invokes the events function',
+      inlinePolicies: {
+        'invoke-events': new iam.PolicyDocument({
+          statements: [new iam.PolicyStatement({ sid: 'InvokeEventsFunction', actions: ['lambda:InvokeFunction'], resources: [eventsFunctionArn] })],
+        }),
+      },
+    });
+    const schedulerEnv = {
+      ALGA_EVENT_BUS: eventBusName,
+      ALGA_SCHEDULER_TARGET_ARN: eventsFunctionArn,
+      ALGA_SCHEDULER_ROLE_ARN: this.schedulerRole.roleArn,
+      ALGA_SCHEDULER_GROUP: this.scheduleGroup.ref,
+    };
 
     // ------------------------------------------------------------ functions
     const lambdaDir = props.lambdaDir ?? defaultLambdaDir();
@@ -250,6 +321,7 @@ export class AlgaExtensionRunner extends Construct {
       id: string,
       description: string,
       environment: Record<string, string | undefined>,
+      functionName?: string,
     ): lambda.Function => {
       const options = props[key] ?? {};
       const defaults = DEFAULTS[key];
@@ -279,6 +351,7 @@ export class AlgaExtensionRunner extends Construct {
       }
       return new lambda.Function(this, id, {
         description,
+        functionName,
         runtime: lambda.Runtime.PROVIDED_AL2023,
         handler: 'bootstrap',
         code: resolveCode(key, options.code, lambdaDir),
@@ -302,18 +375,23 @@ export class AlgaExtensionRunner extends Construct {
     );
     this.distribution = this.makeDistribution(uiAssets);
 
-    const execute = makeFunction('execute', 'ExecuteFunction', 'POST /v1/execute and ANY /api/ext/{extensionId}/{proxy+}', {
-      ALGA_EXECUTE_AUTH: props.executeAuth ?? 'token',
-      RUNNER_SERVICE_TOKEN_SECRET_ID: this.runnerServiceTokenSecret.secretArn,
+    // What a function needs to run guests (execute and events).
+    const guestEnv = {
       ALGA_SECRETS_PREFIX: secretsPrefix,
-      ALGA_TENANT_CLAIM: props.tenantClaim ?? 'tenant_id',
-      ALGA_USER_CLAIM: props.userClaim ?? 'sub',
       ALGA_QUOTA_PER_MINUTE: String(props.quotaPerMinute ?? 600),
       ALGA_QUOTA_PER_DAY: String(props.quotaPerDay ?? 100000),
       SIGNING_TRUST_BUNDLE: trustBundle,
       ALGA_ARTIFACT_CACHE_DIR: '/tmp/alga-artifacts',
-      RUNNER_PUBLIC_BASE: `https://${this.distribution.distributionDomainName}`,
       EXT_EGRESS_ALLOWLIST: props.egressAllowlist,
+      ...schedulerEnv,
+    };
+    const execute = makeFunction('execute', 'ExecuteFunction', 'POST /v1/execute and ANY /api/ext/{extensionId}/{proxy+}', {
+      ALGA_EXECUTE_AUTH: props.executeAuth ?? 'token',
+      RUNNER_SERVICE_TOKEN_SECRET_ID: this.runnerServiceTokenSecret.secretArn,
+      ALGA_TENANT_CLAIM: props.tenantClaim ?? 'tenant_id',
+      ALGA_USER_CLAIM: props.userClaim ?? 'sub',
+      RUNNER_PUBLIC_BASE: `https://${this.distribution.distributionDomainName}`,
+      ...guestEnv,
     });
     const publish = makeFunction('publish', 'PublishFunction', 'S3 uploads and POST /v1/publish -> verify, precompile, register', {
       ALGA_UPLOAD_BUCKET: this.uploadBucket.bucketName,
@@ -321,7 +399,13 @@ export class AlgaExtensionRunner extends Construct {
       ALGA_PUBLISH_TOKEN_SECRET_ID: this.publishTokenSecret.secretArn,
       SIGNING_TRUST_BUNDLE: trustBundle,
     });
-    const eventsFn = makeFunction('events', 'EventsFunction', 'EventBridge -> SQS -> fan out to subscribed installs', {});
+    const eventsFn = makeFunction(
+      'events',
+      'EventsFunction',
+      'EventBridge -> SQS, and schedule firings -> subscribed installs',
+      { ...guestEnv, ALGA_EVENTS_DLQ_URL: this.deliveryDeadLetterQueue.queueUrl },
+      eventsFunctionName,
+    );
     this.functions = { execute, uiAssets, publish, events: eventsFn };
 
     // ------------------------------------------------------------ least privilege
@@ -330,20 +414,53 @@ export class AlgaExtensionRunner extends Construct {
     // ListBucket makes a missing key a 404 (artifact_missing) rather than a 403.
     const listAlga = new iam.PolicyStatement({ sid: 'ListForMissingKeys', actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn] });
 
-    // execute: reads what publish wrote, never writes S3.
-    execute.addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'ReadBundlesUiArtifacts', actions: ['s3:GetObject'], resources: objects(this.bucket, PUBLISHED_PREFIXES) }),
-    );
-    execute.addToRolePolicy(listAlga);
-    execute.addToRolePolicy(new iam.PolicyStatement({ sid: 'TableReadWrite', actions: [...TABLE_READ, ...TABLE_WRITE], resources: tableResources }));
+    const installSecrets = stack.formatArn({
+      service: 'secretsmanager',
+      resource: 'secret',
+      resourceName: `${secretsPrefix}*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    // What running a guest takes, for execute and events: read what publish wrote (never a
+    // write in S3), emit events under the extensions' own source prefix only (a guest cannot
+    // pose as the host app), manage schedules in the group and pass only the scheduler role.
+    const guestRunner = (fn: lambda.Function) => {
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({ sid: 'ReadBundlesUiArtifacts', actions: ['s3:GetObject'], resources: objects(this.bucket, PUBLISHED_PREFIXES) }),
+      );
+      fn.addToRolePolicy(listAlga);
+      fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'TableReadWrite', actions: [...TABLE_READ, ...TABLE_WRITE], resources: tableResources }));
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'EmitExtensionEvents',
+          actions: ['events:PutEvents'],
+          resources: [eventBusArn],
+          conditions: { StringLike: { 'events:source': `${EXTENSION_SOURCE_PREFIX}*` } },
+        }),
+      );
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'ManageSchedules',
+          actions: ['scheduler:CreateSchedule', 'scheduler:UpdateSchedule', 'scheduler:DeleteSchedule', 'scheduler:GetSchedule'],
+          resources: [stack.formatArn({ service: 'scheduler', resource: 'schedule', resourceName: `${this.scheduleGroup.ref}/*` })],
+        }),
+      );
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'PassSchedulerRole',
+          actions: ['iam:PassRole'],
+          resources: [this.schedulerRole.roleArn],
+          conditions: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
+        }),
+      );
+    };
+
+    // execute: runs guests; also reads the service token it checks.
+    guestRunner(execute);
     execute.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'ReadInstallSecrets',
         actions: ['secretsmanager:GetSecretValue'],
-        resources: [
-          stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `${secretsPrefix}*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
-          this.runnerServiceTokenSecret.secretArn,
-        ],
+        resources: [installSecrets, this.runnerServiceTokenSecret.secretArn],
       }),
     );
 
@@ -370,10 +487,16 @@ export class AlgaExtensionRunner extends Construct {
     );
     this.uploadBucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(publish), { prefix: uploadPrefix });
 
-    // events: the registry and its own queue (consume via the event source, send to re-queue).
-    eventsFn.addToRolePolicy(new iam.PolicyStatement({ sid: 'TableReadWrite', actions: [...TABLE_READ, ...TABLE_WRITE], resources: tableResources }));
+    // events: runs guests like execute (installs' secrets, not the service token), consumes
+    // its queue (the event source adds that), sends to it (re-queue) and to the delivery DLQ,
+    // which no other role may send to.
+    guestRunner(eventsFn);
+    eventsFn.addToRolePolicy(new iam.PolicyStatement({ sid: 'ReadInstallSecrets', actions: ['secretsmanager:GetSecretValue'], resources: [installSecrets] }));
     eventsFn.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'QueueSend', actions: ['sqs:SendMessage'], resources: [this.eventsQueue.queueArn] }),
+    );
+    eventsFn.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'SendDeliveryDeadLetters', actions: ['sqs:SendMessage'], resources: [this.deliveryDeadLetterQueue.queueArn] }),
     );
     eventsFn.addEventSource(new lambdaEvents.SqsEventSource(this.eventsQueue, { batchSize: 10, reportBatchItemFailures: true }));
 
@@ -458,6 +581,11 @@ export class AlgaExtensionRunner extends Construct {
       'EventsDeadLetterAlarm',
       'event messages reached the dead-letter queue',
       this.eventsDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
+    );
+    alarm(
+      'DeliveryDeadLetterAlarm',
+      'event deliveries failed for good (reasoned dead letters)',
+      this.deliveryDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
     );
   }
 

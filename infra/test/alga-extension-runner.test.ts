@@ -10,7 +10,7 @@ import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AlgaExtensionRunner, AlgaExtensionRunnerProps, AlgaFunctionKey } from '../lib/alga-extension-runner';
-import { allowed, Json, render, roleStatements, Stmt } from './support';
+import { allowed, allowing, Json, render, roleIds, roleStatements, Stmt } from './support';
 
 
 /** A cargo-lambda-shaped output folder with a stub bootstrap (the real one is Rust, built elsewhere). */
@@ -43,9 +43,32 @@ function synth(props: Partial<AlgaExtensionRunnerProps> = {}, lambdaDir = stubLa
   return { template, json: template.toJSON(), runner, stack };
 }
 
-/** Logical id of an L2 construct's CloudFormation resource. */
+/** Logical id of an L2 construct's CloudFormation resource (or of an L1 resource itself). */
 function lid(s: Synth, construct: { node: { defaultChild?: unknown } }): string {
-  return s.stack.resolve((construct.node.defaultChild as { logicalId: string }).logicalId);
+  return s.stack.resolve(((construct.node.defaultChild ?? construct) as { logicalId: string }).logicalId);
+}
+
+/** Every statement of a role, or none (CDK's own custom-resource roles may carry only managed policies). */
+function roleStatementsOrNone(s: Synth, roleId: string): Stmt[] {
+  const role = s.json.Resources[roleId];
+  const hasInline = (role.Properties.Policies ?? []).length > 0;
+  const hasPolicy = Object.values<Json>(s.json.Resources).some(
+    (r) => r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((x: Json) => x.Ref === roleId),
+  );
+  if (!hasInline && !hasPolicy) return [];
+  if ((role.Properties.ManagedPolicyArns ?? []).length > 0) {
+    // roleStatements refuses managed policies; read the statements directly.
+    const out: Stmt[] = [];
+    for (const r of Object.values<Json>(s.json.Resources)) {
+      if (r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((x: Json) => x.Ref === roleId)) {
+        for (const st of r.Properties.PolicyDocument.Statement) {
+          out.push({ effect: st.Effect, actions: [st.Action].flat(), resources: [st.Resource].flat().map(render), condition: st.Condition });
+        }
+      }
+    }
+    return out;
+  }
+  return roleStatements(s.json.Resources, roleId);
 }
 
 /** Every statement attached to the role of one function. */
@@ -81,12 +104,13 @@ describe('AlgaExtensionRunner (defaults)', () => {
       'AWS::CloudFront::Distribution': 1,
       'AWS::CloudFront::OriginAccessControl': 1,
       'AWS::CloudFront::ResponseHeadersPolicy': 1,
-      'AWS::CloudWatch::Alarm': 9,
+      'AWS::CloudWatch::Alarm': 10,
       'AWS::DynamoDB::Table': 1,
       'AWS::Events::Rule': 1,
       // one role + default policy per function, and CDK's bucket-notifications handler
       'AWS::IAM::Policy': 5,
-      'AWS::IAM::Role': 5,
+      // ... plus the role EventBridge Scheduler assumes (inline policy)
+      'AWS::IAM::Role': 6,
       'AWS::Lambda::EventSourceMapping': 1,
       'AWS::Lambda::Function': 5,
       // API Gateway x3, S3 -> publish, CloudFront -> function URL x2
@@ -96,8 +120,10 @@ describe('AlgaExtensionRunner (defaults)', () => {
       'AWS::S3::Bucket': 2,
       'AWS::S3::BucketPolicy': 2,
       'AWS::SNS::Topic': 1,
-      'AWS::SQS::Queue': 2,
-      'AWS::SQS::QueuePolicy': 2,
+      // events queue, its redrive DLQ, the delivery dead letters; a TLS-only policy each
+      'AWS::SQS::Queue': 3,
+      'AWS::SQS::QueuePolicy': 3,
+      'AWS::Scheduler::ScheduleGroup': 1,
       'AWS::SecretsManager::Secret': 2,
       'Custom::S3BucketNotifications': 1,
     });
@@ -237,7 +263,7 @@ describe('AlgaExtensionRunner (defaults)', () => {
   test('EventBridge rule -> SQS queue (SSE, DLQ redrive) -> events with ReportBatchItemFailures', () => {
     const queue = lid(s, s.runner.eventsQueue);
     const dlq = lid(s, s.runner.eventsDeadLetterQueue);
-    s.template.resourceCountIs('AWS::SQS::Queue', 2);
+    s.template.resourceCountIs('AWS::SQS::Queue', 3);
     s.template.hasResourceProperties('AWS::SQS::Queue', {
       VisibilityTimeout: 360,
       SqsManagedSseEnabled: true,
@@ -245,9 +271,11 @@ describe('AlgaExtensionRunner (defaults)', () => {
     });
     s.template.hasResourceProperties('AWS::SQS::Queue', { MessageRetentionPeriod: 1209600, SqsManagedSseEnabled: true });
     s.template.hasResourceProperties('AWS::Events::Rule', {
-      EventPattern: { source: ['alga.psa'] },
+      // the host's sources, and the prefix of every event an extension emits
+      EventPattern: { source: ['alga.psa', { prefix: 'alga.extension/' }] },
       Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [queue, 'Arn'] } })],
     });
+    assert.equal(Object.values<Json>(s.template.findResources('AWS::Events::Rule'))[0].Properties.EventBusName, undefined, 'default bus');
     s.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
       Queues: [{ Ref: queue }],
       PolicyDocument: {
@@ -358,7 +386,7 @@ describe('AlgaExtensionRunner (defaults)', () => {
   });
 
   test('alarms: errors and throttles per function, DLQ depth > 0, all to the SNS topic', () => {
-    s.template.resourceCountIs('AWS::CloudWatch::Alarm', 9);
+    s.template.resourceCountIs('AWS::CloudWatch::Alarm', 10);
     const alarms = Object.values<Json>(s.template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
     const topic = lid(s, s.runner.alarmTopic);
     for (const a of alarms) {
@@ -375,9 +403,13 @@ describe('AlgaExtensionRunner (defaults)', () => {
         );
       }
     }
-    const dlq = alarms.find((a) => a.Namespace === 'AWS/SQS');
-    assert.equal(dlq.MetricName, 'ApproximateNumberOfMessagesVisible');
-    assert.deepEqual(dlq.Dimensions[0].Value, { 'Fn::GetAtt': [lid(s, s.runner.eventsDeadLetterQueue), 'QueueName'] });
+    const sqsAlarms = alarms.filter((a) => a.Namespace === 'AWS/SQS');
+    assert.equal(sqsAlarms.length, 2);
+    for (const a of sqsAlarms) assert.equal(a.MetricName, 'ApproximateNumberOfMessagesVisible');
+    assert.deepEqual(
+      sqsAlarms.map((a) => a.Dimensions[0].Value['Fn::GetAtt'][0]).sort(),
+      [lid(s, s.runner.eventsDeadLetterQueue), lid(s, s.runner.deliveryDeadLetterQueue)].sort(),
+    );
     s.template.resourceCountIs('AWS::SNS::Subscription', 0);
   });
 
@@ -426,12 +458,134 @@ describe('AlgaExtensionRunner (defaults)', () => {
     }
   });
 
-  test('IAM: events reads/writes the table and its own queue, no S3, no secrets', () => {
+  test('IAM: events reads/writes the table, consumes its queue, sends to it and to the delivery DLQ', () => {
     const st = statementsOf(s, 'events');
     const queue = `\${${lid(s, s.runner.eventsQueue)}.Arn}`;
+    const dlq = `\${${lid(s, s.runner.deliveryDeadLetterQueue)}.Arn}`;
     assert.deepEqual(allowed(st, 'dynamodb:UpdateItem'), [`\${${table}.Arn}`, `\${${table}.Arn}/index/*`]);
-    for (const a of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:SendMessage']) assert.deepEqual(allowed(st, a), [queue], a);
-    assert.ok(!st.some((x) => x.actions.some((a) => a.startsWith('s3:') || a.startsWith('secretsmanager:'))));
+    for (const a of ['sqs:ReceiveMessage', 'sqs:DeleteMessage']) assert.deepEqual(allowed(st, a), [queue], a);
+    assert.deepEqual(allowed(st, 'sqs:SendMessage'), [dlq, queue].sort());
+  });
+
+  test("IAM: events runs guests with execute's reads: S3 (no write), install secrets (no service token)", () => {
+    const ev = statementsOf(s, 'events');
+    const ex = statementsOf(s, 'execute');
+    assert.deepEqual(allowed(ev, 's3:GetObject'), allowed(ex, 's3:GetObject'));
+    assert.ok(allowed(ev, 's3:GetObject').includes(`\${${bucket}.Arn}/artifacts/*`));
+    assert.deepEqual(allowed(ev, 's3:ListBucket'), [`\${${bucket}.Arn}`]);
+    for (const action of ['s3:PutObject', 's3:DeleteObject', 's3:*', '*']) assert.deepEqual(allowed(ev, action), [], action);
+    assert.deepEqual(allowed(ev, 'secretsmanager:GetSecretValue'), [
+      `arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:alga/*`,
+    ]);
+    assert.ok(!ev.some((x) => x.resources.some((r) => r.includes(uploads))), 'no access to the upload bucket');
+  });
+
+  test('delivery dead letters: own queue (SSE, 14 days, TLS only, alarm), only events may send, URL in its env', () => {
+    const dlqId = lid(s, s.runner.deliveryDeadLetterQueue);
+    const q = s.json.Resources[dlqId].Properties;
+    assert.equal(q.SqsManagedSseEnabled, true);
+    assert.equal(q.MessageRetentionPeriod, 1209600);
+    assert.equal(q.RedrivePolicy, undefined);
+    s.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: dlqId }],
+      PolicyDocument: {
+        Statement: [Match.objectLike({ Effect: 'Deny', Action: 'sqs:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })],
+      },
+    });
+    const dlqArn = `\${${dlqId}.Arn}`;
+    const ev = statementsOf(s, 'events');
+    assert.deepEqual(
+      ev.filter((x) => x.resources.includes(dlqArn)).flatMap((x) => x.actions),
+      ['sqs:SendMessage'],
+    );
+    for (const role of roleIds(s.json.Resources)) {
+      if (role === s.json.Resources[lid(s, s.runner.functions.events)].Properties.Role['Fn::GetAtt'][0]) continue;
+      const st = roleStatementsOrNone(s, role);
+      assert.ok(!st.some((x) => x.resources.includes(dlqArn)), `${role} has no access to the delivery DLQ`);
+    }
+    const env = (key: AlgaFunctionKey) => s.json.Resources[lid(s, s.runner.functions[key])].Properties.Environment.Variables;
+    assert.deepEqual(env('events').ALGA_EVENTS_DLQ_URL, { Ref: dlqId });
+    for (const key of ['execute', 'uiAssets', 'publish'] as AlgaFunctionKey[]) assert.equal(env(key).ALGA_EVENTS_DLQ_URL, undefined, key);
+  });
+
+  test('guests emit: execute and events may PutEvents on the bus, only with an alga.extension/ source', () => {
+    const bus = 'arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default';
+    for (const key of ['execute', 'events'] as AlgaFunctionKey[]) {
+      const put = allowing(statementsOf(s, key), 'events:PutEvents');
+      assert.equal(put.length, 1, key);
+      assert.deepEqual(put[0].resources, [bus], key);
+      assert.deepEqual(put[0].condition, { StringLike: { 'events:source': 'alga.extension/*' } }, key);
+      assert.equal(s.json.Resources[lid(s, s.runner.functions[key])].Properties.Environment.Variables.ALGA_EVENT_BUS, 'default', key);
+    }
+    for (const key of ['uiAssets', 'publish'] as AlgaFunctionKey[]) assert.deepEqual(allowed(statementsOf(s, key), 'events:PutEvents'), [], key);
+  });
+
+  test('schedules: a group, a role only EventBridge Scheduler assumes, invoking only the events function', () => {
+    const group = lid(s, s.runner.scheduleGroup);
+    s.template.resourceCountIs('AWS::Scheduler::ScheduleGroup', 1);
+    assert.deepEqual(s.json.Resources[group].Properties.Name, 'Test', 'the stack name by default');
+    const roleId = lid(s, s.runner.schedulerRole);
+    const trust = s.json.Resources[roleId].Properties.AssumeRolePolicyDocument.Statement;
+    assert.equal(trust.length, 1);
+    assert.deepEqual(trust[0].Principal, { Service: 'scheduler.amazonaws.com' });
+    assert.deepEqual(trust[0].Condition, { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } });
+    const eventsArn = 'arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:alga-events-';
+    const st = roleStatements(s.json.Resources, roleId);
+    assert.equal(st.length, 1);
+    assert.deepEqual(st[0].actions, ['lambda:InvokeFunction']);
+    assert.equal(st[0].resources.length, 1);
+    assert.ok(st[0].resources[0].startsWith(eventsArn), st[0].resources[0]);
+    // That ARN is the events function's: its fixed name, from the stack id.
+    const events = s.json.Resources[lid(s, s.runner.functions.events)].Properties;
+    assert.ok(st[0].resources[0].endsWith(`:function:${render(events.FunctionName)}`), render(events.FunctionName));
+    assert.match(render(events.FunctionName), /^alga-events-.*AWS::StackId/);
+    for (const key of ['execute', 'events'] as AlgaFunctionKey[]) {
+      const env = s.json.Resources[lid(s, s.runner.functions[key])].Properties.Environment.Variables;
+      assert.equal(render(env.ALGA_SCHEDULER_TARGET_ARN), st[0].resources[0], key);
+      assert.deepEqual(env.ALGA_SCHEDULER_ROLE_ARN, { 'Fn::GetAtt': [roleId, 'Arn'] }, key);
+      assert.deepEqual(env.ALGA_SCHEDULER_GROUP, { Ref: group }, key);
+    }
+    for (const key of ['uiAssets', 'publish'] as AlgaFunctionKey[]) {
+      assert.equal(s.json.Resources[lid(s, s.runner.functions[key])].Properties.Environment.Variables.ALGA_SCHEDULER_ROLE_ARN, undefined, key);
+    }
+    // No resource-based permission: Scheduler invokes with the role.
+    s.template.resourcePropertiesCountIs('AWS::Lambda::Permission', { Principal: 'scheduler.amazonaws.com' }, 0);
+  });
+
+  test('IAM: execute and events manage schedules in the group and pass only the scheduler role', () => {
+    const group = lid(s, s.runner.scheduleGroup);
+    const inGroup = `arn:\${AWS::Partition}:scheduler:\${AWS::Region}:\${AWS::AccountId}:schedule/\${${group}}/*`;
+    const schedulerRole = `\${${lid(s, s.runner.schedulerRole)}.Arn}`;
+    for (const key of ['execute', 'events'] as AlgaFunctionKey[]) {
+      const st = statementsOf(s, key);
+      for (const a of ['scheduler:CreateSchedule', 'scheduler:UpdateSchedule', 'scheduler:DeleteSchedule', 'scheduler:GetSchedule']) {
+        assert.deepEqual(allowed(st, a), [inGroup], `${key} ${a}`);
+      }
+      assert.ok(!st.some((x) => x.actions.some((a) => a.startsWith('scheduler:') && !a.endsWith('Schedule'))), `${key}: no group-level actions`);
+      const pass = allowing(st, 'iam:PassRole');
+      assert.equal(pass.length, 1, key);
+      assert.deepEqual(pass[0].resources, [schedulerRole], key);
+      assert.deepEqual(pass[0].condition, { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } }, key);
+    }
+    const allowedRoles = new Set(
+      (['execute', 'events'] as AlgaFunctionKey[]).map((k) => s.json.Resources[lid(s, s.runner.functions[k])].Properties.Role['Fn::GetAtt'][0]),
+    );
+    for (const role of roleIds(s.json.Resources).filter((r) => !allowedRoles.has(r))) {
+      const st = roleStatementsOrNone(s, role);
+      assert.deepEqual(allowed(st, 'iam:PassRole'), [], role);
+      assert.ok(!st.some((x) => x.actions.some((a) => a.startsWith('scheduler:'))), role);
+    }
+  });
+
+  test("events gets execute's guest settings (not its HTTP auth)", () => {
+    const env = (key: AlgaFunctionKey) => s.json.Resources[lid(s, s.runner.functions[key])].Properties.Environment.Variables;
+    const ex = env('execute');
+    const ev = env('events');
+    for (const k of ['ALGA_SECRETS_PREFIX', 'ALGA_QUOTA_PER_MINUTE', 'ALGA_QUOTA_PER_DAY', 'SIGNING_TRUST_BUNDLE', 'ALGA_ARTIFACT_CACHE_DIR', 'ALGA_BACKEND', 'ALGA_BUCKET', 'ALGA_TABLE']) {
+      assert.notEqual(ev[k], undefined, k);
+      assert.deepEqual(ev[k], ex[k], k);
+    }
+    for (const k of ['ALGA_EXECUTE_AUTH', 'RUNNER_SERVICE_TOKEN_SECRET_ID', 'ALGA_TENANT_CLAIM']) assert.equal(ev[k], undefined, k);
   });
 
   test('IAM: every role writes only its own log group; "*" only for X-Ray', () => {
@@ -462,6 +616,8 @@ describe('AlgaExtensionRunner (props)', () => {
       egressAllowlist: 'api.example.com',
       uiFrameAncestors: 'https://psa.example.com',
       eventSources: ['alga.psa', 'alga.billing'],
+      eventBusName: 'alga-bus',
+      scheduleGroupName: 'alga-schedules',
       eventsMaxReceiveCount: 3,
       alarmEmail: 'ops@example.com',
     });
@@ -479,7 +635,19 @@ describe('AlgaExtensionRunner (props)', () => {
     assert.equal(props('publish').Environment.Variables.ALGA_UPLOAD_PREFIX, 'incoming/');
     s.template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /v1/execute', AuthorizationType: 'AWS_IAM' });
     s.template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', { JwtConfiguration: { Audience: ['a', 'b'] } });
-    s.template.hasResourceProperties('AWS::Events::Rule', { EventPattern: { source: ['alga.psa', 'alga.billing'] } });
+    s.template.hasResourceProperties('AWS::Events::Rule', {
+      EventBusName: 'alga-bus',
+      EventPattern: { source: ['alga.psa', 'alga.billing', { prefix: 'alga.extension/' }] },
+    });
+    s.template.hasResourceProperties('AWS::Scheduler::ScheduleGroup', { Name: 'alga-schedules' });
+    for (const key of ['execute', 'events'] as AlgaFunctionKey[]) {
+      const env = props(key).Environment.Variables;
+      assert.equal(env.ALGA_EVENT_BUS, 'alga-bus', key);
+      assert.deepEqual(allowed(statementsOf(s, key), 'events:PutEvents'), [
+        'arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/alga-bus',
+      ]);
+      assert.equal(env.EXT_EGRESS_ALLOWLIST, 'api.example.com', key);
+    }
     s.template.hasResourceProperties('AWS::SQS::Queue', { RedrivePolicy: Match.objectLike({ maxReceiveCount: 3 }) });
     s.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
     s.template.hasResourceProperties('Custom::S3BucketNotifications', {
@@ -489,6 +657,22 @@ describe('AlgaExtensionRunner (props)', () => {
     });
     const st = statementsOf(s, 'execute');
     assert.ok(allowed(st, 'secretsmanager:GetSecretValue').some((r) => r.endsWith(':secret:tenants/*')));
+  });
+
+  test('a schedule group name EventBridge Scheduler would refuse is named at synth time', () => {
+    assert.throws(() => synth({ scheduleGroupName: 'no spaces' }), /schedule group name 'no spaces'/);
+    const app = new App();
+    const stack = new Stack(app, 'S'.repeat(65));
+    assert.throws(
+      () => new AlgaExtensionRunner(stack, 'Runner', { ...BASE, lambdaDir: stubLambdaDir() }),
+      /defaults to the stack name; set scheduleGroupName/,
+    );
+    const ok = new AlgaExtensionRunner(new Stack(new App(), 'S'.repeat(65)), 'Runner', {
+      ...BASE,
+      lambdaDir: stubLambdaDir(),
+      scheduleGroupName: 'alga',
+    });
+    assert.ok(ok.scheduleGroup);
   });
 
   test('each function takes its own code location (folder or lambda.Code)', () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { allowed, Json, render, roleStatements } from './support';
+import { allowed, allowing, Json, render, roleIds, roleStatements } from './support';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const PYTHON = path.join(ROOT, '.venv', 'bin', 'python');
@@ -68,10 +68,10 @@ describe('template.yaml (SAM, translated)', () => {
       'AWS::CloudFront::Distribution': 1,
       'AWS::CloudFront::OriginAccessControl': 1,
       'AWS::CloudFront::ResponseHeadersPolicy': 1,
-      'AWS::CloudWatch::Alarm': 9,
+      'AWS::CloudWatch::Alarm': 10,
       'AWS::DynamoDB::Table': 1,
       'AWS::Events::Rule': 1,
-      'AWS::IAM::Role': 4,
+      'AWS::IAM::Role': 5, // one per function, and the one EventBridge Scheduler assumes
       'AWS::Lambda::EventSourceMapping': 1,
       'AWS::Lambda::Function': 4,
       'AWS::Lambda::Permission': 6,
@@ -81,8 +81,9 @@ describe('template.yaml (SAM, translated)', () => {
       'AWS::S3::BucketPolicy': 2,
       'AWS::SNS::Subscription': 1, // conditional: only with AlarmEmail
       'AWS::SNS::Topic': 1,
-      'AWS::SQS::Queue': 2,
+      'AWS::SQS::Queue': 3, // events queue, its redrive DLQ, the delivery dead letters
       'AWS::SQS::QueuePolicy': 1,
+      'AWS::Scheduler::ScheduleGroup': 1,
       'AWS::SecretsManager::Secret': 2,
     });
     assert.equal(r.AlarmEmailSubscription.Condition, 'HasAlarmEmail');
@@ -154,13 +155,15 @@ describe('template.yaml (SAM, translated)', () => {
 
   test('alarms: errors and throttles per function, DLQ depth', () => {
     const alarms = ofType('AWS::CloudWatch::Alarm').map(([, v]) => v.Properties);
-    assert.equal(alarms.length, 9);
+    assert.equal(alarms.length, 10);
     for (const fn of Object.keys(FUNCTIONS)) {
       for (const metric of ['Errors', 'Throttles']) {
         assert.ok(alarms.some((a) => a.MetricName === metric && a.Dimensions[0].Value.Ref === fn), `${metric} ${fn}`);
       }
     }
-    assert.ok(alarms.some((a) => a.Namespace === 'AWS/SQS' && render(a.Dimensions[0].Value) === '${EventsDeadLetterQueue.QueueName}'));
+    for (const q of ['EventsDeadLetterQueue', 'DeliveryDeadLetterQueue']) {
+      assert.ok(alarms.some((a) => a.Namespace === 'AWS/SQS' && render(a.Dimensions[0].Value) === `\${${q}.QueueName}`), q);
+    }
   });
 
   test('IAM: execute reads bundles/ ui/ artifacts/, never writes S3; secrets under the prefix', () => {
@@ -184,14 +187,129 @@ describe('template.yaml (SAM, translated)', () => {
     assert.deepEqual(allowed(stmts('PublishFunction'), 'secretsmanager:GetSecretValue'), ['${PublishTokenSecret}']);
   });
 
-  test('IAM: ui-assets reads ui/ and the table; events the table and its queue', () => {
+  test('IAM: ui-assets reads ui/ and the table; events the table, its queue and the delivery DLQ', () => {
     const ui = stmts('UiAssetsFunction');
     assert.deepEqual(allowed(ui, 's3:GetObject'), ['${AlgaBucket.Arn}/ui/*']);
     assert.deepEqual(allowed(ui, 'dynamodb:PutItem'), []);
     assert.deepEqual(allowed(ui, 'dynamodb:GetItem'), ['${Table.Arn}', '${Table.Arn}/index/*']);
     const ev = stmts('EventsFunction');
-    for (const a of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:SendMessage']) assert.deepEqual(allowed(ev, a), ['${EventsQueue.Arn}'], a);
-    assert.ok(!ev.some((x) => x.actions.some((a) => a.startsWith('s3:') || a.startsWith('secretsmanager:'))));
+    for (const a of ['sqs:ReceiveMessage', 'sqs:DeleteMessage']) assert.deepEqual(allowed(ev, a), ['${EventsQueue.Arn}'], a);
+    assert.deepEqual(allowed(ev, 'sqs:SendMessage'), ['${DeliveryDeadLetterQueue.Arn}', '${EventsQueue.Arn}']);
+    assert.deepEqual(allowed(ev, 'dynamodb:UpdateItem'), ['${Table.Arn}', '${Table.Arn}/index/*']);
+  });
+
+  test("IAM: events runs guests with execute's reads: S3 (no write), install secrets (no service token)", () => {
+    const ev = stmts('EventsFunction');
+    const ex = stmts('ExecuteFunction');
+    assert.deepEqual(allowed(ev, 's3:GetObject'), allowed(ex, 's3:GetObject'));
+    assert.ok(allowed(ev, 's3:GetObject').includes('${AlgaBucket.Arn}/artifacts/*'));
+    assert.deepEqual(allowed(ev, 's3:ListBucket'), ['${AlgaBucket.Arn}']);
+    assert.ok(!ev.some((x) => x.actions.some((a) => /^s3:(Put|Delete)/.test(a))), 'events writes nothing in S3');
+    assert.deepEqual(allowed(ev, 'secretsmanager:GetSecretValue'), [
+      'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}*',
+    ]);
+  });
+
+  test('delivery dead letters: own queue (SSE, 14 days, TLS only), only events may send, DLQ URL in its env', () => {
+    const q = r.DeliveryDeadLetterQueue.Properties;
+    assert.equal(q.SqsManagedSseEnabled, true);
+    assert.equal(q.MessageRetentionPeriod, 1209600);
+    assert.equal(q.RedrivePolicy, undefined, 'a dead-letter queue redrives nowhere');
+    const [[, policy]] = ofType('AWS::SQS::QueuePolicy');
+    assert.ok(policy.Properties.Queues.some((x: Json) => x.Ref === 'DeliveryDeadLetterQueue'));
+    const deny = policy.Properties.PolicyDocument.Statement.find((st: Json) => st.Effect === 'Deny');
+    assert.deepEqual(deny.Condition, { Bool: { 'aws:SecureTransport': 'false' } });
+    assert.ok(deny.Resource.map(render).includes('${DeliveryDeadLetterQueue.Arn}'));
+    // No allow in the queue policy (only the rule's send to the events queue), and no role but
+    // events' has any SQS action on it.
+    for (const st of policy.Properties.PolicyDocument.Statement.filter((x: Json) => x.Effect === 'Allow')) {
+      assert.deepEqual([st.Resource].flat().map(render), ['${EventsQueue.Arn}']);
+    }
+    for (const role of roleIds(r)) {
+      const onDlq = roleStatements(r, role).filter((st) => st.resources.includes('${DeliveryDeadLetterQueue.Arn}'));
+      if (role === 'EventsRole') assert.deepEqual(onDlq.flatMap((st) => st.actions), ['sqs:SendMessage']);
+      else assert.deepEqual(onDlq, [], role);
+    }
+    assert.deepEqual(r.EventsFunction.Properties.Environment.Variables.ALGA_EVENTS_DLQ_URL, { Ref: 'DeliveryDeadLetterQueue' });
+    assert.equal(r.ExecuteFunction.Properties.Environment.Variables.ALGA_EVENTS_DLQ_URL, undefined);
+    // The redrive DLQ stays the events queue's own.
+    assert.deepEqual(r.EventsQueue.Properties.RedrivePolicy.deadLetterTargetArn, { 'Fn::GetAtt': ['EventsDeadLetterQueue', 'Arn'] });
+  });
+
+  test('events rule: the EventSources parameter or the alga.extension/ prefix, on the EventBusName bus', () => {
+    const rule = r.EventsRule.Properties;
+    assert.deepEqual(rule.EventBusName, { Ref: 'EventBusName' });
+    assert.deepEqual(rule.EventPattern, {
+      $or: [{ source: { Ref: 'EventSources' } }, { source: [{ prefix: 'alga.extension/' }] }],
+    });
+    assert.equal(t.Parameters.EventBusName.Default, 'default');
+  });
+
+  test('guests emit: execute and events may PutEvents on the bus, only with an alga.extension/ source', () => {
+    const bus = 'arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}';
+    for (const fn of ['ExecuteFunction', 'EventsFunction'] as const) {
+      const put = allowing(stmts(fn), 'events:PutEvents');
+      assert.equal(put.length, 1, fn);
+      assert.deepEqual(put[0].resources, [bus], fn);
+      assert.deepEqual(put[0].condition, { StringLike: { 'events:source': 'alga.extension/*' } }, fn);
+      assert.deepEqual(r[fn].Properties.Environment.Variables.ALGA_EVENT_BUS, { Ref: 'EventBusName' }, fn);
+    }
+    for (const fn of ['UiAssetsFunction', 'PublishFunction'] as const) {
+      assert.deepEqual(allowed(stmts(fn), 'events:PutEvents'), [], fn);
+    }
+  });
+
+  test('schedules: a group, a role only EventBridge Scheduler assumes, invoking only the events function', () => {
+    assert.deepEqual(r.ScheduleGroup.Properties.Name, {
+      'Fn::If': ['HasScheduleGroupName', { Ref: 'ScheduleGroupName' }, { Ref: 'AWS::StackName' }],
+    });
+    const role = r.SchedulerInvokeRole.Properties;
+    const trust = role.AssumeRolePolicyDocument.Statement;
+    assert.equal(trust.length, 1);
+    assert.deepEqual(trust[0].Principal, { Service: 'scheduler.amazonaws.com' });
+    assert.deepEqual(trust[0].Condition, { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } });
+    const st = roleStatements(r, 'SchedulerInvokeRole');
+    const eventsArn = 'arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:alga-events-${StackUuid}';
+    assert.deepEqual(st.map((x) => [x.actions, x.resources]), [[['lambda:InvokeFunction'], [eventsArn]]]);
+    // The ARN is built from the events function's fixed name; the same name is the function's.
+    assert.equal(render(r.EventsFunction.Properties.FunctionName), 'alga-events-${StackUuid}');
+    assert.deepEqual(r.EventsFunction.Properties.FunctionName['Fn::Sub'][1], r.SchedulerInvokeRole.Properties.Policies[0].PolicyDocument.Statement[0].Resource['Fn::Sub'][1]);
+    for (const fn of ['ExecuteFunction', 'EventsFunction'] as const) {
+      const env = r[fn].Properties.Environment.Variables;
+      assert.equal(render(env.ALGA_SCHEDULER_TARGET_ARN), eventsArn, fn);
+      assert.deepEqual(env.ALGA_SCHEDULER_ROLE_ARN, { 'Fn::GetAtt': ['SchedulerInvokeRole', 'Arn'] }, fn);
+      assert.deepEqual(env.ALGA_SCHEDULER_GROUP, { Ref: 'ScheduleGroup' }, fn);
+    }
+  });
+
+  test('IAM: execute and events manage schedules in the group and pass only the scheduler role', () => {
+    const inGroup = 'arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*';
+    for (const fn of ['ExecuteFunction', 'EventsFunction'] as const) {
+      const st = stmts(fn);
+      for (const a of ['scheduler:CreateSchedule', 'scheduler:UpdateSchedule', 'scheduler:DeleteSchedule', 'scheduler:GetSchedule']) {
+        assert.deepEqual(allowed(st, a), [inGroup], `${fn} ${a}`);
+      }
+      assert.ok(!st.some((x) => x.actions.some((a) => a.startsWith('scheduler:') && !a.endsWith('Schedule'))), `${fn}: no group-level actions`);
+      const pass = allowing(st, 'iam:PassRole');
+      assert.equal(pass.length, 1, fn);
+      assert.deepEqual(pass[0].resources, ['${SchedulerInvokeRole.Arn}'], fn);
+      assert.deepEqual(pass[0].condition, { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } }, fn);
+    }
+    for (const role of roleIds(r).filter((x) => x !== 'ExecuteRole' && x !== 'EventsRole')) {
+      const st = roleStatements(r, role);
+      assert.deepEqual(allowed(st, 'iam:PassRole'), [], role);
+      assert.ok(!st.some((x) => x.actions.some((a) => a.startsWith('scheduler:'))), role);
+    }
+  });
+
+  test("events gets execute's guest settings (not its HTTP auth)", () => {
+    const ex = r.ExecuteFunction.Properties.Environment.Variables;
+    const ev = r.EventsFunction.Properties.Environment.Variables;
+    for (const k of ['ALGA_SECRETS_PREFIX', 'ALGA_QUOTA_PER_MINUTE', 'ALGA_QUOTA_PER_DAY', 'SIGNING_TRUST_BUNDLE', 'ALGA_ARTIFACT_CACHE_DIR', 'EXT_EGRESS_ALLOWLIST', 'ALGA_BACKEND', 'ALGA_BUCKET', 'ALGA_TABLE']) {
+      assert.deepEqual(ev[k], ex[k], k);
+      assert.notEqual(ev[k], undefined, k);
+    }
+    for (const k of ['ALGA_EXECUTE_AUTH', 'RUNNER_SERVICE_TOKEN_SECRET_ID']) assert.equal(ev[k], undefined, k);
   });
 
   test('IAM: each role logs only to its own group; "*" only for X-Ray; no wildcard actions', () => {

@@ -23,6 +23,8 @@ export interface Stmt {
   effect: string;
   actions: string[];
   resources: string[];
+  /** The statement's Condition block, if any (intrinsics left as they are). */
+  condition?: Json;
 }
 
 /** Every statement of every policy attached to a role (inline or AWS::IAM::Policy); no managed ones. */
@@ -30,7 +32,7 @@ export function roleStatements(resources: Record<string, Json>, roleId: string):
   const out: Stmt[] = [];
   const add = (doc: Json) => {
     for (const st of doc.Statement) {
-      out.push({ effect: st.Effect, actions: [st.Action].flat(), resources: [st.Resource].flat().map(render) });
+      out.push({ effect: st.Effect, actions: [st.Action].flat(), resources: [st.Resource].flat().map(render), condition: st.Condition });
     }
   };
   const role = resources[roleId];
@@ -49,5 +51,18 @@ export function allowed(stmts: Stmt[], action: string): string[] {
   return stmts
     .filter((st) => st.effect === 'Allow' && st.actions.includes(action))
     .flatMap((st) => st.resources)
+    .sort();
+}
+
+/** The statements that allow an action (exact action name). */
+export function allowing(stmts: Stmt[], action: string): Stmt[] {
+  return stmts.filter((st) => st.effect === 'Allow' && st.actions.includes(action));
+}
+
+/** Logical ids of every IAM role in a template. */
+export function roleIds(resources: Record<string, Json>): string[] {
+  return Object.entries<Json>(resources)
+    .filter(([, r]) => r.Type === 'AWS::IAM::Role')
+    .map(([id]) => id)
     .sort();
 }

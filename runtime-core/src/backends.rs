@@ -8,12 +8,13 @@ use std::sync::Arc;
 use crate::bundle::trust::TrustBundle;
 use crate::config::RuntimeConfig;
 use crate::engine::EngineError;
+use crate::events::{DeadLetterSink, EventPublisher, FileDeadLetters, LocalBus};
 use crate::execute::{Executor, RegistryResolver};
 use crate::host::HostServices;
 use crate::store::local::{DirBlobStore, FileSecretStore, SqliteRegistry, SqliteStateStore};
 use crate::store::{
     BlobStore, ExecutionLog, IdempotencyStore, KvStore, QuotaStore, Registry, RegistryError,
-    SecretStore,
+    ScheduleStore, SecretStore,
 };
 
 /// Why the backends could not be opened.
@@ -69,6 +70,14 @@ pub struct Backends {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Execution records.
     pub executions: Arc<dyn ExecutionLog>,
+    /// Schedules (registry storage; on AWS mirrored to EventBridge Scheduler when configured).
+    pub schedules: Arc<dyn ScheduleStore>,
+    /// Where extensions' events go (EventBridge, or the local bus).
+    pub events: Arc<dyn EventPublisher>,
+    /// Where deliveries that failed for good are kept.
+    pub dead_letters: Arc<dyn DeadLetterSink>,
+    /// The in-process bus, when local (`up` drains it).
+    pub local_bus: Option<Arc<LocalBus>>,
 }
 
 impl Backends {
@@ -77,6 +86,7 @@ impl Backends {
         // Storage, quotas, idempotency and execution records persist across restarts.
         let state =
             SqliteStateStore::open(&data_dir.join("state.db")).map_err(RegistryError::from)?;
+        let bus = Arc::new(LocalBus::default());
         Ok(Backends {
             kind: BackendKind::Local(data_dir.to_path_buf()),
             blobs: Arc::new(DirBlobStore::new(data_dir.join("blobs"))),
@@ -87,6 +97,13 @@ impl Backends {
             quotas: Arc::new(state.clone()),
             idempotency: Arc::new(state.clone()),
             executions: Arc::new(state),
+            schedules: Arc::new(
+                crate::store::local::SqliteScheduleStore::open(&data_dir.join("registry.db"))
+                    .map_err(|e| BackendError::Config(format!("schedules: {e}")))?,
+            ),
+            events: bus.clone(),
+            dead_letters: Arc::new(FileDeadLetters::new(data_dir.join("dead-letters.jsonl"))),
+            local_bus: Some(bus),
         })
     }
 
@@ -95,10 +112,23 @@ impl Backends {
     pub async fn aws(settings: &crate::store::aws::AwsSettings) -> Self {
         use crate::store::aws::{
             AwsClients, DynamoExecutionLog, DynamoIdempotencyStore, DynamoKvStore,
-            DynamoQuotaStore, DynamoRegistry, S3BlobStore, SecretsManagerStore,
+            DynamoQuotaStore, DynamoRegistry, EventBridgePublisher, NoDeadLetters, S3BlobStore,
+            SecretsManagerStore, SqsDeadLetters,
         };
         let c = AwsClients::new(settings).await;
         let t = &settings.table;
+        let stored: Arc<dyn ScheduleStore> = Arc::new(crate::store::aws::DynamoScheduleStore::new(
+            c.dynamodb.clone(),
+            t,
+        ));
+        let schedules: Arc<dyn ScheduleStore> = match &settings.scheduler {
+            Some(target) => Arc::new(crate::store::aws::MirroredScheduleStore::new(
+                stored,
+                c.scheduler.clone(),
+                target.clone(),
+            )),
+            None => stored,
+        };
         Backends {
             kind: BackendKind::Aws,
             blobs: Arc::new(S3BlobStore::new(c.s3.clone(), &settings.bucket)),
@@ -113,6 +143,16 @@ impl Backends {
             quotas: Arc::new(DynamoQuotaStore::new(c.dynamodb.clone(), t)),
             idempotency: Arc::new(DynamoIdempotencyStore::new(c.dynamodb.clone(), t)),
             executions: Arc::new(DynamoExecutionLog::new(c.dynamodb, t)),
+            schedules,
+            events: Arc::new(EventBridgePublisher::new(
+                c.eventbridge.clone(),
+                &settings.event_bus,
+            )),
+            dead_letters: match &settings.events_dlq_url {
+                Some(url) => Arc::new(SqsDeadLetters::new(c.sqs.clone(), url)),
+                None => Arc::new(NoDeadLetters),
+            },
+            local_bus: None,
         }
     }
 
@@ -197,11 +237,27 @@ impl Backends {
     /// An executor resolving through the registry.
     pub fn executor(&self, config: &RuntimeConfig) -> Result<Executor, BackendError> {
         let resolver = Arc::new(RegistryResolver::new(self.registry.clone(), self.trust()?));
-        Ok(Executor::new(
-            config,
-            self.blobs.clone(),
-            resolver,
-            self.host_services(),
-        )?)
+        Ok(
+            Executor::new(config, self.blobs.clone(), resolver, self.host_services())?
+                .with_scheduler(self.scheduler())
+                .with_events(self.events.clone(), emit_max_from_env()),
+        )
     }
+
+    /// The scheduler the host functions use: this set's schedules and registry.
+    pub fn scheduler(&self) -> Arc<crate::schedule::Scheduler> {
+        Arc::new(crate::schedule::Scheduler::new(
+            self.schedules.clone(),
+            self.registry.clone(),
+        ))
+    }
+}
+
+/// Events one invocation may emit (`ALGA_EVENTS_EMIT_MAX`, default 10, at most 100).
+fn emit_max_from_env() -> u32 {
+    std::env::var("ALGA_EVENTS_EMIT_MAX")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .map(|n| n.min(100))
+        .unwrap_or(crate::host::events::DEFAULT_EMIT_MAX)
 }

@@ -17,11 +17,13 @@ pub enum Capability {
     InvoiceManualCreate,
     ClientRead,
     ServiceRead,
+    /// alga-lambda addition: publish events (`alga:extension/events`).
+    EventsEmit,
 }
 
 impl Capability {
     /// Every capability, in a stable order.
-    pub const ALL: [Capability; 11] = [
+    pub const ALL: [Capability; 12] = [
         Capability::ContextRead,
         Capability::SecretsGet,
         Capability::HttpFetch,
@@ -33,6 +35,7 @@ impl Capability {
         Capability::InvoiceManualCreate,
         Capability::ClientRead,
         Capability::ServiceRead,
+        Capability::EventsEmit,
     ];
 
     /// Capabilities every install has, whatever it asked for.
@@ -56,6 +59,7 @@ impl Capability {
             Capability::InvoiceManualCreate => "cap:invoice.manual.create",
             Capability::ClientRead => "cap:client.read",
             Capability::ServiceRead => "cap:service.read",
+            Capability::EventsEmit => "cap:events.emit",
         }
     }
 
@@ -142,7 +146,8 @@ mod tests {
     #[test]
     fn there_are_exactly_eleven_distinct_strings() {
         let strings: BTreeSet<_> = Capability::ALL.iter().map(|c| c.as_str()).collect();
-        assert_eq!(strings.len(), 11);
+        // The seed's 11 plus cap:events.emit.
+        assert_eq!(strings.len(), 12);
         for c in Capability::ALL {
             assert_eq!(Capability::parse(c.as_str()), Some(c));
         }

@@ -11,6 +11,7 @@ pub mod capability;
 pub mod config;
 pub mod emf;
 pub mod engine;
+pub mod events;
 pub mod execute;
 pub mod gateway;
 pub mod host;

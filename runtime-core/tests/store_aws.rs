@@ -80,6 +80,7 @@ async fn aws_executions_conformance() {
 async fn aws_registry_conformance() {
     let env = AwsEnv::new().await;
     c::registry_conformance(env.backends.registry.clone()).await;
+    c::subscription_conformance(env.backends.registry.clone()).await;
 }
 
 /// A loaded bundle is reused for at most the cache time (30 s in production), so

@@ -56,7 +56,9 @@ async fn memory_quota_idempotency_executions_conformance() {
 async fn sqlite_registry_conformance() {
     let dir = tempfile::tempdir().unwrap();
     let reg = SqliteRegistry::open(&dir.path().join("registry.db")).unwrap();
-    c::registry_conformance(Arc::new(reg)).await;
+    let reg = Arc::new(reg);
+    c::registry_conformance(reg.clone()).await;
+    c::subscription_conformance(reg).await;
 }
 
 fn state(dir: &tempfile::TempDir) -> SqliteStateStore {

@@ -792,6 +792,14 @@ impl Registry for FlakyRegistry {
         self.check()?;
         self.inner.list_installs_of(extension_id).await
     }
+    async fn subscriptions(
+        &self,
+        tenant: &str,
+        topic: &str,
+    ) -> Result<Vec<runtime_core::store::Subscription>, RegistryError> {
+        self.check()?;
+        self.inner.subscriptions(tenant, topic).await
+    }
 }
 
 #[tokio::test]

@@ -78,7 +78,8 @@ fn print_install(i: &InstallRecord) {
 
 /// Runs `install`.
 pub async fn install(args: InstallArgs, data: &Path) -> crate::Outcome {
-    let registry = Backends::from_env(data).await?.registry;
+    let backends = Backends::from_env(data).await?;
+    let registry = backends.registry.clone();
     let mut config = BTreeMap::new();
     for kv in &args.config {
         let Some((k, v)) = kv.split_once('=') else {
@@ -105,16 +106,48 @@ pub async fn install(args: InstallArgs, data: &Path) -> crate::Outcome {
         .await
         .map_err(refused)?;
     print_install(&record);
+    let report = runtime_core::schedule::sync_installed(
+        registry.as_ref(),
+        backends.schedules.as_ref(),
+        &record,
+    )
+    .await
+    .map_err(anyhow::Error::new)?;
+    report_schedules(&report);
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `uninstall`.
+/// Prints what the manifest's schedules became.
+pub fn report_schedules(report: &runtime_core::schedule::SyncReport) {
+    if !report.created.is_empty() {
+        println!("schedules: {} from the manifest", report.created.len());
+    }
+    for (i, why) in &report.refused {
+        eprintln!("warning: manifest schedules[{i}] not created: {why}");
+    }
+}
+
+/// Runs `uninstall` (the install's schedules go with it).
 pub async fn uninstall(args: TargetArgs, data: &Path) -> crate::Outcome {
-    let registry = Backends::from_env(data).await?.registry;
+    let backends = Backends::from_env(data).await?;
+    let registry = backends.registry.clone();
+    let current = registry
+        .get_install(&args.tenant, &args.extension)
+        .await
+        .map_err(refused)?;
     registry
         .uninstall(&args.tenant, &args.extension)
         .await
         .map_err(refused)?;
+    if let Some(install) = current {
+        runtime_core::schedule::remove_for_install(
+            backends.schedules.as_ref(),
+            &install.tenant,
+            &install.install_id,
+        )
+        .await
+        .map_err(anyhow::Error::new)?;
+    }
     println!("uninstalled {} for {}", args.extension, args.tenant);
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! runtime-core calls.
 
 pub mod bundle;
+pub mod emit;
 pub mod installs;
 pub mod invoke;
 pub mod keys;

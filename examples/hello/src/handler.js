@@ -61,6 +61,33 @@ function countVisit() {
   }
 }
 
+// Events arrive as POST to the subscription's handler path (manifest `events`)
+// with the event as the JSON body; the last one is kept for /api/hello to show.
+function onEvent(request) {
+  const text = request.http.body ? decoder.decode(request.http.body) : '{}';
+  const event = JSON.parse(text);
+  try {
+    kvPut({
+      namespace: 'hello',
+      key: 'last-event',
+      value: encoder.encode(JSON.stringify({ id: event.id, topic: event.topic, data: event.data })),
+    });
+  } catch (e) {
+    logWarn(`storage put failed: ${errorCase(e)}`);
+    return json(503, { error: 'storage_unavailable' });
+  }
+  logInfo(`event ${event.id} on ${event.topic}`);
+  return json(200, { received: event.id });
+}
+
+function lastEvent() {
+  try {
+    return JSON.parse(decoder.decode(kvGet('hello', 'last-event').value));
+  } catch (e) {
+    return null;
+  }
+}
+
 export function handler(request) {
   const ctx = getContext();
   const { method, url } = request.http;
@@ -78,7 +105,12 @@ export function handler(request) {
       installId: ctx.installId ?? null,
       requestId: ctx.requestId ?? null,
       counter: countVisit(),
+      lastEvent: lastEvent(),
     });
+  }
+
+  if (path === '/events/hello-ping' && method === 'POST') {
+    return onEvent(request);
   }
 
   if (path === '/api/echo') {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 use runtime_core::RuntimeConfig;
 use runtime_core::backends::Backends;
-use runtime_core::execute::QuotaPolicy;
 use runtime_core::gateway::{
     Caller, DirectRequest, ExecuteAuth, Gateway, GatewaySettings, HttpReply,
 };
@@ -18,7 +17,7 @@ use tracing::Instrument;
 
 /// The function's state, built once per process (during Lambda INIT).
 pub struct ExecuteFunction {
-    gateway: Gateway,
+    gateway: Arc<Gateway>,
 }
 
 impl ExecuteFunction {
@@ -44,16 +43,13 @@ impl ExecuteFunction {
         config: &RuntimeConfig,
         settings: GatewaySettings,
     ) -> anyhow::Result<Self> {
-        let executor = backends
-            .executor(config)?
-            .with_quotas(QuotaPolicy::new(backends.quotas.clone(), settings.quotas));
         Ok(ExecuteFunction {
-            gateway: Gateway::new(Arc::new(executor), backends, settings),
+            gateway: Arc::new(Gateway::build(backends, config, settings)?),
         })
     }
 
-    /// The gateway behind the function.
-    pub fn gateway(&self) -> &Gateway {
+    /// The gateway behind the function (shared with `up`'s event dispatcher).
+    pub fn gateway(&self) -> &Arc<Gateway> {
         &self.gateway
     }
 

@@ -107,6 +107,8 @@ pub struct Executor {
     target: Target,
     fingerprint: String,
     quotas: Option<QuotaPolicy>,
+    scheduler: Option<Arc<crate::schedule::Scheduler>>,
+    events: Option<(Arc<dyn crate::events::EventPublisher>, u32)>,
 }
 
 impl Executor {
@@ -133,12 +135,28 @@ impl Executor {
             target: Target::host(),
             fingerprint,
             quotas: None,
+            scheduler: None,
+            events: None,
         })
     }
 
     /// Counts invocations against quotas (after the install is resolved).
     pub fn with_quotas(mut self, quotas: QuotaPolicy) -> Self {
         self.quotas = Some(quotas);
+        self
+    }
+
+    /// Backs the scheduler host functions (without it they answer "not configured").
+    pub fn with_scheduler(mut self, scheduler: Arc<crate::schedule::Scheduler>) -> Self {
+        self.scheduler = Some(scheduler);
+    /// Lets guests emit up to `max_per_invocation` events to `publisher`
+    /// (without it, `emit` answers `unavailable`).
+    pub fn with_events(
+        mut self,
+        publisher: Arc<dyn crate::events::EventPublisher>,
+        max_per_invocation: u32,
+    ) -> Self {
+        self.events = Some((publisher, max_per_invocation));
         self
     }
 
@@ -314,6 +332,12 @@ impl Executor {
             Some(Instant::now() + timeout),
         );
         state.set_metrics_limit(self.metrics_max);
+        if let Some(scheduler) = &self.scheduler {
+            state.attach_scheduler(scheduler.clone());
+        }
+        if let Some((publisher, max)) = &self.events {
+            state.attach_events(publisher.clone(), *max);
+        }
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(self.engine.ticks_for(timeout));

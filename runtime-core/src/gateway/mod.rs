@@ -11,7 +11,9 @@ pub mod credential;
 mod direct;
 mod execute_api;
 mod headers;
+mod internal;
 mod record;
+mod schedule_fire;
 pub mod settings;
 
 use std::num::NonZeroUsize;
@@ -26,6 +28,8 @@ use crate::manifest::Manifest;
 
 pub use caller::{Caller, Claims};
 pub use direct::DirectRequest;
+pub use internal::InternalCall;
+pub use record::Route;
 pub use settings::{ExecuteAuth, GatewaySettings};
 
 /// A response, ready to be turned into any transport's response type.
@@ -96,9 +100,30 @@ impl Gateway {
         }
     }
 
+    /// A gateway over `backends`, with an executor built from `config` that
+    /// counts the quotas of `settings`.
+    pub fn build(
+        backends: Backends,
+        config: &crate::RuntimeConfig,
+        settings: GatewaySettings,
+    ) -> Result<Self, crate::backends::BackendError> {
+        let executor = backends
+            .executor(config)?
+            .with_quotas(crate::execute::QuotaPolicy::new(
+                backends.quotas.clone(),
+                settings.quotas,
+            ));
+        Ok(Gateway::new(Arc::new(executor), backends, settings))
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &GatewaySettings {
         &self.settings
+    }
+
+    /// The backends this gateway runs on.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
     }
 
     /// The executor.

@@ -14,6 +14,10 @@ pub enum Route {
     Execute,
     /// `ANY /api/ext/...`.
     Direct,
+    /// A schedule firing.
+    Schedule,
+    /// An event delivered to a subscription.
+    Event,
 }
 
 impl Route {
@@ -21,6 +25,8 @@ impl Route {
         match self {
             Route::Execute => "execute",
             Route::Direct => "direct",
+            Route::Schedule => "schedule",
+            Route::Event => "event",
         }
     }
 }

@@ -9,6 +9,7 @@
 mod bridge_json;
 mod clients;
 mod context;
+pub mod events;
 pub mod host_api;
 pub mod http;
 mod invoicing;
@@ -131,6 +132,9 @@ pub struct HostState {
     pub(crate) metrics: crate::emf::MetricsRecorder,
     /// Whether the bound / an invalid metric has been noted in the log.
     pub(crate) metrics_noted: (bool, bool),
+    /// The scheduler backend, when this runner has one.
+    pub(crate) scheduler: Option<Arc<crate::schedule::Scheduler>>,
+    pub(crate) events: events::EmitState,
 }
 
 /// Guest metric values per invocation unless configured (`ALGA_METRICS_MAX_VALUES`).
@@ -204,6 +208,8 @@ impl HostState {
             deadline: None,
             metrics: crate::emf::MetricsRecorder::new(DEFAULT_METRICS_MAX_VALUES),
             metrics_noted: (false, false),
+            scheduler: None,
+            events: events::EmitState::default(),
         }
     }
 
@@ -225,6 +231,11 @@ impl HostState {
         self.egress = session;
         self.host_api = network.host_api.clone();
         self.deadline = deadline;
+    }
+
+    /// Backs the scheduler host functions for this request (scoped to its install).
+    pub fn attach_scheduler(&mut self, scheduler: Arc<crate::schedule::Scheduler>) {
+        self.scheduler = Some(scheduler);
     }
 
     /// Bounds the guest's metric values for this invocation.

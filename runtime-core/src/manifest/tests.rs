@@ -72,7 +72,12 @@ fn the_example_manifest_parses() {
     assert_eq!(m.endpoints()[1].method, "POST");
     assert_eq!(m.endpoints()[1].path, "/api/echo");
     assert_eq!(m.endpoints()[1].handler, "dist/main.wasm");
-    assert!(m.events.is_empty() && m.schedules.is_empty());
+    assert_eq!(m.events.len(), 1);
+    assert_eq!(
+        (m.events[0].topic.as_str(), m.events[0].handler.as_str()),
+        ("hello.ping", "/events/hello-ping")
+    );
+    assert!(m.schedules.is_empty());
     assert!(m.assets.is_none() && m.precompiled.is_none());
 
     let caps = m.requested_capabilities();

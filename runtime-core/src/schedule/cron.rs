@@ -135,6 +135,40 @@ impl Cron {
     }
 }
 
+/// The allowed values of each field, for conversions (see `aws_cron`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fields {
+    /// Bit n set = minute n.
+    pub minutes: u64,
+    /// Bit n set = hour n.
+    pub hours: u32,
+    /// Bit n set = day n of the month (1–31).
+    pub days: u32,
+    /// Bit n set = month n (1–12).
+    pub months: u16,
+    /// Bit n set = weekday n (0 = Sunday … 6).
+    pub weekdays: u8,
+    /// The day-of-month field was `*`.
+    pub days_any: bool,
+    /// The day-of-week field was `*`.
+    pub weekdays_any: bool,
+}
+
+impl Cron {
+    /// The expression's fields as bit sets.
+    pub fn fields(&self) -> Fields {
+        Fields {
+            minutes: self.minutes,
+            hours: self.hours,
+            days: self.days,
+            months: self.months,
+            weekdays: self.weekdays,
+            days_any: self.days_any,
+            weekdays_any: self.weekdays_any,
+        }
+    }
+}
+
 /// (year, month 1–12, day 1–31) of a day count since 1970-01-01 (proleptic Gregorian).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

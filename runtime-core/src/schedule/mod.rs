@@ -1,35 +1,48 @@
 //! Schedules of an install (the scheduler interface's data), with the seed's
 //! limits: a 5-field cron (UTC), at least 5 minutes between firings, at most 50
 //! per install, and an endpoint `"[METHOD ]/path"` naming a declared GET or POST
-//! endpoint without parameters. [`ScheduleStore::due`] lists what fires in a
+//! endpoint without parameters. [`due`] lists what fires in a
 //! minute; the caller (`up`'s cron, or the events function) runs each through the
-//! execute path with a fresh request id and the payload as the body.
+//! execute path with a fresh request id and the payload as the body ([`fire`]).
 //!
-//! The store here is in memory (per process); the registry-backed stores and the
-//! scheduler host functions are not wired yet.
+//! Storage is [`crate::store::ScheduleStore`] (SQLite, memory, DynamoDB; on AWS
+//! mirrored to EventBridge Scheduler); [`Scheduler`] is what the host functions
+//! use; [`sync_for_install`] creates a manifest's schedules for an install.
 
+pub mod aws_cron;
 pub mod cron;
+mod fire;
+mod service;
+mod sync;
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use serde::{Deserialize, Serialize};
 
 use crate::manifest::Manifest;
 pub use cron::Cron;
+pub use fire::{FireError, ScheduleFiring, fire, fire_message};
+pub use service::{InstallScope, SchedulePatch, Scheduler, SchedulerFailure, new_schedule_id};
+pub use sync::{MANIFEST_PREFIX, SyncReport, remove_for_install, sync_for_install, sync_installed};
 
 /// Schedules per install, at most.
 pub const MAX_PER_INSTALL: usize = 50;
 /// Minutes between two firings, at least.
 pub const MIN_INTERVAL_MINUTES: i64 = 5;
+/// Largest payload (JSON text), bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 64 << 10;
+/// Longest name, characters.
+pub const MAX_NAME_CHARS: usize = 256;
 
 /// A stored schedule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
-    /// Stable id.
+    /// Stable id (`sch_<hex>` for guest-created ones, `manifest-<n>` for the manifest's).
     pub id: String,
     /// Tenant.
     pub tenant: String,
     /// Install.
     pub install_id: String,
+    /// The installed extension (firing resolves the install through it).
+    pub extension_id: String,
     /// `GET` or `POST`.
     pub method: String,
     /// The endpoint path.
@@ -44,6 +57,8 @@ pub struct Schedule {
     pub payload: Option<String>,
     /// Disabled schedules never fire.
     pub enabled: bool,
+    /// Unix seconds when it was created.
+    pub created_at: i64,
 }
 
 /// What a guest (or the manifest) asks for.
@@ -67,7 +82,7 @@ pub struct ScheduleInput {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct ScheduleError {
-    /// `endpoint`, `cron`, `timezone`, `payload`, `id` or `install`.
+    /// `endpoint`, `cron`, `timezone`, `name` or `payload`.
     pub field: &'static str,
     /// Why.
     pub message: String,
@@ -125,6 +140,22 @@ pub fn validate(
     {
         return Err(err("timezone", "only UTC is supported"));
     }
+    if let Some(n) = &input.name
+        && n.chars().count() > MAX_NAME_CHARS
+    {
+        return Err(err(
+            "name",
+            format!("longer than {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if let Some(p) = &input.payload
+        && p.len() > MAX_PAYLOAD_BYTES
+    {
+        return Err(err(
+            "payload",
+            format!("larger than {MAX_PAYLOAD_BYTES} bytes"),
+        ));
+    }
     if let Some(p) = &input.payload
         && !p.is_empty()
         && serde_json::from_str::<serde_json::Value>(p).is_err()
@@ -135,90 +166,16 @@ pub fn validate(
     Ok((method, path, normalised))
 }
 
-/// Schedules by (tenant, install).
-type ByInstall = BTreeMap<(String, String), Vec<Schedule>>;
-
-/// In-memory schedules, keyed by (tenant, install); the `u64` numbers the ids.
-#[derive(Debug, Default)]
-pub struct ScheduleStore {
-    inner: Mutex<(u64, ByInstall)>,
-}
-
-impl ScheduleStore {
-    /// Creates a schedule after [`validate`]; refuses the 51st of an install.
-    pub fn create(
-        &self,
-        tenant: &str,
-        install_id: &str,
-        input: &ScheduleInput,
-        manifest: &Manifest,
-    ) -> Result<Schedule, ScheduleError> {
-        let (method, path, cron) = validate(input, manifest)?;
-        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let (next_id, map) = &mut *guard;
-        let list = map
-            .entry((tenant.to_string(), install_id.to_string()))
-            .or_default();
-        if list.len() >= MAX_PER_INSTALL {
-            return Err(err(
-                "install",
-                format!("at most {MAX_PER_INSTALL} schedules per install"),
-            ));
-        }
-        *next_id += 1;
-        let schedule = Schedule {
-            id: format!("sch-{next_id}"),
-            tenant: tenant.to_string(),
-            install_id: install_id.to_string(),
-            method,
-            path,
-            cron,
-            timezone: "UTC".into(),
-            name: input.name.clone(),
-            payload: input.payload.clone().filter(|p| !p.is_empty()),
-            enabled: input.enabled.unwrap_or(true),
-        };
-        list.push(schedule.clone());
-        Ok(schedule)
-    }
-
-    /// The install's schedules.
-    pub fn list(&self, tenant: &str, install_id: &str) -> Vec<Schedule> {
-        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        guard
-            .1
-            .get(&(tenant.to_string(), install_id.to_string()))
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Deletes one; false when it does not exist.
-    pub fn delete(&self, tenant: &str, install_id: &str, id: &str) -> bool {
-        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(list) = guard
-            .1
-            .get_mut(&(tenant.to_string(), install_id.to_string()))
-        else {
-            return false;
-        };
-        let before = list.len();
-        list.retain(|s| s.id != id);
-        list.len() != before
-    }
-
-    /// The enabled schedules that fire in the minute containing `now_unix_secs`.
-    pub fn due(&self, now_unix_secs: i64) -> Vec<Schedule> {
-        let minute = now_unix_secs.div_euclid(60);
-        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        guard
-            .1
-            .values()
-            .flatten()
-            .filter(|s| s.enabled)
-            .filter(|s| Cron::parse(&s.cron).is_ok_and(|c| c.matches(minute)))
-            .cloned()
-            .collect()
-    }
+/// The enabled schedules among `schedules` that fire in the minute containing
+/// `now_unix_secs` (what `up`'s cron runs each minute).
+pub fn due(schedules: &[Schedule], now_unix_secs: i64) -> Vec<Schedule> {
+    let minute = now_unix_secs.div_euclid(60);
+    schedules
+        .iter()
+        .filter(|s| s.enabled)
+        .filter(|s| Cron::parse(&s.cron).is_ok_and(|c| c.matches(minute)))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -273,32 +230,30 @@ mod tests {
     }
 
     #[test]
-    fn at_most_fifty_per_install_and_due_lists_the_firing_ones() {
-        let m = manifest();
-        let store = ScheduleStore::default();
-        for _ in 0..MAX_PER_INSTALL {
-            store
-                .create("t", "i", &input("/api/report", "0 * * * *"), &m)
-                .unwrap();
-        }
-        let e = store
-            .create("t", "i", &input("/api/report", "0 * * * *"), &m)
-            .unwrap_err();
-        assert_eq!(e.field, "install");
-        // Another install has its own budget.
-        let mut disabled = input("POST /api/sync", "30 * * * *");
-        disabled.enabled = Some(false);
-        store.create("t", "j", &disabled, &m).unwrap();
-        let other = store
-            .create("t", "j", &input("POST /api/sync", "30 * * * *"), &m)
-            .unwrap();
+    fn due_lists_the_enabled_ones_firing_that_minute() {
+        let at = |id: &str, cron: &str, enabled: bool| Schedule {
+            id: id.into(),
+            tenant: "t".into(),
+            install_id: "i".into(),
+            extension_id: "e".into(),
+            method: "GET".into(),
+            path: "/api/report".into(),
+            cron: cron.into(),
+            timezone: "UTC".into(),
+            name: None,
+            payload: None,
+            enabled,
+            created_at: 0,
+        };
+        let all = [
+            at("a", "30 * * * *", true),
+            at("b", "30 * * * *", false),
+            at("c", "0 * * * *", true),
+        ];
         // 2024-01-01T10:30:15Z
         let now = 19_723 * 86_400 + 10 * 3600 + 30 * 60 + 15;
-        assert_eq!(store.due(now), vec![other.clone()]);
-        assert_eq!(store.due(now - 30 * 60).len(), MAX_PER_INSTALL);
-        assert!(store.delete("t", "j", &other.id));
-        assert!(!store.delete("t", "j", &other.id));
-        assert!(store.due(now).is_empty());
-        assert_eq!(store.list("t", "i").len(), MAX_PER_INSTALL);
+        assert_eq!(due(&all, now), vec![all[0].clone()]);
+        assert_eq!(due(&all, now - 30 * 60), vec![all[2].clone()]);
+        assert!(due(&all, now + 60).is_empty());
     }
 }

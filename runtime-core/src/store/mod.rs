@@ -10,6 +10,7 @@ pub mod kv;
 pub mod local;
 pub mod quota;
 pub mod registry;
+pub mod schedules;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -21,8 +22,9 @@ pub use idempotency::{Claim, IdempotencyStore};
 pub use kv::{KvEntry, KvError, KvLimits, KvPage, KvScope, KvStore};
 pub use quota::{QuotaCharge, QuotaKey, QuotaStore, QuotaWindow};
 pub use registry::{
-    InstallRecord, InstallRequest, Registered, Registry, RegistryError, VersionRecord,
+    InstallRecord, InstallRequest, Registered, Registry, RegistryError, Subscription, VersionRecord,
 };
+pub use schedules::{ScheduleStore, ScheduleStoreError};
 
 /// A backend could not serve a request.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -59,6 +59,20 @@ pub struct InstallRecord {
     pub enabled: bool,
 }
 
+/// An install's subscription to an event topic, from its manifest's `events`.
+/// Only enabled installs have subscriptions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Subscription {
+    /// Tenant of the install.
+    pub tenant: String,
+    /// The subscribed extension (one install per tenant and extension).
+    pub extension_id: String,
+    /// Topic.
+    pub topic: String,
+    /// Endpoint path the event is POSTed to.
+    pub handler: String,
+}
+
 /// What to record when an install is made or changed.
 #[derive(Debug, Clone, Default)]
 pub struct InstallRequest {
@@ -157,6 +171,37 @@ pub trait Registry: Send + Sync {
         &self,
         extension_id: &str,
     ) -> Result<Vec<InstallRecord>, RegistryError>;
+    /// The enabled installs of `tenant` subscribed to `topic`, in a stable order.
+    /// Installing writes them from the manifest's `events`; uninstalling and
+    /// disabling remove them.
+    async fn subscriptions(
+        &self,
+        tenant: &str,
+        topic: &str,
+    ) -> Result<Vec<Subscription>, RegistryError>;
+}
+
+/// The `(topic, handler)` pairs a stored manifest subscribes to (its `events`),
+/// deduplicated and sorted.
+pub fn manifest_subscriptions(manifest_json: &str) -> Vec<(String, String)> {
+    let Ok(manifest) = serde_json::from_str::<serde_json::Value>(manifest_json) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = manifest
+        .get("events")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e.get("topic")?.as_str()?.to_string(),
+                e.get("handler")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Effective grants: the capabilities the manifest requests ∩ what the operator grants.

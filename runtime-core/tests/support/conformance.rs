@@ -778,3 +778,141 @@ pub async fn registry_conformance(reg: Arc<dyn Registry>) {
     );
     let _ = ob;
 }
+
+fn subscribing_version(ext: &str, version: &str, events: &str) -> VersionRecord {
+    let mut v = self::version(ext, version, &format!("{ext}-{version}"));
+    v.manifest_json = format!(
+        r#"{{"name":"{ext}","version":"{version}","runtime":"wasm-js@1","events":{events}}}"#
+    );
+    v
+}
+
+async fn topic_subscribers(reg: &dyn Registry, tenant: &str, topic: &str) -> Vec<String> {
+    reg.subscriptions(tenant, topic)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            assert_eq!((s.tenant.as_str(), s.topic.as_str()), (tenant, topic));
+            format!("{} {}", s.extension_id, s.handler)
+        })
+        .collect()
+}
+
+/// Event subscriptions follow installs: written from the manifest on install,
+/// replaced on upgrade, hidden while disabled, gone on uninstall; never another
+/// tenant's.
+pub async fn subscription_conformance(reg: Arc<dyn Registry>) {
+    let x1 = subscribing_version(
+        "com.example.subs-x",
+        "1.0.0",
+        r#"[{"topic":"ticket.created","handler":"/api/on-ticket"},
+            {"topic":"ticket.created","handler":"/api/audit"},
+            {"topic":"invoice.paid","handler":"/api/on-paid"}]"#,
+    );
+    let x2 = subscribing_version(
+        "com.example.subs-x",
+        "2.0.0",
+        r#"[{"topic":"invoice.paid","handler":"/api/paid-v2"}]"#,
+    );
+    let y1 = subscribing_version(
+        "com.example.subs-y",
+        "1.0.0",
+        r#"[{"topic":"ticket.created","handler":"/api/y"}]"#,
+    );
+    for v in [&x1, &x2, &y1] {
+        reg.register_version(v).await.unwrap();
+    }
+    let install = |tenant: &str, ext: &str, version: &str| InstallRequest {
+        tenant: tenant.into(),
+        extension_id: ext.into(),
+        version: Some(version.into()),
+        ..Default::default()
+    };
+    let r = reg.as_ref();
+    assert!(
+        topic_subscribers(r, "sub-t1", "ticket.created")
+            .await
+            .is_empty()
+    );
+    reg.install(&install("sub-t1", "com.example.subs-x", "1.0.0"))
+        .await
+        .unwrap();
+    reg.install(&install("sub-t1", "com.example.subs-y", "1.0.0"))
+        .await
+        .unwrap();
+    reg.install(&install("sub-t2", "com.example.subs-y", "1.0.0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        topic_subscribers(r, "sub-t1", "ticket.created").await,
+        [
+            "com.example.subs-x /api/audit",
+            "com.example.subs-x /api/on-ticket",
+            "com.example.subs-y /api/y"
+        ]
+    );
+    assert_eq!(
+        topic_subscribers(r, "sub-t2", "ticket.created").await,
+        ["com.example.subs-y /api/y"],
+        "only the tenant's own installs"
+    );
+    assert!(
+        topic_subscribers(r, "sub-t2", "invoice.paid")
+            .await
+            .is_empty()
+    );
+    assert!(
+        topic_subscribers(r, "sub-t1", "Ticket.Created")
+            .await
+            .is_empty()
+    );
+
+    // Upgrading replaces the pairs with the new manifest's.
+    reg.install(&install("sub-t1", "com.example.subs-x", "2.0.0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        topic_subscribers(r, "sub-t1", "invoice.paid").await,
+        ["com.example.subs-x /api/paid-v2"]
+    );
+    assert_eq!(
+        topic_subscribers(r, "sub-t1", "ticket.created").await,
+        ["com.example.subs-y /api/y"]
+    );
+
+    // Disabled installs receive nothing; enabling restores them.
+    reg.set_enabled("sub-t1", "com.example.subs-x", false)
+        .await
+        .unwrap();
+    assert!(
+        topic_subscribers(r, "sub-t1", "invoice.paid")
+            .await
+            .is_empty()
+    );
+    reg.set_enabled("sub-t1", "com.example.subs-x", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        topic_subscribers(r, "sub-t1", "invoice.paid").await,
+        ["com.example.subs-x /api/paid-v2"]
+    );
+
+    reg.uninstall("sub-t1", "com.example.subs-x").await.unwrap();
+    assert!(
+        topic_subscribers(r, "sub-t1", "invoice.paid")
+            .await
+            .is_empty()
+    );
+    reg.uninstall("sub-t2", "com.example.subs-y").await.unwrap();
+    assert!(
+        topic_subscribers(r, "sub-t2", "ticket.created")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        topic_subscribers(r, "sub-t1", "ticket.created").await,
+        ["com.example.subs-y /api/y"],
+        "the other tenant's uninstall leaves this one alone"
+    );
+}

@@ -325,3 +325,76 @@ pub fn metrics_flood(n: u32) -> Vec<u8> {
         ),
     )
 }
+
+/// Exercises `alga:extension/scheduler`, dispatching on the 6th character of the
+/// path (`/api/<op>…`), and records firings:
+/// - `c…` create-schedule(endpoint = the body, cron `*/5 * * * *`, payload
+///   `{"k":1}`) → 201 with the new id, or 400 with the error;
+/// - `d…` delete-schedule(id = the body) → 200, or 400 with the error;
+/// - `g…` get-schedule(id = the body) → 200 found, 404 none, 400 + error index;
+/// - `l…` list-schedules / `e…` get-endpoints → 200 + the count, or 400 + error index;
+/// - anything else: storage.put(`sched`, key = the request id, value = the body)
+///   and 200 echoing the body.
+pub fn scheduler_guest() -> Vec<u8> {
+    module(
+        r#"(import "alga:extension/scheduler" "create-schedule" (func $create (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)))
+           (import "alga:extension/scheduler" "delete-schedule" (func $delete (param i32 i32 i32)))
+           (import "alga:extension/scheduler" "get-schedule" (func $get (param i32 i32 i32)))
+           (import "alga:extension/scheduler" "list-schedules" (func $list (param i32)))
+           (import "alga:extension/scheduler" "get-endpoints" (func $endpoints (param i32)))
+           (import "alga:extension/storage" "put" (func $put (param i32 i32 i32 i32 i32 i32 i32 i64 i32)))"#,
+        r#"(data (i32.const 1024) "sched")
+        (data (i32.const 1056) "*/5 * * * *")
+        (data (i32.const 1072) "{\"k\":1}")
+        (func (export "handler") (param $req i32) (result i32)
+          (local $op i32) (local $bp i32) (local $bl i32)
+          (local.set $op (i32.load8_u offset=5 (i32.load offset=60 (local.get $req))))
+          (local.set $bp (i32.load offset=80 (local.get $req)))
+          (local.set $bl (i32.load offset=84 (local.get $req)))
+          (if (i32.eq (local.get $op) (i32.const 99))
+            (then
+              (call $create (local.get $bp) (local.get $bl) (i32.const 1056) (i32.const 11)
+                (i32.const 0) (i32.const 0) (i32.const 0)
+                (i32.const 0) (i32.const 0)
+                (i32.const 0) (i32.const 0) (i32.const 0)
+                (i32.const 1) (i32.const 1072) (i32.const 7)
+                (i32.const 2048))
+              (if (i32.load8_u (i32.const 2048))
+                (then (return (call $respond (i32.const 201)
+                  (i32.load offset=8 (i32.const 2048)) (i32.load offset=12 (i32.const 2048))))))
+              (return (call $respond (i32.const 400)
+                (i32.load offset=20 (i32.const 2048)) (i32.load offset=24 (i32.const 2048))))))
+          (if (i32.eq (local.get $op) (i32.const 100))
+            (then
+              (call $delete (local.get $bp) (local.get $bl) (i32.const 2048))
+              (if (i32.load8_u (i32.const 2048))
+                (then (return (call $respond (i32.const 200) (i32.const 0) (i32.const 0)))))
+              (return (call $respond (i32.const 400)
+                (i32.load offset=8 (i32.const 2048)) (i32.load offset=12 (i32.const 2048))))))
+          (if (i32.eq (local.get $op) (i32.const 103))
+            (then
+              (call $get (local.get $bp) (local.get $bl) (i32.const 2048))
+              (if (i32.load8_u (i32.const 2048))
+                (then (return (call $respond
+                  (i32.add (i32.const 400) (i32.load8_u offset=4 (i32.const 2048)))
+                  (i32.const 0) (i32.const 0)))))
+              (return (call $respond
+                (select (i32.const 200) (i32.const 404) (i32.load8_u offset=4 (i32.const 2048)))
+                (i32.const 0) (i32.const 0)))))
+          (if (i32.eq (local.get $op) (i32.const 108)) (then (call $list (i32.const 2048))))
+          (if (i32.eq (local.get $op) (i32.const 101)) (then (call $endpoints (i32.const 2048))))
+          (if (i32.or (i32.eq (local.get $op) (i32.const 108)) (i32.eq (local.get $op) (i32.const 101)))
+            (then
+              (if (i32.load8_u (i32.const 2048))
+                (then (return (call $respond
+                  (i32.add (i32.const 400) (i32.load8_u offset=4 (i32.const 2048)))
+                  (i32.const 0) (i32.const 0)))))
+              (return (call $respond
+                (i32.add (i32.const 200) (i32.load offset=8 (i32.const 2048)))
+                (i32.const 0) (i32.const 0)))))
+          (call $put (i32.const 1024) (i32.const 5)
+            (i32.load offset=4 (local.get $req)) (i32.load offset=8 (local.get $req))
+            (local.get $bp) (local.get $bl) (i32.const 0) (i64.const 0) (i32.const 2048))
+          (call $respond (i32.const 200) (local.get $bp) (local.get $bl)))"#,
+    )
+}

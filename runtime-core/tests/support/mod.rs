@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod event_fleet;
 pub mod guests;
 pub mod http_server;
 pub mod moto;
+pub mod schedule_conformance;
 
 use std::sync::Arc;
 

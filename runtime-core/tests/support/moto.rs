@@ -34,15 +34,24 @@ pub struct Moto {
     _log: tempfile::NamedTempFile,
 }
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+/// The repository root, found upwards from the including crate (this file is
+/// shared by crates at different depths).
+fn root() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("scripts/moto_server_serial.py").is_file())
+        .expect("the repository root (scripts/moto_server_serial.py)")
+        .display()
+        .to_string()
+}
 
 /// The program and its leading arguments (before `-H HOST -p PORT`).
 fn server_command() -> (PathBuf, Vec<String>) {
     match std::env::var_os("ALGA_MOTO_SERVER") {
         Some(p) if !p.is_empty() => (PathBuf::from(p), vec![]),
         _ => (
-            PathBuf::from(format!("{ROOT}/.venv/bin/python")),
-            vec![format!("{ROOT}/scripts/moto_server_serial.py")],
+            PathBuf::from(format!("{}/.venv/bin/python", root())),
+            vec![format!("{}/scripts/moto_server_serial.py", root())],
         ),
     }
 }
@@ -83,7 +92,7 @@ impl Moto {
         let probe = if lead.is_empty() {
             path.clone()
         } else {
-            PathBuf::from(format!("{ROOT}/.venv/bin/moto_server"))
+            PathBuf::from(format!("{}/.venv/bin/moto_server", root()))
         };
         if !path.exists() || !probe.exists() {
             panic!(

@@ -184,6 +184,14 @@ pub async fn deploy(
             config: Default::default(),
         })
         .await?;
+    // The manifest's schedules follow the installed version.
+    let report = runtime_core::schedule::sync_for_install(
+        backends.schedules.as_ref(),
+        &install,
+        &published.manifest,
+    )
+    .await?;
+    crate::commands::installs::report_schedules(&report);
     Ok(Deployed {
         manifest: published.manifest,
         install,

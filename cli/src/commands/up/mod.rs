@@ -3,9 +3,13 @@
 //! through the same handler functions as the Lambdas, like `spin up` or
 //! `wrangler dev`.
 
+mod cron;
+mod bus;
 mod dev_publish;
 mod host_page;
 mod server;
+
+pub use bus::EVENTS_PATH;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -106,14 +110,17 @@ pub async fn up(args: UpArgs, data: &Path) -> crate::Outcome {
         settings.publish_token.clone(),
         "uploads/".into(),
     );
+    let execute = fn_execute::ExecuteFunction::new(backends.clone(), &config, settings)?;
+    let bus = bus::start(&backends, execute.gateway().clone());
     let site = Arc::new(server::Site {
-        execute: fn_execute::ExecuteFunction::new(backends.clone(), &config, settings)?,
+        execute,
         ui: fn_ui_assets::UiAssetsFunction::new(&backends, UiSettings::from_env()?),
         publish,
         backends: backends.clone(),
         claims,
         extension_id: deployed.manifest.name.clone(),
         tenant: args.tenant.clone(),
+        bus,
     });
 
     let listener = TcpListener::bind((args.host.as_str(), args.port))
@@ -121,6 +128,8 @@ pub async fn up(args: UpArgs, data: &Path) -> crate::Outcome {
         .with_context(|| format!("listening on {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
     print_banner(&deployed, addr, &token, &args.tenant);
+    // Schedules fire in-process, as EventBridge Scheduler fires them on AWS.
+    tokio::spawn(cron::run(site.clone(), cron::Clock::from_env()?));
 
     if args.watch {
         let (dir, data) = (dir.clone(), data.to_path_buf());
@@ -158,6 +167,10 @@ fn print_banner(d: &dev_publish::Deployed, addr: std::net::SocketAddr, token: &s
     }
     println!("  execute API   POST {base}/v1/execute   (header x-runner-service-token: {token})");
     println!("  publish API   POST {base}/v1/publish   (header authorization: Bearer {token})");
+    if !d.manifest.events.is_empty() {
+        let topic = &d.manifest.events[0].topic;
+        println!("  events        alga-lambda emit {topic} '{{}}' --url {base}");
+    }
     println!();
     println!("ready on {base}");
 }

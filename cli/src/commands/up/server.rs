@@ -46,6 +46,8 @@ pub struct Site {
     pub extension_id: String,
     /// The tenant the host page runs as.
     pub tenant: String,
+    /// The local event bus (`POST /__alga/events`).
+    pub bus: Option<Arc<runtime_core::events::LocalBus>>,
 }
 
 /// Serves `site` on `listener` until the process ends.
@@ -93,6 +95,9 @@ impl Site {
             Ok(b) => b.to_bytes(),
             Err(_) => return plain(413, "request body too large"),
         };
+        if path == super::bus::EVENTS_PATH && parts.method == hyper::Method::POST {
+            return super::bus::post(self.bus.as_deref(), &body, peer, &self.tenant);
+        }
         let event = v2_event(&parts, &body, peer, direct.then_some(&self.claims));
         let request = match lambda_http::request::from_str(&event.to_string()) {
             Ok(r) => r,

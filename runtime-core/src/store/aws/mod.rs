@@ -4,6 +4,7 @@
 
 mod credential;
 mod error;
+mod events;
 mod executions;
 mod idempotency;
 mod keys;
@@ -11,17 +12,23 @@ mod kv;
 mod quota;
 mod registry;
 mod s3;
+mod scheduler_mirror;
+mod schedules;
 mod secrets;
 mod settings;
+mod subscriptions;
 
 pub use credential::{read_secret_string, token_from_env};
 pub use error::map_sdk;
+pub use events::{EventBridgePublisher, NoDeadLetters, SqsDeadLetters};
 pub use executions::DynamoExecutionLog;
 pub use idempotency::DynamoIdempotencyStore;
 pub use kv::DynamoKvStore;
 pub use quota::DynamoQuotaStore;
 pub use registry::DynamoRegistry;
 pub use s3::S3BlobStore;
+pub use scheduler_mirror::{MirroredScheduleStore, SchedulerTarget, schedule_name};
+pub use schedules::DynamoScheduleStore;
 pub use secrets::SecretsManagerStore;
 pub use settings::{AwsClients, AwsLimits, AwsOverrides, AwsSettings, SECRETS_CACHE_MAX};
 

@@ -14,12 +14,13 @@ use aws_sdk_dynamodb::types::{
 
 use super::error::map_sdk;
 use super::keys::{self, GSI1, Item, n, s};
+use super::subscriptions::{SUBS_ATTR, pairs_value, recorded_pairs};
 use crate::artifact::{ArtifactKey, ArtifactRef, ContentHash};
 use crate::engine::Target;
 use crate::store::StoreError;
 use crate::store::registry::{
-    InstallRecord, InstallRequest, Registered, Registry, RegistryError, VersionRecord,
-    effective_grants,
+    InstallRecord, InstallRequest, Registered, Registry, RegistryError, Subscription,
+    VersionRecord, effective_grants, manifest_subscriptions,
 };
 
 type Attrs = HashMap<String, AttributeValue>;
@@ -27,8 +28,8 @@ type Attrs = HashMap<String, AttributeValue>;
 /// A [`Registry`] over the single table.
 #[derive(Clone, Debug)]
 pub struct DynamoRegistry {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    pub(super) client: aws_sdk_dynamodb::Client,
+    pub(super) table: String,
 }
 
 fn version_key(extension: &str, version: &str) -> Attrs {
@@ -174,7 +175,10 @@ impl DynamoRegistry {
     }
 
     /// Every item a query yields, across pages.
-    async fn query_all(&self, q: QueryFluentBuilder) -> Result<Vec<Attrs>, RegistryError> {
+    pub(super) async fn query_all(
+        &self,
+        q: QueryFluentBuilder,
+    ) -> Result<Vec<Attrs>, RegistryError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
@@ -483,6 +487,12 @@ impl Registry for DynamoRegistry {
         })?;
         // Validates the grants before anything is written.
         effective_grants(&v.manifest_json, &req.grants)?;
+        let previous = self
+            .get(install_key(&req.tenant, &req.extension_id))
+            .await?
+            .map(|item| recorded_pairs(&item))
+            .unwrap_or_default();
+        let pairs = manifest_subscriptions(&v.manifest_json);
         let out = self
             .client
             .update_item()
@@ -492,7 +502,7 @@ impl Registry for DynamoRegistry {
                 "SET #tenant = :tenant, #ext = :ext, #version = :version, \
                  #hash = :hash, #requested = :requested, #grants = :grants, \
                  #config = :config, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk, #updated = :now, \
-                 #id = if_not_exists(#id, :id), \
+                 #subs = :subs, #id = if_not_exists(#id, :id), \
                  #enabled = if_not_exists(#enabled, :enabled)",
             )
             // Placeholders for every name: some (`version`, ...) are DynamoDB reserved words.
@@ -506,6 +516,8 @@ impl Registry for DynamoRegistry {
             .expression_attribute_names("#updated", "updated_at")
             .expression_attribute_names("#id", "install_id")
             .expression_attribute_names("#enabled", "enabled")
+            .expression_attribute_names("#subs", SUBS_ATTR)
+            .expression_attribute_values(":subs", pairs_value(&pairs))
             .expression_attribute_values(":tenant", s(&req.tenant))
             .expression_attribute_values(":ext", s(&req.extension_id))
             .expression_attribute_values(":version", s(&v.version))
@@ -531,7 +543,11 @@ impl Registry for DynamoRegistry {
             .send()
             .await
             .map_err(|e| store_err(map_sdk("UpdateItem (install)", &e)))?;
-        read_install(&out.attributes.unwrap_or_default())
+        let record = read_install(&out.attributes.unwrap_or_default())?;
+        let wanted = if record.enabled { pairs } else { Vec::new() };
+        self.sync_subscriptions(&req.tenant, &req.extension_id, &previous, &wanted)
+            .await?;
+        Ok(record)
     }
 
     async fn uninstall(&self, tenant: &str, extension_id: &str) -> Result<(), RegistryError> {
@@ -541,10 +557,15 @@ impl Registry for DynamoRegistry {
             .table_name(&self.table)
             .set_key(Some(install_key(tenant, extension_id)))
             .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllOld)
             .send()
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(out) => {
+                let previous = recorded_pairs(&out.attributes.unwrap_or_default());
+                self.sync_subscriptions(tenant, extension_id, &previous, &Vec::new())
+                    .await
+            }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
@@ -578,7 +599,14 @@ impl Registry for DynamoRegistry {
             .send()
             .await
         {
-            Ok(out) => read_install(&out.attributes.unwrap_or_default()),
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                let pairs = recorded_pairs(&item);
+                let wanted = if enabled { pairs.clone() } else { Vec::new() };
+                self.sync_subscriptions(tenant, extension_id, &pairs, &wanted)
+                    .await?;
+                read_install(&item)
+            }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
@@ -636,5 +664,13 @@ impl Registry for DynamoRegistry {
             )
             .await?;
         items.iter().map(read_install).collect()
+    }
+
+    async fn subscriptions(
+        &self,
+        tenant: &str,
+        topic: &str,
+    ) -> Result<Vec<Subscription>, RegistryError> {
+        self.query_subscriptions(tenant, topic).await
     }
 }

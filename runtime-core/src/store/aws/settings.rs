@@ -28,6 +28,13 @@ pub struct AwsSettings {
     pub overrides: AwsOverrides,
     /// Bounded retries and timeouts, so a down backend fails within seconds.
     pub limits: AwsLimits,
+    /// Where schedules are mirrored in EventBridge Scheduler (`ALGA_SCHEDULER_*`);
+    /// `None`: stored only.
+    pub scheduler: Option<super::SchedulerTarget>,
+    /// EventBridge bus extensions' events go to (`ALGA_EVENT_BUS`, default `default`).
+    pub event_bus: String,
+    /// SQS queue URL for dead letters with their reason (`ALGA_EVENTS_DLQ_URL`).
+    pub events_dlq_url: Option<String>,
 }
 
 /// Explicit endpoint, region and credentials (tests against moto).
@@ -87,6 +94,9 @@ impl AwsSettings {
             secrets_cache_ttl: SECRETS_CACHE_MAX,
             overrides: AwsOverrides::default(),
             limits: AwsLimits::default(),
+            scheduler: None,
+            event_bus: "default".into(),
+            events_dlq_url: None,
         }
     }
 
@@ -106,6 +116,16 @@ impl AwsSettings {
         if let Ok(p) = std::env::var("ALGA_SECRETS_PREFIX") {
             s.secrets_prefix = p;
         }
+        s.scheduler = super::SchedulerTarget::from_env()?;
+        if let Ok(b) = std::env::var("ALGA_EVENT_BUS")
+            && !b.trim().is_empty()
+        {
+            s.event_bus = b.trim().to_string();
+        }
+        s.events_dlq_url = std::env::var("ALGA_EVENTS_DLQ_URL")
+            .ok()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty());
         s.s3_force_path_style = match std::env::var("ALGA_S3_FORCE_PATH_STYLE")
             .unwrap_or_default()
             .trim()
@@ -133,6 +153,12 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Secrets Manager.
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// EventBridge Scheduler.
+    pub scheduler: aws_sdk_scheduler::Client,
+    /// EventBridge (extensions' events).
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    /// SQS (dead letters).
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl AwsClients {
@@ -179,6 +205,9 @@ impl AwsClients {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             dynamodb: aws_sdk_dynamodb::Client::new(&shared),
             secrets: aws_sdk_secretsmanager::Client::new(&shared),
+            scheduler: aws_sdk_scheduler::Client::new(&shared),
+            eventbridge: aws_sdk_eventbridge::Client::new(&shared),
+            sqs: aws_sdk_sqs::Client::new(&shared),
         }
     }
 }

@@ -14,8 +14,8 @@ use crate::artifact::{ArtifactKey, ArtifactRef, ContentHash};
 use crate::engine::Target;
 use crate::store::StoreError;
 use crate::store::registry::{
-    InstallRecord, InstallRequest, Registered, Registry, RegistryError, VersionRecord,
-    effective_grants,
+    InstallRecord, InstallRequest, Registered, Registry, RegistryError, Subscription,
+    VersionRecord, effective_grants, manifest_subscriptions,
 };
 
 const SCHEMA: &str = "
@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS installs (
     enabled         INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL,
     UNIQUE (tenant, extension_id)
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    tenant       TEXT NOT NULL,
+    topic        TEXT NOT NULL,
+    extension_id TEXT NOT NULL,
+    handler      TEXT NOT NULL,
+    PRIMARY KEY (tenant, topic, extension_id, handler)
 );
 ";
 
@@ -456,6 +463,7 @@ impl Registry for SqliteRegistry {
                 ],
             )
             .map_err(db_err)?;
+            replace_subscriptions(&tx, &req.tenant, &req.extension_id, &v.manifest_json)?;
             let record = get_install(&tx, &req.tenant, &req.extension_id)?
                 .ok_or_else(|| RegistryError::NotFound("install just written".into()))?;
             tx.commit().map_err(db_err)?;
@@ -467,7 +475,10 @@ impl Registry for SqliteRegistry {
     async fn uninstall(&self, tenant: &str, extension_id: &str) -> Result<(), RegistryError> {
         let (t, e) = (tenant.to_string(), extension_id.to_string());
         self.with(move |conn| {
-            let n = conn
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let n = tx
                 .execute(
                     "DELETE FROM installs WHERE tenant = ?1 AND extension_id = ?2",
                     params![t, e],
@@ -476,7 +487,12 @@ impl Registry for SqliteRegistry {
             if n == 0 {
                 return Err(RegistryError::NotFound(format!("install of {e} for {t}")));
             }
-            Ok(())
+            tx.execute(
+                "DELETE FROM subscriptions WHERE tenant = ?1 AND extension_id = ?2",
+                params![t, e],
+            )
+            .map_err(db_err)?;
+            tx.commit().map_err(db_err)
         })
         .await
     }
@@ -532,6 +548,60 @@ impl Registry for SqliteRegistry {
         })
         .await
     }
+
+    async fn subscriptions(
+        &self,
+        tenant: &str,
+        topic: &str,
+    ) -> Result<Vec<Subscription>, RegistryError> {
+        let (t, topic) = (tenant.to_string(), topic.to_string());
+        self.with(move |conn| {
+            // Disabling keeps the rows (re-enabling restores them) but hides them here.
+            let mut stmt = conn
+                .prepare(
+                    "SELECT s.extension_id, s.handler FROM subscriptions s
+                     JOIN installs i ON i.tenant = s.tenant AND i.extension_id = s.extension_id
+                     WHERE s.tenant = ?1 AND s.topic = ?2 AND i.enabled = 1
+                     ORDER BY s.extension_id, s.handler",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![t, topic], |r| {
+                    Ok(Subscription {
+                        tenant: t.clone(),
+                        extension_id: r.get(0)?,
+                        topic: topic.clone(),
+                        handler: r.get(1)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+        })
+        .await
+    }
+}
+
+/// Replaces an install's subscriptions with those of the manifest it now runs.
+fn replace_subscriptions(
+    conn: &Connection,
+    tenant: &str,
+    extension_id: &str,
+    manifest_json: &str,
+) -> Result<(), RegistryError> {
+    conn.execute(
+        "DELETE FROM subscriptions WHERE tenant = ?1 AND extension_id = ?2",
+        params![tenant, extension_id],
+    )
+    .map_err(db_err)?;
+    for (topic, handler) in manifest_subscriptions(manifest_json) {
+        conn.execute(
+            "INSERT INTO subscriptions (tenant, topic, extension_id, handler)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![tenant, topic, extension_id, handler],
+        )
+        .map_err(db_err)?;
+    }
+    Ok(())
 }
 
 fn query_installs(

@@ -1,0 +1,70 @@
+//! A schedule firing through the execute path (see `schedule::fire`).
+
+use super::internal::InternalCall;
+use super::record::Route;
+use super::{Gateway, new_request_id};
+use crate::execute::{Envelope, ExecError, Metrics, Outcome};
+use crate::schedule::Schedule;
+use crate::store::InstallRecord;
+
+impl Gateway {
+    /// Runs `schedule` as `/v1/execute` would run the equivalent request: the
+    /// install's current bundle, grants and configuration, quotas, a fresh
+    /// request id, no user, the payload as a JSON body and the schedule id in
+    /// `x-alga-schedule-id`; logged and recorded like every invocation (route
+    /// `schedule`).
+    pub async fn fire_schedule(&self, schedule: &Schedule) -> Outcome {
+        let install = match self.schedule_install(schedule).await {
+            Ok(install) => install,
+            Err(e) => {
+                let outcome = Outcome {
+                    envelope: Envelope::error(&e),
+                    logs: Vec::new(),
+                    metrics: Metrics {
+                        outcome: e.code(),
+                        request_id: Some(new_request_id()),
+                        tenant_id: Some(schedule.tenant.clone()),
+                        extension_id: Some(schedule.extension_id.clone()),
+                        install_id: Some(schedule.install_id.clone()),
+                        ..Metrics::default()
+                    },
+                };
+                self.record(
+                    Route::Schedule,
+                    &schedule.tenant,
+                    &schedule.extension_id,
+                    &outcome,
+                )
+                .await;
+                return outcome;
+            }
+        };
+        self.run_internal(InternalCall {
+            install: &install,
+            method: &schedule.method,
+            path: &schedule.path,
+            body: schedule.payload.as_deref().map(str::as_bytes),
+            headers: &[("x-alga-schedule-id", &schedule.id)],
+            route: Route::Schedule,
+        })
+        .await
+    }
+
+    /// The install the schedule belongs to, if it still exists under that id.
+    async fn schedule_install(&self, schedule: &Schedule) -> Result<InstallRecord, ExecError> {
+        self.backends
+            .registry
+            .get_install(&schedule.tenant, &schedule.extension_id)
+            .await
+            .map_err(|e| ExecError::BackendUnavailable(format!("registry: {e}")))?
+            // The schedule belongs to this install id only: a reinstall under a new
+            // id does not inherit the old install's schedules.
+            .filter(|i| i.install_id == schedule.install_id)
+            .ok_or_else(|| {
+                ExecError::NotInstalled(format!(
+                    "install {} of {} no longer exists",
+                    schedule.install_id, schedule.extension_id
+                ))
+            })
+    }
+}

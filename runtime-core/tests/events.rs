@@ -1,0 +1,273 @@
+//! Event delivery on the local backends (SQLite + files): fan-out within the
+//! event's tenant, effectively-once per (event, subscription), retries then a
+//! dead letter with the reason, disabled installs skipped, and guests emitting
+//! events with the tenant forced to their own.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use runtime_core::backends::Backends;
+use runtime_core::events::{
+    DeliveryStatus, Dispatcher, Event, EventPublisher, FileDeadLetters, LocalBus, Report,
+    RetryPolicy, new_event,
+};
+use runtime_core::gateway::{InternalCall, Route};
+use serde_json::json;
+use support::event_fleet::{BROKEN, EMITTER, LISTENER_A, LISTENER_B, fleet, run_emitter};
+
+const FAST: RetryPolicy = RetryPolicy {
+    max_attempts: 3,
+    first_backoff: Duration::from_millis(5),
+};
+
+fn ticket(tenant: &str, id: &str) -> Event {
+    let mut e = new_event(
+        tenant,
+        "ticket.created",
+        "alga.psa",
+        json!({"tenant_id": tenant, "ticket": 7}),
+    );
+    e.id = id.into();
+    e
+}
+
+fn statuses(report: &Report) -> Vec<(String, DeliveryStatus)> {
+    report
+        .deliveries
+        .iter()
+        .map(|d| {
+            (
+                format!("{} {}", d.subscription.extension_id, d.subscription.handler),
+                match &d.status {
+                    // Reasons are checked separately; compare the kind here.
+                    DeliveryStatus::DeadLettered(_) => DeliveryStatus::DeadLettered(String::new()),
+                    s => s.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+async fn runs(backends: &Backends, tenant: &str, ext: &str) -> usize {
+    backends
+        .executions
+        .recent(tenant, ext, 100)
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_exactly_their_tenants_subscribers_once_and_failures_are_dead_lettered() {
+    let data = tempfile::tempdir().unwrap();
+    let backends = Backends::local(data.path()).unwrap();
+    let gateway = fleet(&backends, None).await;
+    let letters = Arc::new(FileDeadLetters::new(data.path().join("dead-letters.jsonl")));
+    let dispatcher = Dispatcher::new(gateway.clone(), letters.clone(), FAST);
+
+    let e1 = ticket("t1", "evt-1");
+    let report = dispatcher.deliver(&e1).await.unwrap();
+    assert_eq!(
+        statuses(&report),
+        [
+            (
+                format!("{BROKEN} /events/ticket"),
+                DeliveryStatus::DeadLettered(String::new())
+            ),
+            (
+                format!("{LISTENER_A} /events/ticket"),
+                DeliveryStatus::Delivered(200)
+            ),
+            (
+                format!("{LISTENER_B} /on/ticket"),
+                DeliveryStatus::Delivered(200)
+            ),
+        ]
+    );
+    // The broken handler ran three times, then its dead letter kept the reason.
+    assert_eq!(runs(&backends, "t1", BROKEN).await, 3);
+    let dead = letters.read_all().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].event, e1);
+    assert_eq!(
+        (dead[0].extension_id.as_str(), dead[0].attempts),
+        (BROKEN, 3)
+    );
+    assert!(dead[0].reason.contains("trap"), "{}", dead[0].reason);
+
+    // Never another tenant's installs: t2's listener did not run.
+    assert_eq!(runs(&backends, "t1", LISTENER_A).await, 1);
+    assert_eq!(runs(&backends, "t2", LISTENER_A).await, 0);
+
+    // The same event again: each successful handler is not run a second time.
+    let again = dispatcher.deliver(&e1).await.unwrap();
+    assert_eq!(
+        statuses(&again)[1..],
+        [
+            (
+                format!("{LISTENER_A} /events/ticket"),
+                DeliveryStatus::Duplicate
+            ),
+            (
+                format!("{LISTENER_B} /on/ticket"),
+                DeliveryStatus::Duplicate
+            ),
+        ]
+    );
+    assert_eq!(runs(&backends, "t1", LISTENER_A).await, 1);
+    assert_eq!(runs(&backends, "t1", LISTENER_B).await, 1);
+
+    // t2's event reaches only t2's subscriber.
+    let report = dispatcher.deliver(&ticket("t2", "evt-1")).await.unwrap();
+    assert_eq!(
+        statuses(&report),
+        [(
+            format!("{LISTENER_A} /events/ticket"),
+            DeliveryStatus::Delivered(200)
+        )]
+    );
+    assert_eq!(runs(&backends, "t2", LISTENER_A).await, 1);
+
+    // Another topic, and a topic nobody subscribes to.
+    let mut paid = ticket("t1", "evt-2");
+    paid.topic = "invoice.paid".into();
+    let report = dispatcher.deliver(&paid).await.unwrap();
+    assert_eq!(
+        statuses(&report),
+        [(
+            format!("{LISTENER_B} /on/paid"),
+            DeliveryStatus::Delivered(200)
+        )]
+    );
+    let mut nobody = ticket("t1", "evt-3");
+    nobody.topic = "nobody.cares".into();
+    assert!(
+        dispatcher
+            .deliver(&nobody)
+            .await
+            .unwrap()
+            .deliveries
+            .is_empty()
+    );
+
+    // A disabled install receives nothing.
+    backends
+        .registry
+        .set_enabled("t1", LISTENER_B, false)
+        .await
+        .unwrap();
+    let report = dispatcher.deliver(&ticket("t1", "evt-4")).await.unwrap();
+    assert!(
+        report
+            .deliveries
+            .iter()
+            .all(|d| d.subscription.extension_id != LISTENER_B),
+        "{report:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_delivery_is_retried_by_the_queue_then_dead_lettered_on_the_last_attempt() {
+    let data = tempfile::tempdir().unwrap();
+    let backends = Backends::local(data.path()).unwrap();
+    let gateway = fleet(&backends, None).await;
+    let letters = Arc::new(FileDeadLetters::new(data.path().join("dl.jsonl")));
+    let dispatcher = Dispatcher::new(gateway, letters.clone(), FAST);
+    let e = ticket("t1", "evt-q");
+    for attempt in 1..=2 {
+        let report = dispatcher.deliver_attempt(&e, attempt).await.unwrap();
+        assert!(
+            !report.settled(),
+            "attempt {attempt}: the broken handler is retryable"
+        );
+        assert!(letters.read_all().unwrap().is_empty());
+    }
+    let report = dispatcher.deliver_attempt(&e, 3).await.unwrap();
+    assert!(report.settled());
+    assert_eq!(letters.read_all().unwrap().len(), 1);
+    // The listeners ran on the first attempt only.
+    assert_eq!(runs(&backends, "t1", LISTENER_A).await, 1);
+    assert_eq!(runs(&backends, "t1", BROKEN).await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_gets_the_event_as_a_json_post() {
+    let data = tempfile::tempdir().unwrap();
+    let backends = Backends::local(data.path()).unwrap();
+    let gateway = fleet(&backends, None).await;
+    let install = backends
+        .registry
+        .get_install("t1", LISTENER_A)
+        .await
+        .unwrap()
+        .unwrap();
+    let e = ticket("t1", "evt-body");
+    let body = e.handler_body();
+    let out = gateway
+        .run_internal(InternalCall {
+            install: &install,
+            method: "POST",
+            path: "/events/ticket",
+            body: Some(&body),
+            headers: &[],
+            route: Route::Event,
+        })
+        .await;
+    let env = &out.envelope;
+    assert_eq!(env.status, 200, "{env:?}");
+    let headers = env.headers.clone().unwrap();
+    assert_eq!(headers["x-echo-method"], "POST");
+    assert_eq!(headers["x-echo-url"], "/events/ticket");
+    assert_eq!(headers["content-type"], "application/json");
+    let got: Event = serde_json::from_slice(&env.body().unwrap()).unwrap();
+    assert_eq!(got, e);
+    // No user on an event delivery, and a fresh request id.
+    assert!(out.metrics.request_id.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_emit_for_their_own_tenant_only_when_granted_and_bounded() {
+    let data = tempfile::tempdir().unwrap();
+    let backends = Backends::local(data.path()).unwrap();
+    let bus = Arc::new(LocalBus::default());
+    let mut rx = bus.take_receiver().unwrap();
+    let publisher: Arc<dyn EventPublisher> = bus.clone();
+    let gateway = fleet(&backends, Some((publisher.clone(), 1))).await;
+    let out = run_emitter(&gateway, "t1").await;
+    assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
+    let id = String::from_utf8(out.envelope.body().unwrap()).unwrap();
+    let event = rx.recv().await.unwrap();
+    assert_eq!(event.id, id);
+    assert_eq!(
+        (event.tenant.as_str(), event.topic.as_str()),
+        ("t1", "widget.made")
+    );
+    assert_eq!(event.source, format!("alga.extension/{EMITTER}"));
+    assert_eq!(
+        event.data,
+        json!({"n": 1, "tenant_id": "t1"}),
+        "tenant forced"
+    );
+
+    // t2's install lacks cap:events.emit: `denied` (index 0 → 400), nothing sent.
+    assert_eq!(run_emitter(&gateway, "t2").await.envelope.status, 400);
+    assert!(rx.try_recv().is_err());
+
+    // The bound (1 here) is per invocation: another invocation may emit again.
+    assert_eq!(run_emitter(&gateway, "t1").await.envelope.status, 200);
+    assert!(rx.try_recv().is_ok());
+
+    // Without a publisher, `emit` answers `unavailable` (404).
+    let gateway = fleet(&Backends::local(&data.path().join("other")).unwrap(), None).await;
+    let out = run_emitter(&gateway, "t1").await;
+    assert_eq!(out.envelope.status, 404);
+
+    // And with a bound of zero: `too-many` (403).
+    let data2 = tempfile::tempdir().unwrap();
+    let b2 = Backends::local(data2.path()).unwrap();
+    let gateway = fleet(&b2, Some((publisher, 0))).await;
+    let out = run_emitter(&gateway, "t1").await;
+    assert_eq!(out.envelope.status, 403);
+}
