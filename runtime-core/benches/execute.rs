@@ -1,41 +1,32 @@
-//! Warm execute through the full pipeline vs raw Wasmtime instantiate + call of the
-//! same component (the floor), and precompile vs load of the JS example.
+//! Warm execute: the full pipeline (request JSON → resolve → cached `InstancePre` →
+//! fresh Store + limits → instantiate → call → envelope JSON) next to the floor, raw
+//! Wasmtime instantiate + call of the same component, for the WAT hello guest and the
+//! JS example.
 //!
-//! `cargo bench -p runtime-core --bench execute` (build the JS example first:
-//! `scripts/build-example`). Prints each case and, at the end, the overhead ratios
-//! measured in this run.
+//! `cargo bench -p runtime-core --bench execute` (the JS case needs
+//! `scripts/build-example` first); `scripts/bench` runs it and prints the ratios.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Samples;
 use criterion::{Criterion, criterion_group};
-use runtime_core::artifact::{self, ContentHash};
-use runtime_core::capability::CapabilitySet;
-use runtime_core::config::EngineSettings;
+use runtime_core::artifact;
 use runtime_core::engine::{RuntimeEngine, Target};
 use runtime_core::execute::{ExecuteRequest, RoutingHeaders};
-use runtime_core::host::bindings::alga::extension::types as wit;
-use runtime_core::host::{self, HostServices, HostState, Invocation, RequestLimits, RunnerPre};
-use runtime_core::store::local::{MemoryKvStore, MemorySecretStore};
+use runtime_core::host::{self, RunnerPre};
 use serde_json::json;
 use support::{Harness, guests, request};
 
-fn js_example() -> Option<Vec<u8>> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/hello/dist/main.wasm"
-    ))
-    .ok()
-}
-
-/// The floor: deserialize once, then per iteration a Store, instantiate and call.
+/// The floor's engine and pre-linked component: deserialized once, like the pipeline's.
 struct Floor {
     engine: Arc<RuntimeEngine>,
-    pre: RunnerPre<HostState>,
-    services: HostServices,
+    pre: RunnerPre<runtime_core::host::HostState>,
 }
 
 impl Floor {
@@ -43,175 +34,99 @@ impl Floor {
         let settings = support::test_config().engine;
         let engine = Arc::new(RuntimeEngine::new(&settings).unwrap());
         let cwasm = artifact::precompile(wasm, &Target::host(), &settings).unwrap();
+        // SAFETY: bytes we just compiled with the same configuration.
         let component =
             unsafe { wasmtime::component::Component::deserialize(engine.engine(), &cwasm) }
                 .unwrap();
         let linker = host::link(engine.engine()).unwrap();
         let pre = RunnerPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
-        Floor {
-            engine,
-            pre,
-            services: HostServices {
-                kv: Arc::new(MemoryKvStore::default()),
-                secrets: Arc::new(MemorySecretStore::default()),
-            },
-        }
+        Floor { engine, pre }
     }
-
-    async fn call(&self, req: &wit::ExecuteRequest) -> u16 {
-        let state = HostState::prepare(
-            Arc::new(Invocation {
-                tenant_id: "tenant-a".into(),
-                extension_id: "com.example.test".into(),
-                install_id: Some("install-1".into()),
-                ..Default::default()
-            }),
-            CapabilitySet::minimal(),
-            &self.services,
-            None,
-            RequestLimits {
-                memory_bytes: 128 << 20,
-                host_calls: 10_000,
-                log_bytes: 1 << 20,
-            },
-        );
-        let mut store = wasmtime::Store::new(self.engine.engine(), state);
-        store.set_epoch_deadline(1_000_000);
-        let runner = self.pre.instantiate_async(&mut store).await.unwrap();
-        runner.call_handler(&mut store, req).await.unwrap().status
-    }
-}
-
-fn guest_request(path: &str) -> wit::ExecuteRequest {
-    wit::ExecuteRequest {
-        context: wit::ContextData {
-            request_id: None,
-            tenant_id: "tenant-a".into(),
-            extension_id: "com.example.test".into(),
-            install_id: Some("install-1".into()),
-            version_id: None,
-        },
-        http: wit::HttpRequest {
-            method: "GET".into(),
-            url: path.into(),
-            headers: vec![],
-            body: None,
-        },
-    }
-}
-
-fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
-    samples.sort();
-    let p = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    (p(0.50), p(0.99))
 }
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let h = Harness::new();
+    let services = common::services();
     let mut cases: Vec<(&str, Vec<u8>, &str)> = vec![("wat-hello", guests::hello(), "/")];
-    if let Some(js) = js_example() {
-        cases.push(("js-hello", js, "/api/hello"));
-    } else {
-        eprintln!(
-            "examples/hello/dist/main.wasm missing: run scripts/build-example for the JS case"
-        );
+    match common::js_example() {
+        Some(js) => cases.push(("js-hello", js, "/api/hello")),
+        None => eprintln!("examples/hello/dist/main.wasm missing: run scripts/build-example"),
     }
-    let mut summary = Vec::new();
     for (name, wasm, path) in &cases {
         let (content, _) = rt.block_on(h.publish(wasm));
-        let req = ExecuteRequest::from_json(
-            &serde_json::to_vec(&request(&content, "GET", path, json!({}))).unwrap(),
-        )
-        .unwrap();
+        let body = serde_json::to_vec(&request(&content, "GET", path, json!({}))).unwrap();
         let routing = RoutingHeaders {
             tenant: Some("tenant-a".into()),
             extension: Some("com.example.test".into()),
             request_id: None,
         };
         let floor = Floor::new(wasm);
-        let greq = guest_request(path);
-        let mut g = c.benchmark_group(*name);
+        let greq = common::guest_request(path);
+        // Loads the component into the pipeline's cache: every measured request is warm.
+        let first = rt.block_on(
+            h.executor
+                .execute(&routing, &ExecuteRequest::from_json(&body).unwrap()),
+        );
+        assert_eq!(first.envelope.status, 200, "{:?}", first.envelope.error);
+
+        let group_name = format!("warm-{name}");
+        let (pipe, raw) = (Samples::default(), Samples::default());
+        let mut g = c.benchmark_group(&group_name);
         g.bench_function("pipeline", |b| {
-            b.to_async(&rt).iter(|| async {
-                assert_eq!(
-                    h.executor.execute(&routing, &req).await.envelope.status,
-                    200
-                )
+            b.to_async(&rt).iter_custom(|iters| {
+                let (h, body, routing, pipe) = (&h, &body, &routing, &pipe);
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += pipe
+                            .time(async {
+                                let req = ExecuteRequest::from_json(body).unwrap();
+                                let out = h.executor.execute(routing, &req).await;
+                                assert_eq!(out.envelope.status, 200);
+                                serde_json::to_vec(&out.envelope).unwrap()
+                            })
+                            .await;
+                    }
+                    total
+                }
             })
         });
         g.bench_function("floor", |b| {
-            b.to_async(&rt)
-                .iter(|| async { assert_eq!(floor.call(&greq).await, 200) })
+            b.to_async(&rt).iter_custom(|iters| {
+                let (floor, services, greq, raw) = (&floor, &services, &greq, &raw);
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += raw
+                            .time(async {
+                                let s = common::raw_call(&floor.engine, &floor.pre, services, greq)
+                                    .await;
+                                assert_eq!(s, 200);
+                            })
+                            .await;
+                    }
+                    total
+                }
+            })
         });
         g.finish();
-
-        // p50/p99 over individual requests, interleaved so both see the same machine.
-        let (mut pipe, mut raw) = (Vec::new(), Vec::new());
-        rt.block_on(async {
-            for _ in 0..2000 {
-                let t = Instant::now();
-                h.executor.execute(&routing, &req).await;
-                pipe.push(t.elapsed());
-                let t = Instant::now();
-                floor.call(&greq).await;
-                raw.push(t.elapsed());
-            }
-        });
-        summary.push((name.to_string(), percentiles(pipe), percentiles(raw)));
-    }
-
-    if let Some(js) = js_example() {
-        let settings = EngineSettings::default();
-        let t = Instant::now();
-        let cwasm = artifact::precompile(&js, &Target::host(), &settings).unwrap();
-        let compile = t.elapsed();
-        let engine = RuntimeEngine::new(&settings).unwrap();
-        let mut loads = Vec::new();
-        for _ in 0..20 {
-            let t = Instant::now();
-            let sum = artifact::sha256(&cwasm);
-            std::hint::black_box(sum);
-            let c = unsafe { wasmtime::component::Component::deserialize(engine.engine(), &cwasm) }
-                .unwrap();
-            std::hint::black_box(c);
-            loads.push(t.elapsed());
-        }
-        let (load_p50, _) = percentiles(loads);
-        println!(
-            "\nJS example: precompile {:.2} s, load (sha256 + deserialize) p50 {:.2} ms → load is {:.0}x faster; cwasm {} MiB, component {} MiB, content {}",
-            compile.as_secs_f64(),
-            load_p50.as_secs_f64() * 1e3,
-            compile.as_secs_f64() / load_p50.as_secs_f64(),
-            cwasm.len() >> 20,
-            js.len() >> 20,
-            ContentHash::of(&js)
-        );
-    }
-    println!(
-        "\n{:<10} {:>14} {:>14} {:>14} {:>14} {:>10}",
-        "case", "pipeline p50", "pipeline p99", "floor p50", "floor p99", "p50 ratio"
-    );
-    for (name, (pp50, pp99), (fp50, fp99)) in summary {
-        println!(
-            "{name:<10} {:>11.1} µs {:>11.1} µs {:>11.1} µs {:>11.1} µs {:>9.2}x   (+{:.1} µs)",
-            us(pp50),
-            us(pp99),
-            us(fp50),
-            us(fp99),
-            us(pp50) / us(fp50),
-            us(pp50) - us(fp50)
-        );
+        pipe.save(&format!("{group_name}.pipeline"));
+        raw.save(&format!("{group_name}.floor"));
     }
 }
 
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
+fn config() -> Criterion {
+    let (samples, secs) = if common::smoke() { (10, 1) } else { (50, 4) };
+    Criterion::default()
+        .sample_size(samples)
+        .measurement_time(Duration::from_secs(secs))
+        .warm_up_time(Duration::from_secs(1))
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    config = config();
     targets = bench
 }
 
