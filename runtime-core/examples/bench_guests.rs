@@ -30,7 +30,7 @@ const WASI_HTTP_HELLO: &str = r#"
   (import "wasi:http/types@0.2.12" "[method]outgoing-response.body"
     (func $resp_body (param i32 i32)))
   (import "wasi:http/types@0.2.12" "[static]response-outparam.set"
-    (func $set (param i32 i32 i32 i32 i64 i32 i32 i32)))
+    (func $set (param i32 i32 i32 i32 i64 i32 i32 i32 i32)))
   (import "wasi:http/types@0.2.12" "[method]outgoing-body.write"
     (func $body_write (param i32 i32)))
   (import "wasi:http/types@0.2.12" "[static]outgoing-body.finish"
@@ -56,7 +56,7 @@ const WASI_HTTP_HELLO: &str = r#"
     (call $resp_body (local.get $resp) (i32.const 2048))
     (local.set $body (i32.load (i32.const 2052)))
     (call $set (local.get $out) (i32.const 0) (local.get $resp)
-      (i32.const 0) (i64.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+      (i32.const 0) (i64.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
     (call $body_write (local.get $body) (i32.const 2048))
     (local.set $stream (i32.load (i32.const 2052)))
     (call $write (local.get $stream) (i32.const 1024) (i32.const 5) (i32.const 2048))
