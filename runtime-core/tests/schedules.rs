@@ -123,15 +123,16 @@ async fn aws_schedules_are_mirrored_to_eventbridge_scheduler() {
     store.create(&sch).await.unwrap();
     let name = schedule_name(&sch.tenant, &sch.install_id, &sch.id);
     assert!(name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-    let got = env
-        .clients
-        .scheduler
-        .get_schedule()
-        .name(&name)
-        .group_name(&group)
-        .send()
-        .await
-        .unwrap();
+    // What EventBridge Scheduler holds for it now.
+    let fetch = || {
+        env.clients
+            .scheduler
+            .get_schedule()
+            .name(&name)
+            .group_name(&group)
+            .send()
+    };
+    let got = fetch().await.unwrap();
     assert_eq!(
         got.schedule_expression(),
         Some("cron(0,15,30,45 9-17 ? * 2-6 *)")
@@ -154,15 +155,7 @@ async fn aws_schedules_are_mirrored_to_eventbridge_scheduler() {
     off.enabled = false;
     off.cron = "30 4 1,15 * *".into();
     store.update(&off).await.unwrap();
-    let got = env
-        .clients
-        .scheduler
-        .get_schedule()
-        .name(&name)
-        .group_name(&group)
-        .send()
-        .await
-        .unwrap();
+    let got = fetch().await.unwrap();
     assert_eq!(got.schedule_expression(), Some("cron(30 4 1,15 * ? *)"));
     assert_eq!(got.state().map(|s| s.as_str()), Some("DISABLED"));
 
@@ -179,15 +172,7 @@ async fn aws_schedules_are_mirrored_to_eventbridge_scheduler() {
         .delete(&sch.tenant, &sch.install_id, &sch.id)
         .await
         .unwrap();
-    let gone = env
-        .clients
-        .scheduler
-        .get_schedule()
-        .name(&name)
-        .group_name(&group)
-        .send()
-        .await
-        .unwrap_err();
+    let gone = fetch().await.unwrap_err();
     assert!(
         gone.as_service_error()
             .unwrap()
