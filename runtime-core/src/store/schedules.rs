@@ -78,12 +78,23 @@ pub trait ScheduleStore: Send + Sync {
         install_id: &str,
         id: &str,
     ) -> Result<(), ScheduleStoreError>;
-    /// Deletes every schedule of an install; returns what was deleted.
+    /// Deletes every schedule of an install; returns what was deleted. By default
+    /// one by one through [`ScheduleStore::delete`] (so a mirror deletes its copies
+    /// too); a store that can do it in one statement overrides it.
     async fn delete_install(
         &self,
         tenant: &str,
         install_id: &str,
-    ) -> Result<Vec<Schedule>, ScheduleStoreError>;
+    ) -> Result<Vec<Schedule>, ScheduleStoreError> {
+        let list = self.list(tenant, install_id).await?;
+        for sch in &list {
+            match self.delete(tenant, install_id, &sch.id).await {
+                Ok(()) | Err(ScheduleStoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(list)
+    }
     /// Every enabled schedule of every install (the local cron's view).
     async fn list_enabled(&self) -> Result<Vec<Schedule>, ScheduleStoreError>;
 }

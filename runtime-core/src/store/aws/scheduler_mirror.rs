@@ -87,17 +87,26 @@ fn internal(e: StoreError) -> ScheduleStoreError {
 }
 
 /// CreateSchedule and UpdateSchedule take the same fields on two builder types.
-macro_rules! schedule_fields {
-    ($store:expr, $sch:expr, $builder:expr, $expression:expr, $target:expr, $window:expr) => {
-        $builder
+macro_rules! put_schedule {
+    ($store:expr, $sch:expr, $operation:ident, $name:literal) => {{
+        let (expression, target, window) = $store
+            .parts($sch)
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        $store
+            .client
+            .$operation()
             .name(schedule_name(&$sch.tenant, &$sch.install_id, &$sch.id))
             .group_name(&$store.target.group)
-            .schedule_expression($expression)
+            .schedule_expression(expression)
             .schedule_expression_timezone("UTC")
-            .flexible_time_window($window)
-            .target($target)
+            .flexible_time_window(window)
+            .target(target)
             .state(Self::state($sch))
-    };
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk($name, &e))
+    }};
 }
 
 impl MirroredScheduleStore {
@@ -142,39 +151,11 @@ impl MirroredScheduleStore {
     }
 
     async fn api_create(&self, sch: &Schedule) -> Result<(), StoreError> {
-        let (expression, target, window) = self
-            .parts(sch)
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
-        schedule_fields!(
-            self,
-            sch,
-            self.client.create_schedule(),
-            expression,
-            target,
-            window
-        )
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| map_sdk("CreateSchedule", &e))
+        put_schedule!(self, sch, create_schedule, "CreateSchedule")
     }
 
     async fn api_update(&self, sch: &Schedule) -> Result<(), StoreError> {
-        let (expression, target, window) = self
-            .parts(sch)
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
-        schedule_fields!(
-            self,
-            sch,
-            self.client.update_schedule(),
-            expression,
-            target,
-            window
-        )
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| map_sdk("UpdateSchedule", &e))
+        put_schedule!(self, sch, update_schedule, "UpdateSchedule")
     }
 
     async fn api_delete(&self, sch: &Schedule) -> Result<(), StoreError> {
@@ -271,21 +252,6 @@ impl ScheduleStore for MirroredScheduleStore {
             return Err(internal(e));
         }
         Ok(())
-    }
-
-    async fn delete_install(
-        &self,
-        tenant: &str,
-        install_id: &str,
-    ) -> Result<Vec<Schedule>, ScheduleStoreError> {
-        let list = self.inner.list(tenant, install_id).await?;
-        for sch in &list {
-            match self.delete(tenant, install_id, &sch.id).await {
-                Ok(()) | Err(ScheduleStoreError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(list)
     }
 
     async fn list_enabled(&self) -> Result<Vec<Schedule>, ScheduleStoreError> {

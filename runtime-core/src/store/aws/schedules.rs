@@ -311,21 +311,6 @@ impl ScheduleStore for DynamoScheduleStore {
         Err(StoreError::Unavailable("schedule delete: too much contention".into()).into())
     }
 
-    async fn delete_install(
-        &self,
-        tenant: &str,
-        install_id: &str,
-    ) -> Result<Vec<Schedule>, ScheduleStoreError> {
-        let list = self.list(tenant, install_id).await?;
-        for sch in &list {
-            match self.delete(tenant, install_id, &sch.id).await {
-                Ok(()) | Err(ScheduleStoreError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(list)
-    }
-
     async fn list_enabled(&self) -> Result<Vec<Schedule>, ScheduleStoreError> {
         let items = self.query_all(true, ENABLED_PK, None).await?;
         items.iter().map(decode).collect()
