@@ -1,6 +1,6 @@
 //! One HTTP/1.1 exchange with an already checked address: connect, optional TLS
-//! (rustls with the system roots, ring provider — the stack wasmtime-wasi-http
-//! uses), send, read the response under a size cap. No pooling, no redirects, no
+//! (rustls with the system roots and the aws-lc-rs provider the AWS SDK uses too),
+//! send, read the response under a size cap. No pooling, no redirects, no
 //! proxies, no name lookups: the caller decides everything.
 
 use std::net::SocketAddr;
@@ -151,10 +151,10 @@ impl HttpClient {
 }
 
 fn tls_config(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, EgressError> {
-    // An explicit provider: with both ring and aws-lc-rs in a workspace, rustls
-    // cannot pick a process default by itself.
+    // An explicit provider: no process-wide default is installed, and this one
+    // must not depend on whichever crate happens to install one.
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| EgressError::Tls(e.to_string()))?
