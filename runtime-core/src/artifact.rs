@@ -2,8 +2,9 @@
 //! for execution with its sha256 checked **before** Wasmtime deserializes it.
 //!
 //! Loaded components are kept as `InstancePre`s in a bounded LRU by content hash,
-//! and verified artifact bytes in an optional disk cache (on Lambda under /tmp)
-//! with atomic writes and a size bound.
+//! and verified artifacts in an optional disk cache (on Lambda under /tmp) with a
+//! size bound: a fetch streams from the blob store into a temporary file, hashed on
+//! the way, renamed into place only when it matches, and memory-mapped from there.
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use wasmtime::component::{Component, Linker};
 use crate::config::CacheSettings;
 use crate::engine::{RuntimeEngine, Target};
 use crate::host::{HostState, RunnerPre};
-use crate::store::{BlobStore, StoreError};
+use crate::store::{BlobStore, FileFetch, StoreError};
 
 /// The sha256 of bytes.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -248,33 +249,76 @@ impl ComponentLoader {
         if artifact.key.fingerprint != self.engine.fingerprint() {
             return Err(ArtifactError::Missing(key));
         }
-        let bytes = match self.disk.as_ref().and_then(|d| d.get(artifact)) {
-            Some(bytes) => {
-                self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
-                bytes
+        let source = match &self.disk {
+            Some(disk) if artifact.size <= disk.max_bytes => {
+                Source::File(self.fetch_to_disk(disk, &key, artifact).await?)
             }
-            None => {
+            _ => {
                 let bytes = self
                     .blobs
                     .get(&key)
                     .await?
                     .ok_or_else(|| ArtifactError::Missing(key.clone()))?;
                 self.stats.fetched.fetch_add(1, Ordering::Relaxed);
-                self.verify(&key, artifact, &bytes)?;
-                if let Some(d) = &self.disk {
-                    d.put(artifact, &bytes);
-                }
-                bytes
+                self.verify(&key, artifact, &sha256(&bytes))?;
+                Source::Bytes(bytes)
             }
         };
-        let loaded = Arc::new(self.instantiate_pre(&key, artifact, &bytes)?);
+        let loaded = Arc::new(self.instantiate_pre(&key, artifact, &source)?);
         self.memory.lock().unwrap().put(content, loaded.clone());
         Ok(loaded)
     }
 
-    fn verify(&self, key: &str, artifact: &ArtifactRef, bytes: &[u8]) -> Result<(), ArtifactError> {
-        let actual = sha256(bytes);
-        if actual != artifact.sha256 {
+    /// The verified artifact's path in the disk cache: a cached file whose sha256
+    /// still matches (hashed in chunks), else streamed from the blob store into a
+    /// temporary file, hashed on the way, and renamed into place only when it matches.
+    async fn fetch_to_disk(
+        &self,
+        disk: &DiskCache,
+        key: &str,
+        artifact: &ArtifactRef,
+    ) -> Result<PathBuf, ArtifactError> {
+        let path = disk.path(artifact);
+        let cached = path.clone();
+        let expected = artifact.sha256;
+        let hit = tokio::task::spawn_blocking(move || disk_hit(&cached, &expected))
+            .await
+            .unwrap_or(false);
+        if hit {
+            self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(path);
+        }
+        disk.prepare().map_err(|e| {
+            ArtifactError::Fetch(StoreError::Internal(format!("artifact cache: {e}")))
+        })?;
+        let tmp = disk.temp_path();
+        // The registry recorded the size: anything longer is not our artifact.
+        let fetched = self.blobs.get_to_file(key, &tmp, artifact.size).await?;
+        self.stats.fetched.fetch_add(1, Ordering::Relaxed);
+        let actual = match fetched {
+            FileFetch::Missing => return Err(ArtifactError::Missing(key.into())),
+            FileFetch::TooLarge { .. } => [0u8; 32],
+            FileFetch::Written { sha256, .. } => sha256,
+        };
+        if let Err(e) = self.verify(key, artifact, &actual) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            ArtifactError::Fetch(StoreError::Internal(format!("artifact cache: {e}")))
+        })?;
+        disk.evict();
+        Ok(path)
+    }
+
+    fn verify(
+        &self,
+        key: &str,
+        artifact: &ArtifactRef,
+        actual: &[u8; 32],
+    ) -> Result<(), ArtifactError> {
+        if *actual != artifact.sha256 {
             self.stats
                 .integrity_failures
                 .fetch_add(1, Ordering::Relaxed);
@@ -291,20 +335,25 @@ impl ComponentLoader {
         &self,
         key: &str,
         artifact: &ArtifactRef,
-        bytes: &[u8],
+        source: &Source,
     ) -> Result<LoadedComponent, ArtifactError> {
-        // Callers verified `bytes` against the sha256 the registry recorded when we
-        // compiled them; only bytes we produced reach `deserialize`.
-        debug_assert_eq!(sha256(bytes), artifact.sha256);
         self.stats.deserialized.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the bytes are an artifact this project compiled (checked by sha256
-        // against the registry's record above), and Wasmtime checks its header
-        // (version + our engine fingerprint) before using them.
-        let component =
-            unsafe { Component::deserialize(self.engine.engine(), bytes) }.map_err(|e| {
-                tracing::warn!(artifact = key, error = %e, "artifact refused by the engine");
-                ArtifactError::Missing(key.into())
-            })?;
+        // SAFETY: callers verified the bytes (in memory, or the file's whole content)
+        // against the sha256 the registry recorded when we compiled them, so only an
+        // artifact this project produced reaches `deserialize`; Wasmtime checks its
+        // header (version + our engine fingerprint) too. A cache file is only ever
+        // replaced by rename, never written in place, so the mapped bytes stay the
+        // verified ones; the cache directory is private to this process's user.
+        let component = match source {
+            Source::Bytes(bytes) => unsafe { Component::deserialize(self.engine.engine(), bytes) },
+            Source::File(path) => unsafe {
+                Component::deserialize_file(self.engine.engine(), path)
+            },
+        }
+        .map_err(|e| {
+            tracing::warn!(artifact = key, error = %e, "artifact refused by the engine");
+            ArtifactError::Missing(key.into())
+        })?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -314,6 +363,33 @@ impl ComponentLoader {
             pre,
             artifact_sha256: artifact.sha256,
         })
+    }
+}
+
+/// Verified artifact bytes, ready to deserialize.
+enum Source {
+    /// In memory (no disk cache, or an artifact larger than it).
+    Bytes(Vec<u8>),
+    /// A file in the disk cache, memory-mapped by Wasmtime.
+    File(PathBuf),
+}
+
+/// Whether the cached file at `path` holds exactly the bytes hashing to `expected`
+/// (hashed in chunks; a mismatching file is removed).
+fn disk_hit(path: &std::path::Path, expected: &[u8; 32]) -> bool {
+    match crate::store::stream::sha256_file(path) {
+        Ok(actual) if actual == *expected => {
+            // Mark as recently used for eviction.
+            if let Ok(f) = std::fs::File::options().append(true).open(path) {
+                let _ = f.set_modified(std::time::SystemTime::now());
+            }
+            true
+        }
+        Ok(_) => {
+            let _ = std::fs::remove_file(path);
+            false
+        }
+        Err(_) => false,
     }
 }
 
@@ -337,31 +413,24 @@ impl DiskCache {
         ))
     }
 
-    /// The cached bytes if present and still matching the recorded sha256.
-    fn get(&self, a: &ArtifactRef) -> Option<Vec<u8>> {
-        let path = self.path(a);
-        let bytes = std::fs::read(&path).ok()?;
-        if sha256(&bytes) != a.sha256 {
-            let _ = std::fs::remove_file(&path);
-            return None;
-        }
-        // Mark as recently used for eviction.
-        if let Ok(f) = std::fs::File::options().append(true).open(&path) {
-            let _ = f.set_modified(std::time::SystemTime::now());
-        }
-        Some(bytes)
+    /// A fresh name for a download in progress (not a `.cwasm`, so never evicted
+    /// or mistaken for a verified file).
+    fn temp_path(&self) -> PathBuf {
+        static N: AtomicU64 = AtomicU64::new(0);
+        self.dir.join(format!(
+            ".fetch-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ))
     }
 
-    fn put(&self, a: &ArtifactRef, bytes: &[u8]) {
-        if bytes.len() as u64 > self.max_bytes {
-            return;
-        }
-        let path = self.path(a);
-        if let Err(e) = crate::store::local::write_atomic(&path, bytes) {
-            tracing::warn!(error = %e, path = %path.display(), "artifact disk cache write failed");
-            return;
-        }
-        self.evict();
+    /// Creates the directory, readable and writable by this user only.
+    fn prepare(&self) -> std::io::Result<()> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&self.dir)
     }
 
     fn evict(&self) {

@@ -168,3 +168,70 @@ async fn disk_cache_serves_a_fresh_process_and_drops_tampered_files() {
     assert_eq!(ex3.loader().stats().disk_hits.load(Ordering::Relaxed), 0);
     assert_eq!(ex3.loader().stats().fetched.load(Ordering::Relaxed), 1);
 }
+
+#[tokio::test]
+async fn a_streamed_fetch_keeps_and_maps_only_verified_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Not there yet: the loader creates it.
+    let cache = tmp.path().join("cache");
+    let h = Harness::new();
+    let (content, art) = h.publish(&guests::hello()).await;
+    let key = art.key.blob_key();
+    let cwasm = h.blobs.get(&key).await.unwrap().unwrap();
+    let req = runtime_core::ExecuteRequest::from_json(
+        &serde_json::to_vec(&request(&content, "GET", "/", json!({}))).unwrap(),
+    )
+    .unwrap();
+    let routing = runtime_core::RoutingHeaders {
+        tenant: Some("tenant-a".into()),
+        extension: Some("com.example.test".into()),
+        request_id: None,
+    };
+    let resolver = Arc::new(StaticResolver::default());
+    resolver.register(art.clone());
+    let mut flipped = cwasm.clone();
+    flipped[cwasm.len() / 2] ^= 0x01;
+    let mut longer = cwasm.clone();
+    longer.extend_from_slice(b"appended");
+    // The same length with one bit flipped, and the right bytes with more after
+    // them (cut off at the recorded size, never read to the end).
+    for bad in [flipped, longer] {
+        let blobs = Arc::new(MemoryBlobStore::default());
+        blobs.put(&key, &bad).await.unwrap();
+        let ex = executor_with(blobs, resolver.clone(), &cache);
+        let out = ex.execute(&routing, &req).await;
+        assert_eq!(
+            out.metrics.outcome, "artifact_integrity",
+            "{:?}",
+            out.envelope
+        );
+        let stats = ex.loader().stats();
+        assert_eq!(stats.deserialized.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.integrity_failures.load(Ordering::Relaxed), 1);
+        let left: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "nothing unverified stays on disk: {left:?}"
+        );
+    }
+    // The genuine bytes: fetched once, kept, and served from the file.
+    let blobs = Arc::new(MemoryBlobStore::default());
+    blobs.put(&key, &cwasm).await.unwrap();
+    let ex = executor_with(blobs, resolver, &cache);
+    assert_eq!(ex.execute(&routing, &req).await.envelope.status, 200);
+    let files: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), cwasm);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&cache).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the cache directory is private: {mode:o}");
+    }
+}

@@ -604,3 +604,42 @@ async fn a_deleted_artifact_is_artifact_missing_until_recompiled() {
         ("bundle_untrusted", 403)
     );
 }
+
+#[tokio::test]
+async fn an_upload_over_the_size_limit_is_refused_unread_and_leaves_only_its_record() {
+    use runtime_core::publish::uploads::{UploadOutcome, publish_upload};
+    let env = Env::new();
+    let limits = ArchiveLimits {
+        max_compressed_bytes: 64 << 10,
+        ..ArchiveLimits::default()
+    };
+    let publisher = env.publisher(env.trust()).with_limits(limits);
+    let uploads = env.local.uploads.clone();
+    // A signed bundle one byte over the limit (its bytes are never unpacked).
+    let big = vec![7u8; (64 << 10) + 1];
+    uploads.put("in/big.tar.zst", &big).await.unwrap();
+    uploads
+        .put("in/big.tar.zst.sig.json", &env.signed(&big))
+        .await
+        .unwrap();
+    let outcome = publish_upload(&publisher, uploads.as_ref(), "in/big.tar.zst.sig.json")
+        .await
+        .unwrap();
+    match &outcome {
+        UploadOutcome::Refused { code, message } => {
+            assert_eq!(*code, "too_large");
+            assert!(message.contains("65536"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let record = uploads
+        .get("in/big.tar.zst.result.json")
+        .await
+        .unwrap()
+        .expect("a result record beside the upload");
+    let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    assert_eq!(record["result"]["status"], "refused", "{record}");
+    assert_eq!(record["result"]["code"], "too_large", "{record}");
+    assert!(env.blob_files().is_empty(), "{:?}", env.blob_files());
+    assert!(env.local.registry.list_extensions().await.unwrap().is_empty());
+}

@@ -186,6 +186,11 @@ impl Publisher {
         self
     }
 
+    /// The archive limits in force.
+    pub fn limits(&self) -> &ArchiveLimits {
+        &self.limits
+    }
+
     /// Publishes a signed bundle.
     pub async fn publish(
         &self,

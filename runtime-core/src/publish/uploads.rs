@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::{PublishError, Publisher};
-use crate::store::{BlobStore, Registered, StoreError};
+use crate::store::{BlobStore, FileFetch, Registered, StoreError};
 
 /// Suffix of a bundle object.
 pub const BUNDLE_SUFFIX: &str = ".tar.zst";
@@ -65,30 +65,101 @@ pub async fn publish_upload(
         return Ok(UploadOutcome::Ignored);
     }
     let sig_key = format!("{bundle_key}{SIGNATURE_SUFFIX}");
-    let Some(bundle) = uploads.get(&bundle_key).await? else {
-        return Ok(UploadOutcome::Waiting {
-            missing: bundle_key,
-        });
+    let max_bundle = publisher.limits().max_compressed_bytes;
+    let bundle = match read_bounded(uploads, &bundle_key, max_bundle).await? {
+        Bounded::Missing => {
+            return Ok(UploadOutcome::Waiting {
+                missing: bundle_key,
+            });
+        }
+        Bounded::TooLarge(size) => Err(UploadOutcome::Refused {
+            code: "too_large",
+            message: format!("the bundle is {size} bytes or more; the limit is {max_bundle}"),
+        }),
+        Bounded::Bytes(b) => Ok(b),
     };
-    let Some(signature) = uploads.get(&sig_key).await? else {
-        return Ok(UploadOutcome::Waiting { missing: sig_key });
+    let signature = match read_bounded(uploads, &sig_key, SIGNATURE_MAX).await? {
+        Bounded::Missing => return Ok(UploadOutcome::Waiting { missing: sig_key }),
+        Bounded::TooLarge(size) => Err(UploadOutcome::Refused {
+            code: "bad_signature",
+            message: format!(
+                "the signature file is {size} bytes or more; the limit is {SIGNATURE_MAX}"
+            ),
+        }),
+        Bounded::Bytes(b) => Ok(b),
     };
-    let outcome = match publisher.publish(&bundle, Some(&signature), &|_| {}).await {
-        Ok(p) => UploadOutcome::Published {
-            content_hash: p.content_hash.to_string(),
-            extension: p.manifest.name.clone(),
-            version: p.manifest.version.to_string(),
-            outcome: match p.outcome {
-                Registered::Created => "created",
-                Registered::Unchanged => "unchanged",
+    let outcome = match (bundle, signature) {
+        (Err(refused), _) | (_, Err(refused)) => refused,
+        (Ok(bundle), Ok(signature)) => publish_pair(publisher, &bundle, &signature).await?,
+    };
+    record_result(uploads, &bundle_key, &outcome).await?;
+    Ok(outcome)
+}
+
+/// Largest signature sidecar accepted (a few hundred bytes in practice).
+const SIGNATURE_MAX: u64 = 64 << 10;
+
+/// An upload read with a size bound.
+enum Bounded {
+    Missing,
+    TooLarge(u64),
+    Bytes(Vec<u8>),
+}
+
+/// Streams an upload into a private temporary file (stopping past `max`, so an
+/// oversized or hostile upload never fills memory), then reads it back.
+async fn read_bounded(uploads: &dyn BlobStore, key: &str, max: u64) -> Result<Bounded, StoreError> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let tmp = std::env::temp_dir().join(format!(
+        ".alga-upload-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let fetched = uploads.get_to_file(key, &tmp, max).await;
+    let result = match fetched? {
+        FileFetch::Missing => Ok(Bounded::Missing),
+        FileFetch::TooLarge { size } => Ok(Bounded::TooLarge(size)),
+        FileFetch::Written { .. } => tokio::fs::read(&tmp)
+            .await
+            .map(Bounded::Bytes)
+            .map_err(|e| StoreError::Internal(format!("{}: {e}", tmp.display()))),
+    };
+    let _ = tokio::fs::remove_file(&tmp).await;
+    result
+}
+
+/// Publishes a pair; `Err` only for a backend failure (the event is retried).
+async fn publish_pair(
+    publisher: &Publisher,
+    bundle: &[u8],
+    signature: &[u8],
+) -> Result<UploadOutcome, StoreError> {
+    Ok(
+        match publisher.publish(bundle, Some(signature), &|_| {}).await {
+            Ok(p) => UploadOutcome::Published {
+                content_hash: p.content_hash.to_string(),
+                extension: p.manifest.name.clone(),
+                version: p.manifest.version.to_string(),
+                outcome: match p.outcome {
+                    Registered::Created => "created",
+                    Registered::Unchanged => "unchanged",
+                },
+            },
+            Err(PublishError::Store(e)) => return Err(StoreError::Unavailable(e)),
+            Err(e) => UploadOutcome::Refused {
+                code: e.code(),
+                message: e.to_string(),
             },
         },
-        Err(PublishError::Store(e)) => return Err(StoreError::Unavailable(e)),
-        Err(e) => UploadOutcome::Refused {
-            code: e.code(),
-            message: e.to_string(),
-        },
-    };
+    )
+}
+
+/// Writes the one result record beside the bundle.
+async fn record_result(
+    uploads: &dyn BlobStore,
+    bundle_key: &str,
+    outcome: &UploadOutcome,
+) -> Result<(), StoreError> {
     let record = serde_json::json!({
         "bundle": bundle_key,
         "result": outcome,
@@ -102,6 +173,5 @@ pub async fn publish_upload(
             &result_key,
             &serde_json::to_vec_pretty(&record).unwrap_or_default(),
         )
-        .await?;
-    Ok(outcome)
+        .await
 }

@@ -11,8 +11,10 @@ pub mod local;
 pub mod quota;
 pub mod registry;
 pub mod schedules;
+pub mod stream;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -25,6 +27,7 @@ pub use registry::{
     InstallRecord, InstallRequest, Registered, Registry, RegistryError, Subscription, VersionRecord,
 };
 pub use schedules::{ScheduleStore, ScheduleStoreError};
+pub use stream::{FileFetch, FileSink};
 
 /// A backend could not serve a request.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -53,6 +56,26 @@ pub trait BlobStore: Send + Sync {
     /// Whether `key` exists.
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.get(key).await?.is_some())
+    }
+    /// Streams the bytes under `key` into the file `dest` (created or truncated),
+    /// hashing them on the way and stopping past `max_bytes`; after `Missing` or
+    /// `TooLarge` there is no file at `dest`. Stores that can
+    /// stream (S3, files) never hold the object in memory; this default reads it
+    /// whole first.
+    async fn get_to_file(
+        &self,
+        key: &str,
+        dest: &Path,
+        max_bytes: u64,
+    ) -> Result<FileFetch, StoreError> {
+        let Some(bytes) = self.get(key).await? else {
+            return stream::left_nothing(dest, FileFetch::Missing).await;
+        };
+        let mut sink = FileSink::create(dest, max_bytes).await?;
+        if let Some(too_large) = sink.write(&bytes).await? {
+            return Ok(too_large);
+        }
+        sink.finish().await
     }
 }
 

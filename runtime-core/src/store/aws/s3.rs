@@ -1,12 +1,16 @@
 //! Blobs in S3. Content-addressed keys are never overwritten with other bytes:
 //! `PutObject` carries `If-None-Match: *` (S3 and moto 5.2.5 answer 412 when the
-//! key exists), and only then are the stored bytes compared.
+//! key exists), and only then are the stored bytes compared. Reads into a file
+//! stream the body chunk by chunk (artifacts are tens of MB, uploads are untrusted).
+
+use std::path::Path;
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::error::{code, map_sdk};
-use crate::store::{BlobStore, StoreError};
+use crate::store::stream::left_nothing;
+use crate::store::{BlobStore, FileFetch, FileSink, StoreError};
 
 /// A [`BlobStore`] over one S3 bucket.
 #[derive(Clone, Debug)]
@@ -77,6 +81,52 @@ impl BlobStore for S3BlobStore {
                 }
             }
             Err(e) => Err(map_sdk("PutObject", &e)),
+        }
+    }
+
+    async fn get_to_file(
+        &self,
+        key: &str,
+        dest: &Path,
+        max_bytes: u64,
+    ) -> Result<FileFetch, StoreError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return left_nothing(dest, FileFetch::Missing).await;
+            }
+            Err(e) => return Err(map_sdk("GetObject", &e)),
+        };
+        // Refuse on the declared length before reading a byte of the body.
+        if let Some(size) = out.content_length().and_then(|n| u64::try_from(n).ok())
+            && size > max_bytes
+        {
+            return left_nothing(dest, FileFetch::TooLarge { size }).await;
+        }
+        let mut body = out.body;
+        let mut sink = FileSink::create(dest, max_bytes).await?;
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) => {
+                    if let Some(too_large) = sink.write(&chunk).await? {
+                        return Ok(too_large);
+                    }
+                }
+                Ok(None) => return sink.finish().await,
+                Err(e) => {
+                    sink.abandon().await;
+                    return Err(StoreError::Unavailable(format!(
+                        "GetObject body of {key}: {e}"
+                    )));
+                }
+            }
         }
     }
 

@@ -1,0 +1,105 @@
+//! Streaming a blob into a local file: bounded in size and hashed on the way, so a
+//! large object never sits in memory and a too-large one is cut off early.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::StoreError;
+
+/// What a streamed read into a file found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFetch {
+    /// No such key; no file was left.
+    Missing,
+    /// The object is larger than allowed; no file was left.
+    TooLarge {
+        /// Its size, or how far the read got before stopping.
+        size: u64,
+    },
+    /// The whole object is in the file.
+    Written {
+        /// Bytes written.
+        len: u64,
+        /// sha256 of those bytes.
+        sha256: [u8; 32],
+    },
+}
+
+/// A file being filled chunk by chunk, with a size bound and a running sha256.
+pub struct FileSink {
+    file: tokio::fs::File,
+    path: PathBuf,
+    hasher: Sha256,
+    len: u64,
+    max: u64,
+}
+
+fn local(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Internal(format!("{}: {e}", path.display()))
+}
+
+impl FileSink {
+    /// Creates (or truncates) `path`, accepting at most `max` bytes.
+    pub async fn create(path: &Path, max: u64) -> Result<Self, StoreError> {
+        let file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| local(path, e))?;
+        Ok(FileSink {
+            file,
+            path: path.to_path_buf(),
+            hasher: Sha256::new(),
+            len: 0,
+            max,
+        })
+    }
+
+    /// Appends a chunk; past the bound the file is removed and `TooLarge` returned.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<Option<FileFetch>, StoreError> {
+        self.len += chunk.len() as u64;
+        if self.len > self.max {
+            let _ = tokio::fs::remove_file(&self.path).await;
+            return Ok(Some(FileFetch::TooLarge { size: self.len }));
+        }
+        self.hasher.update(chunk);
+        self.file
+            .write_all(chunk)
+            .await
+            .map_err(|e| local(&self.path, e))?;
+        Ok(None)
+    }
+
+    /// Flushes the file; its length and sha256.
+    pub async fn finish(mut self) -> Result<FileFetch, StoreError> {
+        self.file.flush().await.map_err(|e| local(&self.path, e))?;
+        Ok(FileFetch::Written {
+            len: self.len,
+            sha256: self.hasher.finalize().into(),
+        })
+    }
+
+    /// Gives up (a failed read): the partial file is removed.
+    pub async fn abandon(self) {
+        drop(self.file);
+        let _ = tokio::fs::remove_file(&self.path).await;
+    }
+}
+
+/// `outcome` (`Missing` or `TooLarge`) with no file left at `dest`, whatever was
+/// there before.
+pub async fn left_nothing(dest: &Path, outcome: FileFetch) -> Result<FileFetch, StoreError> {
+    match tokio::fs::remove_file(dest).await {
+        Ok(()) => Ok(outcome),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(outcome),
+        Err(e) => Err(local(dest, e)),
+    }
+}
+
+/// The sha256 of a local file, read in chunks (never whole into memory).
+pub fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hasher.finalize().into())
+}
