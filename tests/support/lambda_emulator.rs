@@ -74,6 +74,8 @@ pub struct Emulator {
     // Fields drop in order: the functions go first, so none logs a failed poll
     // of an emulator that is already gone.
     functions: Vec<Killed>,
+    /// Each attached function's stdout (its JSON log lines), by name.
+    stdout: Vec<(String, tempfile::NamedTempFile)>,
     _process: Killed,
 }
 
@@ -105,6 +107,7 @@ impl Emulator {
         Emulator {
             port,
             functions: Vec::new(),
+            stdout: Vec::new(),
             _process: process,
         }
     }
@@ -124,13 +127,29 @@ impl Emulator {
         .env_remove("SIGNING_TRUST_BUNDLE")
         .env_remove("RUNNER_SERVICE_TOKEN_SECRET_ID")
         .env_remove("ALGA_PUBLISH_TOKEN_SECRET_ID")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
+        .stdin(Stdio::null());
+        let log = tempfile::NamedTempFile::new().expect("a log file");
+        cmd.stdout(log.reopen().expect("the log file"));
         for (k, v) in env {
             cmd.env(k, v);
         }
         self.functions
             .push(Killed(cmd.spawn().expect("spawn the function binary")));
+        self.stdout.push((name.to_string(), log));
+    }
+
+    /// The JSON log lines a function wrote to stdout so far (non-JSON lines skipped).
+    pub fn log_lines(&self, name: &str) -> Vec<serde_json::Value> {
+        let (_, log) = self
+            .stdout
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("an attached function");
+        std::fs::read_to_string(log.path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// `cargo lambda invoke <name> --data-file <payload>`; the function's JSON answer.

@@ -104,4 +104,58 @@ fn fn_execute_answers_the_sample_events_under_cargo_lambdas_emulator() {
         String::from_utf8_lossy(&body_bytes(&r)).contains("endpoint_not_found"),
         "{r}"
     );
+
+    // One JSON log line per request, refused ones included, with the fields a
+    // CloudWatch Logs Insights query needs; the X-Ray trace id rides on the span.
+    let lines: Vec<serde_json::Value> = lambda
+        .log_lines("fn-execute")
+        .into_iter()
+        .filter(|l| l["target"] == "alga::request")
+        .collect();
+    let outcomes: Vec<&str> = lines
+        .iter()
+        .map(|l| l["fields"]["outcome"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["ok", "unauthorized", "ok", "ok", "ok", "endpoint_not_found"],
+        "{lines:#?}"
+    );
+    let statuses: Vec<u64> = lines
+        .iter()
+        .map(|l| l["fields"]["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 401, 200, 200, 200, 404]);
+    for line in &lines {
+        let f = &line["fields"];
+        assert_eq!(f["tenant"], "acme", "{line}");
+        assert_eq!(f["extension"], "com.example.hello", "{line}");
+        assert!(!f["request_id"].as_str().unwrap().is_empty(), "{line}");
+        assert!(f["duration_ms"].as_f64().is_some(), "{line}");
+        let ran = f["outcome"] == "ok";
+        assert_eq!(
+            f["content_hash"].as_str().unwrap(),
+            if ran {
+                format!("sha256:{hex}")
+            } else {
+                String::new()
+            },
+            "{line}"
+        );
+        assert_eq!(!f["install"].as_str().unwrap().is_empty(), ran, "{line}");
+        assert!(
+            line["span"]["xray_trace_id"].is_string(),
+            "every request line sits in the request span: {line}"
+        );
+    }
+    // The first sample carries API Gateway's trace header (or the runtime's own).
+    assert!(
+        lines[0]["span"]["xray_trace_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("Root=1-"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[0]["fields"]["request_id"], "req-sample-1");
 }

@@ -36,3 +36,32 @@ impl Caller {
         Some(Caller { tenant, user })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configured_claims_name_tenant_and_user() {
+        let claims: Claims = [
+            ("custom:tenant", "acme"),
+            ("username", "u-1"),
+            ("email", "a@example.com"),
+            ("tenant_id", "not-this-one"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c = Caller::from_claims(&claims, "custom:tenant", "username").unwrap();
+        assert_eq!(c.tenant, "acme");
+        let user = c.user.unwrap();
+        assert_eq!(
+            (user.user_id.as_str(), user.user_email.as_str()),
+            ("u-1", "a@example.com")
+        );
+        // No (or a blank) tenant claim: no caller, so the route answers 401.
+        assert_eq!(Caller::from_claims(&claims, "absent", "username"), None);
+        let blank: Claims = [("tenant_id".to_string(), "  ".to_string())].into();
+        assert_eq!(Caller::from_claims(&blank, "tenant_id", "sub"), None);
+    }
+}

@@ -5,13 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use base64::Engine as _;
 use http::HeaderMap;
 
 use super::caller::Caller;
 use super::headers::{request_header_allowed, response_header_allowed};
-use super::record::Route;
+use super::record::{Refused, Route};
 use super::{Gateway, HttpReply, new_request_id};
 use crate::execute::request::{HttpPayload, RequestContext, RequestedLimits};
 use crate::execute::{ExecError, ExecuteRequest, Outcome, RoutingHeaders};
@@ -45,20 +46,47 @@ fn unavailable(e: RegistryError) -> HttpReply {
 }
 
 impl Gateway {
-    /// Serves one request on the direct route.
-    pub async fn direct(&self, req: DirectRequest<'_>) -> HttpReply {
+    /// Serves one request on the direct route. Every request gets a request id and
+    /// one log line, also when it is refused before any guest runs.
+    pub async fn direct(&self, mut req: DirectRequest<'_>) -> HttpReply {
+        let started = Instant::now();
+        let request_id = req.request_id.take().unwrap_or_else(new_request_id);
+        let tenant = req.caller.as_ref().map(|c| c.tenant.clone());
+        let extension = req.extension_id;
+        match self.serve_direct(req, &request_id).await {
+            Ok(reply) => reply,
+            Err(reply) => {
+                let refused = Refused {
+                    route: Route::Direct,
+                    request_id: &request_id,
+                    tenant: tenant.as_deref().unwrap_or(""),
+                    extension,
+                    started,
+                };
+                self.log_refusal(&refused, &reply);
+                reply.with_header("x-request-id", request_id)
+            }
+        }
+    }
+
+    /// The direct route; `Err` is a refusal before any guest ran.
+    async fn serve_direct(
+        &self,
+        req: DirectRequest<'_>,
+        request_id: &str,
+    ) -> Result<HttpReply, HttpReply> {
         let Some(caller) = req.caller else {
-            return HttpReply::error(
+            return Err(HttpReply::error(
                 401,
                 "unauthenticated",
                 format!(
                     "the authorizer supplied no {:?} claim",
                     self.settings.tenant_claim
                 ),
-            );
+            ));
         };
         if req.body.len() > self.settings.body_max {
-            return HttpReply::error(
+            return Err(HttpReply::error(
                 413,
                 "payload_too_large",
                 format!(
@@ -66,7 +94,7 @@ impl Gateway {
                     req.body.len(),
                     self.settings.body_max
                 ),
-            );
+            ));
         }
         let install = match self
             .backends
@@ -76,30 +104,26 @@ impl Gateway {
         {
             Ok(Some(i)) => i,
             Ok(None) => {
-                return HttpReply::error(
+                return Err(HttpReply::error(
                     404,
                     "not_installed",
                     format!("{} is not installed for this tenant", req.extension_id),
-                );
+                ));
             }
-            Err(e) => return unavailable(e),
+            Err(e) => return Err(unavailable(e)),
         };
-        let manifest = match self.manifest_of(&install).await {
-            Ok(m) => m,
-            Err(reply) => return reply,
-        };
+        let manifest = self.manifest_of(&install).await?;
         if manifest.match_endpoint(req.method, req.path).is_none() {
-            return HttpReply::error(
+            return Err(HttpReply::error(
                 404,
                 "endpoint_not_found",
                 format!(
                     "{} declares no endpoint for {} {}",
                     req.extension_id, req.method, req.path
                 ),
-            );
+            ));
         }
 
-        let request_id = req.request_id.clone().unwrap_or_else(new_request_id);
         let headers: BTreeMap<String, String> = req
             .headers
             .iter()
@@ -113,7 +137,7 @@ impl Gateway {
                 tenant_id: caller.tenant.clone(),
                 extension_id: req.extension_id.to_string(),
                 content_hash: install.content_hash.to_string(),
-                request_id: Some(request_id.clone()),
+                request_id: Some(request_id.to_string()),
                 install_id: Some(install.install_id.clone()),
                 version_id: Some(install.version.clone()),
                 config: None,
@@ -134,12 +158,12 @@ impl Gateway {
         let routing = RoutingHeaders {
             tenant: Some(caller.tenant.clone()),
             extension: Some(req.extension_id.to_string()),
-            request_id: Some(request_id.clone()),
+            request_id: Some(request_id.to_string()),
         };
         let outcome = self.executor.execute(&routing, &execute).await;
         self.record(Route::Direct, &caller.tenant, req.extension_id, &outcome)
             .await;
-        guest_reply(&outcome, req.method).with_header("x-request-id", request_id)
+        Ok(guest_reply(&outcome, req.method).with_header("x-request-id", request_id))
     }
 
     /// The manifest of an install's bundle (parsed once per bundle).

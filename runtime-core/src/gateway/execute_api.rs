@@ -2,14 +2,14 @@
 //! always HTTP 200 with the four-key envelope; only transport-level problems
 //! (credential, media type, malformed or oversize body) use other statuses.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::credential::token_matches;
-use super::record::Route;
+use super::record::{Refused, Route};
 use super::settings::ExecuteAuth;
 use super::{Gateway, HttpReply, new_request_id};
 use crate::execute::{Envelope, ExecError, ExecuteRequest, Outcome, RoutingHeaders};
@@ -51,8 +51,38 @@ fn refusal(http_status: u16, code: &str, message: &str) -> HttpReply {
 }
 
 impl Gateway {
-    /// Serves `POST /v1/execute` with the request's headers and raw body.
+    /// Serves `POST /v1/execute` with the request's headers and raw body. Every
+    /// request gets one log line, also when it is refused or replayed without
+    /// running a guest.
     pub async fn execute_api(&self, headers: &HeaderMap, body: &[u8]) -> HttpReply {
+        let started = Instant::now();
+        let mut request_id = header(headers, "x-request-id")
+            .map(String::from)
+            .unwrap_or_else(new_request_id);
+        match self.serve_execute(headers, body, &mut request_id).await {
+            Ok(reply) => reply,
+            Err(reply) => {
+                let refused = Refused {
+                    route: Route::Execute,
+                    request_id: &request_id,
+                    tenant: header(headers, "x-alga-tenant").unwrap_or(""),
+                    extension: header(headers, "x-alga-extension").unwrap_or(""),
+                    started,
+                };
+                self.log_refusal(&refused, &reply);
+                reply.with_header("x-request-id", request_id)
+            }
+        }
+    }
+
+    /// `/v1/execute`; `Err` is an answer given without running a guest. The
+    /// request id in force is left in `request_id`.
+    async fn serve_execute(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        request_id: &mut String,
+    ) -> Result<HttpReply, HttpReply> {
         if let ExecuteAuth::Token(expected) = &self.settings.execute_auth {
             let presented = header(headers, "x-runner-service-token");
             let ok = match (expected, presented) {
@@ -60,35 +90,39 @@ impl Gateway {
                 _ => false,
             };
             if !ok {
-                return refusal(
+                return Err(refusal(
                     401,
                     "unauthorized",
                     "a valid x-runner-service-token is required",
                 )
-                .with_header("www-authenticate", "Token");
+                .with_header("www-authenticate", "Token"));
             }
         }
         // base64 inflates the body by 4/3; the JSON around it is small.
         let wire_max = self.settings.body_max / 3 * 4 + (64 << 10);
         if body.len() > wire_max {
-            return refusal(
+            return Err(refusal(
                 413,
                 "payload_too_large",
                 &format!("request of {} bytes exceeds {wire_max}", body.len()),
-            );
+            ));
         }
         if let Some(ct) = header(headers, "content-type")
             && !ct.to_ascii_lowercase().starts_with("application/json")
         {
-            return refusal(415, "unsupported_media_type", "send application/json");
+            return Err(refusal(
+                415,
+                "unsupported_media_type",
+                "send application/json",
+            ));
         }
         let value: serde_json::Value = match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(e) => return refusal(400, "malformed_json", &e.to_string()),
+            Err(e) => return Err(refusal(400, "malformed_json", &e.to_string())),
         };
         let mut req: ExecuteRequest = match serde_json::from_value(value) {
             Ok(r) => r,
-            Err(e) => return refusal(422, "invalid_execute_request", &e.to_string()),
+            Err(e) => return Err(refusal(422, "invalid_execute_request", &e.to_string())),
         };
         let routing = RoutingHeaders {
             tenant: header(headers, "x-alga-tenant").map(String::from),
@@ -97,9 +131,12 @@ impl Gateway {
                 header(headers, "x-request-id")
                     .map(String::from)
                     .or_else(|| req.context.request_id.clone())
-                    .unwrap_or_else(new_request_id),
+                    .unwrap_or_else(|| request_id.clone()),
             ),
         };
+        if let Some(id) = &routing.request_id {
+            request_id.clone_from(id);
+        }
         if req.context.request_id.is_none() {
             req.context.request_id = routing.request_id.clone();
         }
@@ -107,11 +144,11 @@ impl Gateway {
         let idempotency = match (header(headers, "x-idempotency-key"), &routing.tenant) {
             (Some(key), Some(tenant)) => {
                 if key.len() > IDEMPOTENCY_KEY_MAX {
-                    return refusal(
+                    return Err(refusal(
                         400,
                         "invalid_idempotency_key",
                         &format!("at most {IDEMPOTENCY_KEY_MAX} characters"),
-                    );
+                    ));
                 }
                 Some((
                     tenant.clone(),
@@ -132,14 +169,14 @@ impl Gateway {
             {
                 Ok(Claim::Claimed) => {}
                 Ok(Claim::InProgress) => {
-                    return envelope_reply(&Envelope::error_code(
+                    return Err(envelope_reply(&Envelope::error_code(
                         409,
                         "idempotency_in_progress",
                         "a request with this x-idempotency-key is still running",
-                    ));
+                    )));
                 }
                 Ok(Claim::Completed(bytes)) => {
-                    return match serde_json::from_slice::<StoredResponse>(&bytes) {
+                    return Err(match serde_json::from_slice::<StoredResponse>(&bytes) {
                         Ok(stored) if &stored.request_sha256 == digest => {
                             envelope_reply(&stored.envelope)
                                 .with_header("x-idempotent-replay", "true")
@@ -152,11 +189,11 @@ impl Gateway {
                         Err(e) => envelope_reply(&Envelope::error(&ExecError::BackendUnavailable(
                             format!("stored response: {e}"),
                         ))),
-                    };
+                    });
                 }
                 Err(e) => {
-                    return envelope_reply(&Envelope::error(&ExecError::BackendUnavailable(
-                        format!("idempotency: {e}"),
+                    return Err(envelope_reply(&Envelope::error(
+                        &ExecError::BackendUnavailable(format!("idempotency: {e}")),
                     )));
                 }
             }
@@ -177,7 +214,7 @@ impl Gateway {
         if let Some(secs) = outcome.metrics.retry_after {
             reply = reply.with_header("retry-after", secs.to_string());
         }
-        reply
+        Ok(reply.with_header("x-request-id", request_id.clone()))
     }
 
     /// Stores the response for replays, or frees the key when the failure is one

@@ -1,9 +1,9 @@
 //! After every invocation: one structured log line (JSON on Lambda, for
 //! CloudWatch) and an execution record in the store.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::Gateway;
+use super::{Gateway, HttpReply};
 use crate::execute::Outcome;
 use crate::store::ExecutionRecord;
 
@@ -31,7 +31,50 @@ impl Route {
     }
 }
 
+/// A request answered before any guest ran (refused, or replayed).
+pub(super) struct Refused<'a> {
+    pub route: Route,
+    pub request_id: &'a str,
+    pub tenant: &'a str,
+    pub extension: &'a str,
+    pub started: Instant,
+}
+
+/// The stable code of a reply made without running a guest: the `error` of its
+/// JSON body (`code` or `code: message`), `replayed` for an idempotent replay.
+fn reply_code(reply: &HttpReply) -> String {
+    if reply.header("x-idempotent-replay").is_some() {
+        return "replayed".into();
+    }
+    let error = serde_json::from_slice::<serde_json::Value>(&reply.body)
+        .ok()
+        .and_then(|v| v.get("error")?.as_str().map(String::from));
+    match error {
+        Some(e) => e.split(':').next().unwrap_or_default().trim().to_string(),
+        None => "ok".into(),
+    }
+}
+
 impl Gateway {
+    /// Logs the one line of a request answered without running a guest, with the
+    /// same fields as an invocation's line (no install or content hash yet).
+    pub(super) fn log_refusal(&self, r: &Refused<'_>, reply: &HttpReply) {
+        let code = reply_code(reply);
+        tracing::info!(
+            target: "alga::request",
+            route = r.route.name(),
+            request_id = r.request_id,
+            tenant = r.tenant,
+            extension = r.extension,
+            install = "",
+            content_hash = "",
+            status = reply.status,
+            outcome = code.as_str(),
+            duration_ms = r.started.elapsed().as_secs_f64() * 1000.0,
+            "refused"
+        );
+    }
+
     /// Logs one line for the invocation and stores its execution record. A store
     /// failure is logged, never surfaced: the guest's response is already decided.
     pub(super) async fn record(

@@ -126,3 +126,55 @@ fn number(var: &'static str, v: &str) -> Result<u64, ConfigError> {
         expected: "a whole number (0 = unlimited)",
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<GatewaySettings, ConfigError> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        GatewaySettings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn execute_auth_is_a_token_by_default_or_iam_and_nothing_else() {
+        assert_eq!(from(&[]).unwrap().execute_auth, ExecuteAuth::Token(None));
+        assert_eq!(
+            from(&[("RUNNER_SERVICE_TOKEN", " t0k ")])
+                .unwrap()
+                .execute_auth,
+            ExecuteAuth::Token(Some("t0k".into()))
+        );
+        // IAM: API Gateway checked the SigV4 signature; no token is consulted.
+        assert_eq!(
+            from(&[("ALGA_EXECUTE_AUTH", "iam"), ("RUNNER_SERVICE_TOKEN", "t")])
+                .unwrap()
+                .execute_auth,
+            ExecuteAuth::Iam
+        );
+        let e = from(&[("ALGA_EXECUTE_AUTH", "none")]).unwrap_err();
+        assert_eq!(e.var, "ALGA_EXECUTE_AUTH");
+    }
+
+    #[test]
+    fn claim_names_quotas_and_body_limit_are_configurable() {
+        let s = from(&[
+            ("ALGA_TENANT_CLAIM", "custom:tenant"),
+            ("ALGA_USER_CLAIM", "username"),
+            ("ALGA_QUOTA_PER_MINUTE", "7"),
+            ("ALGA_QUOTA_PER_DAY", "0"),
+            ("ALGA_REQUEST_MAX_BYTES", "1024"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (s.tenant_claim.as_str(), s.user_claim.as_str()),
+            ("custom:tenant", "username")
+        );
+        assert_eq!((s.quotas.per_minute, s.quotas.per_day), (7, 0));
+        assert_eq!(s.body_max, 1024);
+        assert!(from(&[("ALGA_QUOTA_PER_DAY", "lots")]).is_err());
+    }
+}
