@@ -177,6 +177,46 @@ async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
     .await;
     assert_eq!(out.envelope.status, 404);
 
+    // An install whose secrets have expired: the guest gets `expired` (400 + 2).
+    let expired = b
+        .registry
+        .install(&InstallRequest {
+            tenant: "beta".into(),
+            extension_id: "com.example.secret".into(),
+            version: None,
+            grants: vec!["cap:secrets.get".into()],
+            config: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    SecretsManagerStore::new(
+        env.clients.secrets.clone(),
+        &env.settings.secrets_prefix,
+        env.settings.secrets_cache_ttl,
+    )
+    .store(
+        "beta",
+        &expired.install_id,
+        &SecretBundle {
+            values: BTreeMap::from([("k".to_string(), "stale".to_string())]),
+            expires_at: Some(std::time::SystemTime::now() - std::time::Duration::from_secs(1)),
+        },
+    )
+    .await
+    .unwrap();
+    let out = run(
+        &executor,
+        "beta",
+        "com.example.secret",
+        &published.content_hash,
+    )
+    .await;
+    assert_eq!(out.envelope.status, 402, "{:?}", out.envelope);
+    assert!(
+        out.envelope.body().unwrap_or_default().is_empty(),
+        "the stale value never reaches the guest"
+    );
+
     // Guest storage lands in DynamoDB under the install's scope.
     let storage_writer = guests::result_caller(
         "alga:extension/storage",
@@ -214,4 +254,171 @@ async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
     b.kv.put(&scope, "ns", "k", b"v", None).await.unwrap();
     let out = run(&executor, "acme", "com.example.kv", &published.content_hash).await;
     assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
+}
+
+/// `/v1/execute` through the gateway on DynamoDB: a per-install per-minute quota
+/// of 5 admits exactly 5 of 20 parallel requests (the rest 429 `quota_exceeded`
+/// with a retry-after), another tenant keeps its own count, and idempotency keys
+/// replay, refuse reuse, report a running claim and stay within their tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn execute_quotas_and_idempotency_on_dynamodb() {
+    use runtime_core::execute::{QuotaLimits, QuotaPolicy};
+    use runtime_core::gateway::{ExecuteAuth, Gateway, GatewaySettings};
+    use runtime_core::store::Claim;
+
+    let env = AwsEnv::new().await;
+    let b = &env.backends;
+    let key = SigningKey::generate("aws-quota").unwrap();
+    let trust = TrustBundle::default().with_key(key.public());
+    let config = support::test_config();
+    let publisher = Publisher::new(
+        b.blobs.clone(),
+        b.registry.clone(),
+        trust.clone(),
+        config.engine.clone(),
+    )
+    .with_targets(vec![Target::host()]);
+    let bundle = pack("com.example.q", &[], &guests::hello());
+    let sig = Signature::sign(&ContentHash::of(&bundle), &key).to_json();
+    let published = publisher
+        .publish(&bundle, Some(sig.as_bytes()), &|_| {})
+        .await
+        .unwrap();
+    for (tenant, config) in [
+        (
+            "acme",
+            BTreeMap::from([("quota.per_minute".to_string(), "5".to_string())]),
+        ),
+        ("other", BTreeMap::new()),
+    ] {
+        b.registry
+            .install(&InstallRequest {
+                tenant: tenant.into(),
+                extension_id: "com.example.q".into(),
+                version: None,
+                grants: vec![],
+                config,
+            })
+            .await
+            .unwrap();
+    }
+    let settings = GatewaySettings {
+        execute_auth: ExecuteAuth::Token(Some("svc".into())),
+        quotas: QuotaLimits {
+            per_minute: 600,
+            per_day: 0,
+        },
+        ..GatewaySettings::default()
+    };
+    let executor = Executor::new(
+        &config,
+        b.blobs.clone(),
+        Arc::new(RegistryResolver::new(b.registry.clone(), trust)),
+        b.host_services(),
+    )
+    .unwrap()
+    .with_quotas(QuotaPolicy::new(b.quotas.clone(), settings.quotas));
+    let gateway = Arc::new(Gateway::new(Arc::new(executor), b.clone(), settings));
+    let call = |tenant: &'static str, body: serde_json::Value, idem: Option<&'static str>| {
+        let gateway = gateway.clone();
+        async move {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("x-runner-service-token", "svc".parse().unwrap());
+            headers.insert("x-alga-tenant", tenant.parse().unwrap());
+            headers.insert("x-alga-extension", "com.example.q".parse().unwrap());
+            if let Some(k) = idem {
+                headers.insert("x-idempotency-key", k.parse().unwrap());
+            }
+            gateway
+                .execute_api(&headers, &serde_json::to_vec(&body).unwrap())
+                .await
+        }
+    };
+    let body = |tenant: &str, path: &str| {
+        json!({
+            "context": {"tenant_id": tenant, "extension_id": "com.example.q",
+                        "content_hash": published.content_hash.to_string()},
+            "http": {"method": "GET", "path": path}
+        })
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        tasks.spawn(call("acme", body("acme", "/"), None));
+    }
+    let replies = tasks.join_all().await;
+    let mut admitted = 0;
+    for r in &replies {
+        assert_eq!(r.status, 200, "the envelope always travels as HTTP 200");
+        let envelope: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        match envelope["status"].as_u64() {
+            Some(200) => admitted += 1,
+            Some(429) => {
+                assert!(
+                    envelope["error"]
+                        .as_str()
+                        .is_some_and(|e| e.starts_with("quota_exceeded")),
+                    "{envelope}"
+                );
+                let secs: u64 = r.header("retry-after").unwrap().parse().unwrap();
+                assert!((1..=60).contains(&secs), "{secs}");
+            }
+            _ => panic!("unexpected {envelope}"),
+        }
+    }
+    assert_eq!(admitted, 5, "exactly the per-install limit");
+
+    // Another tenant counts on its own (the default of 600 a minute).
+    let r = call("other", body("other", "/"), Some("key-1")).await;
+    let first: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(first["status"], 200, "{first}");
+    assert!(r.header("x-idempotent-replay").is_none());
+    // The same key and body: the stored answer, replayed.
+    let r = call("other", body("other", "/"), Some("key-1")).await;
+    assert_eq!(r.header("x-idempotent-replay"), Some("true"));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap(),
+        first
+    );
+    // The same key with another body: refused.
+    let r = call("other", body("other", "/other"), Some("key-1")).await;
+    let reused: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(reused["status"], 422, "{reused}");
+    assert!(
+        reused["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("idempotency_key_reused")
+    );
+    // A key someone holds right now: 409, nothing run.
+    assert_eq!(
+        b.idempotency
+            .claim("other", "key-2", std::time::Duration::from_secs(60))
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    let r = call("other", body("other", "/"), Some("key-2")).await;
+    let busy: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(busy["status"], 409, "{busy}");
+    assert!(
+        busy["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("idempotency_in_progress")
+    );
+    // Keys are per tenant: acme's key-1 is not other's (and acme is throttled, so
+    // its key is released for a retry rather than kept).
+    let r = call("acme", body("acme", "/"), Some("key-1")).await;
+    assert!(r.header("x-idempotent-replay").is_none());
+    let throttled: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(throttled["status"], 429, "{throttled}");
+    assert_eq!(
+        b.idempotency
+            .claim("acme", "key-1", std::time::Duration::from_secs(60))
+            .await
+            .unwrap(),
+        Claim::Claimed,
+        "a throttled request frees its key"
+    );
 }

@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 
 use runtime_core::store::aws::{DynamoKvStore, SecretsManagerStore};
-use runtime_core::store::{KvLimits, SecretBundle};
+use runtime_core::store::{KvLimits, SecretBundle, StoreError};
 use support::conformance as c;
 use support::moto::AwsEnv;
 
@@ -102,7 +102,12 @@ async fn aws_secrets_cache_is_bounded() {
         expires_at: None,
     };
     let operator = store(Duration::ZERO);
-    let cached = store(Duration::from_secs(3600)); // capped at 30 s
+    let cached = store(Duration::from_secs(3600));
+    assert_eq!(
+        cached.cache_ttl(),
+        Duration::from_secs(30),
+        "capped at 30 s"
+    );
     let uncached = store(Duration::ZERO);
     operator.store("t", "i", &bundle("v1")).await.unwrap();
     assert_eq!(cached.load("t", "i").await.unwrap(), Some(bundle("v1")));
@@ -112,4 +117,117 @@ async fn aws_secrets_cache_is_bounded() {
     // Names that could spell another install's secret are refused, not mapped.
     assert!(uncached.load("t/x", "i").await.is_err());
     assert!(uncached.load("t", "../i").await.is_err());
+    // A cached bundle lapses after its TTL: the next load reads the new value.
+    let short = store(Duration::from_millis(200));
+    assert_eq!(short.load("t", "i").await.unwrap(), Some(bundle("v2")));
+    operator.store("t", "i", &bundle("v3")).await.unwrap();
+    assert_eq!(short.load("t", "i").await.unwrap(), Some(bundle("v2")));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(short.load("t", "i").await.unwrap(), Some(bundle("v3")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_tokens_come_from_secrets_manager_trimmed_never_empty() {
+    use runtime_core::store::aws::read_secret_string;
+    let env = AwsEnv::new().await;
+    let secrets = &env.clients.secrets;
+    let name = support::moto::unique("runner-token");
+    secrets
+        .create_secret()
+        .name(&name)
+        .secret_string("  s3cr3t-token\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        read_secret_string(secrets, &name).await.unwrap(),
+        "s3cr3t-token"
+    );
+    let blank = support::moto::unique("blank-token");
+    secrets
+        .create_secret()
+        .name(&blank)
+        .secret_string("   ")
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(
+        read_secret_string(secrets, &blank).await,
+        Err(StoreError::Internal(_))
+    ));
+    assert!(read_secret_string(secrets, "no-such-secret").await.is_err());
+}
+
+/// Quota counters, execution records and idempotency records carry DynamoDB's
+/// `ttl` attribute (epoch seconds) set to when they stop mattering, so the table's
+/// TTL setting removes them and nothing grows without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_counters_records_and_claims_expire_through_the_ttl_attribute() {
+    use runtime_core::store::{ExecutionRecord, QuotaKey, QuotaWindow};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let env = AwsEnv::new().await;
+    let b = &env.backends;
+    let now = SystemTime::now();
+    let now_secs = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let minute = QuotaKey::at("tenant-t", "ext", QuotaWindow::Minute, now);
+    b.quotas.charge(&minute, 10).await.unwrap();
+    let record = ExecutionRecord {
+        request_id: "req-ttl".into(),
+        tenant: "tenant-t".into(),
+        extension: "ext".into(),
+        install_id: None,
+        version: None,
+        content_hash: None,
+        started_at_ms: now_secs * 1000,
+        duration_ms: 3,
+        status: 200,
+        outcome: "ok".into(),
+        error: None,
+    };
+    let week = Duration::from_secs(7 * 24 * 3600);
+    b.executions.record(&record, week).await.unwrap();
+    let day = Duration::from_secs(24 * 3600);
+    b.idempotency
+        .claim("tenant-t", "key", Duration::from_secs(60))
+        .await
+        .unwrap();
+    b.idempotency
+        .complete("tenant-t", "key", b"answer", day)
+        .await
+        .unwrap();
+
+    let items = env
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(&env.settings.table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let ttl_of = |prefix: &str| -> u64 {
+        let item = items
+            .iter()
+            .find(|i| i["pk"].as_s().is_ok_and(|pk| pk.starts_with(prefix)))
+            .unwrap_or_else(|| panic!("no {prefix} item in {items:?}"));
+        item.get("ttl")
+            .unwrap_or_else(|| panic!("{prefix} item without ttl: {item:?}"))
+            .as_n()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(ttl_of("QUOTA#"), minute.expires_at());
+    assert!(ttl_of("QUOTA#") <= now_secs + 60 + 86_400);
+    let exec = ttl_of("EXEC#");
+    assert!(
+        (now_secs + week.as_secs()..=now_secs + week.as_secs() + 5).contains(&exec),
+        "{exec}"
+    );
+    let idem = ttl_of("IDEM#");
+    assert!(
+        (now_secs + day.as_secs()..=now_secs + day.as_secs() + 5).contains(&idem),
+        "{idem}"
+    );
 }

@@ -116,6 +116,30 @@ pub async fn kv_conformance(store: Arc<dyn KvStore>) {
             .await,
         Err(KvError::Invalid(_))
     ));
+    // ALGA-COMPAT §2 to the character: namespace 1–128, key 1–256, value ≤ 64 KiB.
+    let (ns128, ns129) = ("n".repeat(128), "n".repeat(129));
+    let (key256, key257) = ("k".repeat(256), "k".repeat(257));
+    for (ns, key) in [(ns129.as_str(), "k"), ("ns", key257.as_str()), ("ns", "")] {
+        assert!(
+            matches!(
+                store.put(&a, ns, key, b"", None).await,
+                Err(KvError::Invalid(_))
+            ),
+            "namespace of {} and key of {} characters accepted",
+            ns.len(),
+            key.len()
+        );
+    }
+    let at_limits = store
+        .put(&a, &ns128, &key256, &vec![7; 64 * 1024], None)
+        .await
+        .unwrap();
+    assert_eq!(at_limits.value.len(), 64 * 1024);
+    assert_eq!(
+        store.get(&a, &ns128, &key256).await.unwrap().unwrap().value,
+        vec![7; 64 * 1024]
+    );
+    store.delete(&a, &ns128, &key256).await.unwrap();
 
     // Tenant and install isolation, including ids built to collide if keys were
     // joined naively.
@@ -321,9 +345,41 @@ pub async fn blob_conformance(store: Arc<dyn BlobStore>) {
         store.get("ui/abc123/index.html").await.unwrap().unwrap(),
         b""
     );
+    blob_streaming_conformance(store.as_ref(), key, &bytes).await;
     store.delete(key).await.unwrap();
     store.delete(key).await.unwrap();
     assert_eq!(store.get(key).await.unwrap(), None);
+}
+
+/// Streamed reads into a file: the whole object with its sha256, or nothing at all
+/// past the bound, or `Missing`.
+async fn blob_streaming_conformance(store: &dyn BlobStore, key: &str, bytes: &[u8]) {
+    use runtime_core::store::FileFetch;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let len = bytes.len() as u64;
+    assert_eq!(
+        store.get_to_file(key, &dest, len).await.unwrap(),
+        FileFetch::Written {
+            len,
+            sha256: runtime_core::artifact::sha256(bytes),
+        }
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), bytes);
+    // One byte over the bound: refused, and the file is gone (even the old one).
+    match store.get_to_file(key, &dest, len - 1).await.unwrap() {
+        FileFetch::TooLarge { size } => assert!(size >= len, "{size}"),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(!dest.exists(), "a refused read leaves no file");
+    assert_eq!(
+        store
+            .get_to_file("bundles/none/bundle.tar.zst", &dest, len)
+            .await
+            .unwrap(),
+        FileFetch::Missing
+    );
+    assert!(!dest.exists());
 }
 
 /// A boxed future (the secret writer's result).

@@ -143,11 +143,59 @@ impl Moto {
         }
     }
 
+    /// Freezes the server with SIGSTOP: it keeps its state and its port, and the
+    /// kernel still accepts connections, but nothing answers (a hung backend).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server run again, state intact.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// Sends `sig` to every process under the watchdog shell (moto and any helper
+    /// it spawned).
+    fn signal(&self, sig: &str) {
+        let (child, _) = self.child.as_ref().expect("moto is running");
+        let pids = descendants(child.id());
+        assert!(
+            !pids.is_empty(),
+            "moto's process was not found under its watchdog"
+        );
+        let status = Command::new("kill")
+            .arg(sig)
+            .args(pids.iter().map(u32::to_string))
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {sig} {pids:?}: {status}");
+    }
+
     /// Starts a fresh, empty server on the same port.
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
     }
+}
+
+/// Every process below `pid`, from `/proc/<pid>/task/*/children` (Linux).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
 }
 
 impl Drop for Moto {

@@ -2,15 +2,16 @@
 //! publish token): read once when a function starts, so a rotated value takes
 //! effect on the next cold start.
 
-use aws_config::BehaviorVersion;
-
 use super::map_sdk;
+use super::settings::{AwsSettings, sdk_config};
 use crate::store::StoreError;
 
-/// The `SecretString` of `secret_id` (a name or ARN), trimmed.
-pub async fn read_secret_string(secret_id: &str) -> Result<String, StoreError> {
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    let client = aws_sdk_secretsmanager::Client::new(&config);
+/// The `SecretString` of `secret_id` (a name or ARN), trimmed; an empty one is an
+/// error, never an empty token.
+pub async fn read_secret_string(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<String, StoreError> {
     let out = client
         .get_secret_value()
         .secret_id(secret_id)
@@ -31,7 +32,12 @@ pub async fn token_from_env(var: &str, secret_var: &str) -> Result<Option<String
         return Ok(Some(v.trim().to_string()));
     }
     match std::env::var(secret_var) {
-        Ok(id) if !id.trim().is_empty() => read_secret_string(id.trim()).await.map(Some),
+        Ok(id) if !id.trim().is_empty() => {
+            // The same bounded retries and timeouts as the backends' clients.
+            let config = sdk_config(&AwsSettings::new("", "")).await;
+            let client = aws_sdk_secretsmanager::Client::new(&config);
+            read_secret_string(&client, id.trim()).await.map(Some)
+        }
         _ => Ok(None),
     }
 }

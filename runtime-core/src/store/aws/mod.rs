@@ -30,7 +30,9 @@ pub use s3::S3BlobStore;
 pub use scheduler_mirror::{MirroredScheduleStore, SchedulerTarget, schedule_name};
 pub use schedules::DynamoScheduleStore;
 pub use secrets::SecretsManagerStore;
-pub use settings::{AwsClients, AwsLimits, AwsOverrides, AwsSettings, SECRETS_CACHE_MAX};
+pub use settings::{
+    AwsClients, AwsLimits, AwsOverrides, AwsSettings, SECRETS_CACHE_MAX, sdk_config,
+};
 
 /// Creates the single table with its GSI and TTL attribute (tests and first-time
 /// setup; production tables come from the SAM/CDK templates).

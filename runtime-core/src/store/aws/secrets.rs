@@ -64,6 +64,11 @@ impl SecretsManagerStore {
         }
     }
 
+    /// How long a loaded bundle is served from memory (at most 30 s).
+    pub fn cache_ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// The secret name of an install.
     pub fn secret_name(&self, tenant: &str, install_id: &str) -> Result<String, StoreError> {
         check_id("tenant", tenant)?;

@@ -161,36 +161,43 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
 }
 
+/// The shared SDK configuration: the environment, `settings.overrides`, and the
+/// bounded retries and timeouts of `settings.limits`.
+pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
+    let l = settings.limits;
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(l.max_attempts))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(l.connect_timeout)
+                .operation_attempt_timeout(l.attempt_timeout)
+                .operation_timeout(l.operation_timeout)
+                .build(),
+        );
+    let o = &settings.overrides;
+    if let Some(url) = &o.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(region) = &o.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some((id, secret)) = &o.credentials {
+        loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+            id,
+            secret,
+            None,
+            None,
+            "alga-static",
+        ));
+    }
+    loader.load().await
+}
+
 impl AwsClients {
     /// Loads the shared SDK configuration (environment + `overrides`) and builds the clients.
     pub async fn new(settings: &AwsSettings) -> Self {
         let l = settings.limits;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(l.max_attempts))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(l.connect_timeout)
-                    .operation_attempt_timeout(l.attempt_timeout)
-                    .operation_timeout(l.operation_timeout)
-                    .build(),
-            );
-        let o = &settings.overrides;
-        if let Some(url) = &o.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        if let Some(region) = &o.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        if let Some((id, secret)) = &o.credentials {
-            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
-                id,
-                secret,
-                None,
-                None,
-                "alga-static",
-            ));
-        }
-        let shared = loader.load().await;
+        let shared = sdk_config(settings).await;
         let s3_config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(settings.s3_force_path_style)
             .timeout_config(
