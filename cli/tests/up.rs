@@ -61,6 +61,9 @@ fn start_in(dir: &Path, data: &Path, env: &[(&str, &str)], tenant: &str, extra: 
         .arg(data)
         .env_remove("RUNNER_SERVICE_TOKEN")
         .env_remove("ALGA_BACKEND")
+        // The exact default CSP is asserted below.
+        .env_remove("EXT_UI_CONTENT_SECURITY_POLICY")
+        .env_remove("EXT_UI_FRAME_ANCESTORS")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (k, v) in env {
@@ -93,6 +96,27 @@ fn start_in(dir: &Path, data: &Path, env: &[(&str, &str)], tenant: &str, extra: 
         banner,
         tenant: tenant.to_string(),
     }
+}
+
+/// The UI's default Content-Security-Policy (ALGA-COMPAT.md §4).
+const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; \
+    form-action 'self'";
+
+/// A UI error: the status, a small JSON body with the code, never cached, nosniff, no CSP.
+fn assert_ui_error(r: &Reply, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json()["error"], code, "{}", r.text());
+    assert!(r.json()["message"].is_string(), "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string().as_str())
+    );
+    assert!(r.header("etag").is_none());
+    assert!(r.header("content-security-policy").is_none());
 }
 
 fn execute_body(tenant: &str, hash: &str, path: &str) -> Vec<u8> {
@@ -352,11 +376,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         Some("public, max-age=31536000, immutable")
     );
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-    assert!(
-        r.header("content-security-policy")
-            .unwrap()
-            .contains("default-src 'self'")
-    );
+    assert_eq!(r.header("content-security-policy"), Some(DEFAULT_CSP));
     let etag = r.header("etag").unwrap().to_string();
     assert!(etag.starts_with("\"sha256-"), "{etag}");
     assert_eq!(
@@ -372,7 +392,33 @@ fn up_serves_the_example_through_the_lambda_handlers() {
     );
     assert_eq!(r.status, 304);
     assert_eq!(r.header("etag"), Some(etag.as_str()));
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("content-security-policy"), Some(DEFAULT_CSP));
+    assert_eq!(r.header("content-type"), None, "a 304 carries no body type");
     assert!(r.body.is_empty());
+    // A list with the ETag and `*` revalidate too; another tag gets the file.
+    for inm in [format!("\"x\", {etag}"), "*".to_string()] {
+        let r = send(
+            up.addr,
+            "GET",
+            &format!("{ui}/index.html"),
+            &[("if-none-match", &inm)],
+            b"",
+        );
+        assert_eq!(r.status, 304, "{inm}");
+    }
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("{ui}/index.html"),
+        &[("if-none-match", "\"sha256-other\"")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
     let r = send(up.addr, "GET", &format!("{ui}/main.js"), &[], b"");
     assert_eq!(
         (r.status, r.header("content-type")),
@@ -387,6 +433,19 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         (r.status, r.header("content-type")),
         (200, Some("text/css"))
     );
+    // A binary asset comes through byte for byte.
+    let icon = std::fs::read(repo().join("examples/hello/ui/icon.png")).unwrap();
+    let r = send(up.addr, "GET", &format!("{ui}/icon.png"), &[], b"");
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("image/png"))
+    );
+    assert_eq!(r.body, icon, "icon.png's bytes");
+    assert_eq!(
+        r.header("content-length"),
+        Some(icon.len().to_string().as_str())
+    );
+    assert!(r.header("content-security-policy").is_none());
     let r = send(
         up.addr,
         "GET",
@@ -399,7 +458,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
     assert_eq!(r.status, 200, "SPA fallback");
     assert_eq!(r.header("content-type"), Some("text/html"));
     let r = send(up.addr, "GET", &format!("{ui}/missing.js"), &[], b"");
-    assert_eq!(r.status, 404);
+    assert_ui_error(&r, 404, "not_found");
     let r = send(
         up.addr,
         "GET",
@@ -407,7 +466,15 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         &[],
         b"",
     );
-    assert_eq!(r.status, 400);
+    assert_ui_error(&r, 400, "invalid_hash");
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("{ui}/%2e%2e/secret.json"),
+        &[],
+        b"",
+    );
+    assert_ui_error(&r, 400, "invalid_path");
     let r = send(
         up.addr,
         "GET",
@@ -415,10 +482,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         &[],
         b"",
     );
-    assert_eq!(
-        r.status, 404,
-        "a hash that is not an install of this extension"
-    );
+    assert_ui_error(&r, 404, "not_found");
     // Path traversal in every spelling: refused, never served.
     for evil in [
         "../../../etc/passwd",
