@@ -39,29 +39,33 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// `up` on the repository's example (built by scripts/build-example).
 fn start(data: &Path, env: &[(&str, &str)], tenant: &str) -> Up {
     let example = repo().join("examples/hello");
     assert!(
         example.join("dist/main.wasm").is_file(),
         "run scripts/build-example first (scripts/test does)"
     );
+    start_in(&example, data, env, tenant, &[])
+}
+
+/// `up` on extension directory `dir` with `extra` arguments; waits (bounded) for
+/// its "ready on" line.
+fn start_in(dir: &Path, data: &Path, env: &[(&str, &str)], tenant: &str, extra: &[&str]) -> Up {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_alga-lambda"));
-    cmd.args([
-        "up",
-        example.to_str().unwrap(),
-        "--port",
-        "0",
-        "--token",
-        TOKEN,
-        "--tenant",
-        tenant,
-    ])
-    .arg("--data")
-    .arg(data)
-    .env_remove("RUNNER_SERVICE_TOKEN")
-    .env_remove("ALGA_BACKEND")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit());
+    cmd.arg("up")
+        .arg(dir)
+        .args(["--port", "0", "--token", TOKEN, "--tenant", tenant])
+        .args(extra)
+        .arg("--data")
+        .arg(data)
+        .env_remove("RUNNER_SERVICE_TOKEN")
+        .env_remove("ALGA_BACKEND")
+        // The exact default CSP is asserted below.
+        .env_remove("EXT_UI_CONTENT_SECURITY_POLICY")
+        .env_remove("EXT_UI_FRAME_ANCESTORS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -92,6 +96,27 @@ fn start(data: &Path, env: &[(&str, &str)], tenant: &str) -> Up {
         banner,
         tenant: tenant.to_string(),
     }
+}
+
+/// The UI's default Content-Security-Policy (ALGA-COMPAT.md §4).
+const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; \
+    form-action 'self'";
+
+/// A UI error: the status, a small JSON body with the code, never cached, nosniff, no CSP.
+fn assert_ui_error(r: &Reply, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json()["error"], code, "{}", r.text());
+    assert!(r.json()["message"].is_string(), "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string().as_str())
+    );
+    assert!(r.header("etag").is_none());
+    assert!(r.header("content-security-policy").is_none());
 }
 
 fn execute_body(tenant: &str, hash: &str, path: &str) -> Vec<u8> {
@@ -351,11 +376,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         Some("public, max-age=31536000, immutable")
     );
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-    assert!(
-        r.header("content-security-policy")
-            .unwrap()
-            .contains("default-src 'self'")
-    );
+    assert_eq!(r.header("content-security-policy"), Some(DEFAULT_CSP));
     let etag = r.header("etag").unwrap().to_string();
     assert!(etag.starts_with("\"sha256-"), "{etag}");
     assert_eq!(
@@ -371,7 +392,33 @@ fn up_serves_the_example_through_the_lambda_handlers() {
     );
     assert_eq!(r.status, 304);
     assert_eq!(r.header("etag"), Some(etag.as_str()));
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("content-security-policy"), Some(DEFAULT_CSP));
+    assert_eq!(r.header("content-type"), None, "a 304 carries no body type");
     assert!(r.body.is_empty());
+    // A list with the ETag and `*` revalidate too; another tag gets the file.
+    for inm in [format!("\"x\", {etag}"), "*".to_string()] {
+        let r = send(
+            up.addr,
+            "GET",
+            &format!("{ui}/index.html"),
+            &[("if-none-match", &inm)],
+            b"",
+        );
+        assert_eq!(r.status, 304, "{inm}");
+    }
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("{ui}/index.html"),
+        &[("if-none-match", "\"sha256-other\"")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
     let r = send(up.addr, "GET", &format!("{ui}/main.js"), &[], b"");
     assert_eq!(
         (r.status, r.header("content-type")),
@@ -386,6 +433,19 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         (r.status, r.header("content-type")),
         (200, Some("text/css"))
     );
+    // A binary asset comes through byte for byte.
+    let icon = std::fs::read(repo().join("examples/hello/ui/icon.png")).unwrap();
+    let r = send(up.addr, "GET", &format!("{ui}/icon.png"), &[], b"");
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("image/png"))
+    );
+    assert_eq!(r.body, icon, "icon.png's bytes");
+    assert_eq!(
+        r.header("content-length"),
+        Some(icon.len().to_string().as_str())
+    );
+    assert!(r.header("content-security-policy").is_none());
     let r = send(
         up.addr,
         "GET",
@@ -398,7 +458,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
     assert_eq!(r.status, 200, "SPA fallback");
     assert_eq!(r.header("content-type"), Some("text/html"));
     let r = send(up.addr, "GET", &format!("{ui}/missing.js"), &[], b"");
-    assert_eq!(r.status, 404);
+    assert_ui_error(&r, 404, "not_found");
     let r = send(
         up.addr,
         "GET",
@@ -406,7 +466,15 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         &[],
         b"",
     );
-    assert_eq!(r.status, 400);
+    assert_ui_error(&r, 400, "invalid_hash");
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("{ui}/%2e%2e/secret.json"),
+        &[],
+        b"",
+    );
+    assert_ui_error(&r, 400, "invalid_path");
     let r = send(
         up.addr,
         "GET",
@@ -414,10 +482,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         &[],
         b"",
     );
-    assert_eq!(
-        r.status, 404,
-        "a hash that is not an install of this extension"
-    );
+    assert_ui_error(&r, 404, "not_found");
     // Path traversal in every spelling: refused, never served.
     for evil in [
         "../../../etc/passwd",
@@ -534,4 +599,110 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         .parse()
         .unwrap();
     assert!((1..=86_400).contains(&retry), "{retry}");
+}
+
+/// The content hash a host page's iframe src embeds.
+fn page_hash(up: &Up) -> String {
+    let page = send(up.addr, "GET", "/", &[], b"");
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    let prefix = format!("/ext-ui/{EXT}/");
+    let start = html.find(&prefix).expect("an /ext-ui/ src") + prefix.len();
+    html[start..start + 71].to_string()
+}
+
+/// The `message` of the direct route's answer.
+fn hello_message(up: &Up) -> String {
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("/api/ext/{EXT}/api/hello"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["message"].as_str().expect("a message").to_string()
+}
+
+/// Copies the example's sources (not `dist/`) into `to`, as a fresh checkout has them.
+fn copy_sources(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_sources(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn up_builds_a_fresh_checkout_and_watch_republishes_an_edit() {
+    // A tree shaped like a fresh checkout: wit/ and the example's sources, no dist/.
+    let tree = tempfile::tempdir().unwrap();
+    let (repo, root) = (repo(), tree.path());
+    std::os::unix::fs::symlink(repo.join("wit"), root.join("wit")).unwrap();
+    let from = repo.join("examples/hello");
+    let ext = root.join("examples/hello");
+    std::fs::create_dir_all(&ext).unwrap();
+    for file in ["manifest.json", "package.json", "package-lock.json"] {
+        std::fs::copy(from.join(file), ext.join(file)).unwrap();
+    }
+    copy_sources(&from.join("src"), &ext.join("src"));
+    copy_sources(&from.join("ui"), &ext.join("ui"));
+    let node_modules = from.join("node_modules");
+    assert!(
+        node_modules.is_dir(),
+        "examples/hello/node_modules missing: run scripts/build-example first"
+    );
+    std::os::unix::fs::symlink(node_modules, ext.join("node_modules")).unwrap();
+    let component = ext.join("dist/main.wasm");
+    assert!(!component.exists());
+
+    let up = start_in(&ext, &root.join("data"), &[], "dev", &["--watch"]);
+    assert!(component.is_file(), "up built dist/main.wasm itself");
+    let first = content_hash(&up);
+    assert_eq!(page_hash(&up), first);
+    let message = hello_message(&up);
+    assert!(message.ends_with(&format!("from {EXT}")), "{message}");
+    assert!(!message.contains("(edited)"), "{message}");
+
+    // Edit the handler; the watcher rebuilds, republishes and reinstalls it.
+    let handler = ext.join("src/handler.js");
+    let source = std::fs::read_to_string(&handler).unwrap();
+    let template = "`${text} from ${ctx.extensionId}`";
+    assert_eq!(
+        source.matches(template).count(),
+        1,
+        "the handler's template"
+    );
+    let edited = source.replace(template, "`${text} (edited) from ${ctx.extensionId}`");
+    std::fs::write(&handler, edited).unwrap();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    let message = loop {
+        let message = hello_message(&up);
+        if message.contains("(edited)") {
+            break message;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "--watch did not serve the edited handler within 10 minutes (still {message:?})"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(message, format!("Hello (edited) from {EXT}"));
+    let second = page_hash(&up);
+    assert_ne!(second, first, "the host page embeds the new bundle");
+    assert!(second.starts_with("sha256:"), "{second}");
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("/ext-ui/{EXT}/{second}/index.html"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "the new bundle's UI is served");
 }

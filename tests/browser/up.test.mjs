@@ -117,6 +117,13 @@ test('the iframe UI loads its JS and CSS and shows the handler answer via the br
   assert.equal(style.margin, '24px');
   assert.match(style.font, /system-ui/);
   assert.equal(style.pre, 'rgb(245, 247, 250)');
+  // The binary asset: icon.png (16x16) decoded inside the frame (a failed load
+  // completes with naturalWidth 0).
+  await frame.waitForFunction(() => document.getElementById('logo').complete, null, {
+    timeout: UI_TIMEOUT_MS,
+  });
+  const logo = await frame.$eval('#logo', (img) => ({ width: img.naturalWidth, height: img.naturalHeight }));
+  assert.deepEqual(logo, { width: 16, height: 16 });
   mkdirSync(path.join(repo, 'target'), { recursive: true });
   await page.screenshot({ path: path.join(repo, 'target', 'browser-up.png'), fullPage: true });
   await page.close();

@@ -10,7 +10,12 @@ mod emulator;
 #[path = "../../../runtime-core/tests/support/guests.rs"]
 mod guests;
 
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use runtime_core::artifact::ContentHash;
+use runtime_core::store::Registry as _;
+use runtime_core::store::local::SqliteRegistry;
 
 use base64::Engine as _;
 use emulator::{Emulator, body_bytes, event};
@@ -38,6 +43,26 @@ fn small_extension(
     emulator::signed_bundle(&dir, key)
 }
 
+/// Every file under `dir` (paths relative to it) with the SHA-256 of its bytes,
+/// but the SQLite databases, which the test reads through the registry.
+fn files(dir: &Path) -> BTreeMap<PathBuf, [u8; 32]> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                pending.push(path);
+            } else if !name.contains(".db") {
+                let hash = runtime_core::artifact::sha256(&std::fs::read(&path).unwrap());
+                out.insert(path.strip_prefix(dir).unwrap().to_path_buf(), hash);
+            }
+        }
+    }
+    out
+}
+
 fn json_body(response: &serde_json::Value) -> serde_json::Value {
     serde_json::from_slice(&body_bytes(response))
         .unwrap_or_else(|e| panic!("body is not JSON ({e}): {response}"))
@@ -57,7 +82,7 @@ fn fn_publish_answers_the_sample_events_under_cargo_lambdas_emulator() {
     std::fs::create_dir_all(&area).unwrap();
     std::fs::write(area.join("hello-0.1.0.tar.zst"), &bundle).unwrap();
     std::fs::write(area.join("hello-0.1.0.tar.zst.sig.json"), &signature).unwrap();
-    let hash = runtime_core::artifact::ContentHash::of(&bundle).to_string();
+    let hash = ContentHash::of(&bundle).to_string();
 
     let mut lambda = Emulator::start();
     lambda.attach(
@@ -88,11 +113,48 @@ fn fn_publish_answers_the_sample_events_under_cargo_lambdas_emulator() {
     let r = lambda.invoke("fn-publish", &s3);
     assert_eq!(r["results"][0]["outcome"], "unchanged", "{r}");
 
-    // A signature that does not match the bundle: refused, with a record.
+    // A signature that does not match the bundle: refused, with a record and
+    // nothing else (no blob, artifact or registry version for it).
     let (other, _) = small_extension(work.path(), "0.3.0", &key);
     std::fs::write(area.join("hello-0.1.0.tar.zst"), &other).unwrap();
+    let before = files(&data);
     let r = lambda.invoke("fn-publish", &s3);
-    assert_eq!(r["results"][0]["status"], "refused", "{r}");
+    let result = &r["results"][0];
+    assert_eq!(result["status"], "refused", "{r}");
+    assert_eq!(result["code"], "hash_mismatch", "{r}");
+    let record_path = area.join("hello-0.1.0.tar.zst.result.json");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    assert_eq!(record["bundle"], "uploads/hello-0.1.0.tar.zst", "{record}");
+    assert_eq!(record["result"]["status"], "refused", "{record}");
+    assert_eq!(record["result"]["code"], "hash_mismatch", "{record}");
+    assert!(record["result"]["message"].is_string(), "{record}");
+    let after = files(&data);
+    let changed: Vec<&PathBuf> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|p| before.get(*p) != after.get(*p))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        changed,
+        vec![&record_path.strip_prefix(&data).unwrap().to_path_buf()],
+        "a refused upload rewrites its record and nothing else"
+    );
+    let registry = SqliteRegistry::open(&data.join("registry.db")).unwrap();
+    let (versions, by_hash) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let versions = registry.list_versions("com.example.hello").await.unwrap();
+        let by_hash = registry.version_by_hash(&ContentHash::of(&other)).await;
+        (versions, by_hash.unwrap())
+    });
+    let versions: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(
+        versions,
+        vec!["0.1.0"],
+        "no version registered for the refused bundle"
+    );
+    assert!(by_hash.is_none(), "{by_hash:?}");
 
     // POST /v1/publish as in the sample: the right token, an empty bundle → 422.
     let sample = event("publish-v2.json", "");

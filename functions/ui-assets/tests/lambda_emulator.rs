@@ -68,6 +68,24 @@ fn fn_ui_assets_answers_the_sample_event_under_cargo_lambdas_emulator() {
     assert_eq!(header(&r, "content-type"), Some("text/css"), "{r}");
     assert!(header(&r, "content-security-policy").is_none(), "{r}");
 
+    // A binary asset: base64 in the Lambda response, the file's exact bytes.
+    let mut png = css.clone();
+    let png_path = format!("/ext-ui/com.example.hello/sha256%3A{hex}/icon.png");
+    png["rawPath"] = png_path.clone().into();
+    png["requestContext"]["http"]["path"] = png_path.into();
+    let r = lambda.invoke("fn-ui-assets", &png);
+    assert_eq!(r["statusCode"], 200, "{r}");
+    assert_eq!(header(&r, "content-type"), Some("image/png"), "{r}");
+    assert_eq!(r["isBase64Encoded"], true, "{r}");
+    let icon = std::fs::read(emulator::repo().join("examples/hello/ui/icon.png")).unwrap();
+    assert_eq!(body_bytes(&r), icon, "{r}");
+    assert_eq!(
+        header(&r, "content-length"),
+        Some(icon.len().to_string().as_str()),
+        "{r}"
+    );
+    assert!(header(&r, "content-security-policy").is_none(), "{r}");
+
     // A traversal attempt: 400.
     let mut traversal = sample.clone();
     let bad = format!("/ext-ui/com.example.hello/sha256%3A{hex}/%2E%2E/secret.json");

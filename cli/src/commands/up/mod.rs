@@ -67,6 +67,9 @@ pub struct UpArgs {
 pub async fn up(args: UpArgs, data: &Path) -> crate::Outcome {
     let config = RuntimeConfig::from_env()?;
     let dir = args.dir.clone();
+    // Taken before the build: an edit made while the first build and publish run
+    // (a minute for the JS example) is a change for --watch, not the baseline.
+    let sources = dev_publish::newest_source(&dir);
     dev_publish::build(&dir)?;
     let backends = Backends::local(data)?;
     let key = dev_publish::dev_key(data)?;
@@ -132,12 +135,16 @@ pub async fn up(args: UpArgs, data: &Path) -> crate::Outcome {
     tokio::spawn(cron::run(site.clone(), cron::Clock::from_env()?));
 
     if args.watch {
-        let (dir, data) = (dir.clone(), data.to_path_buf());
-        let tenant = args.tenant.clone();
-        let grants = grants.map(<[String]>::to_vec);
-        tokio::spawn(async move {
-            watch(&dir, &data, &backends, &publisher, &key, &tenant, grants).await;
-        });
+        let watch = Watch {
+            dir: dir.clone(),
+            data: data.to_path_buf(),
+            backends,
+            publisher,
+            key,
+            tenant: args.tenant.clone(),
+            grants: grants.map(<[String]>::to_vec),
+        };
+        tokio::spawn(watch.run(sources));
     }
     server::serve(listener, site).await?;
     Ok(std::process::ExitCode::SUCCESS)
@@ -175,44 +182,51 @@ fn print_banner(d: &dev_publish::Deployed, addr: std::net::SocketAddr, token: &s
     println!("ready on {base}");
 }
 
-async fn watch(
-    dir: &Path,
-    data: &Path,
-    backends: &Backends,
-    publisher: &runtime_core::publish::Publisher,
-    key: &runtime_core::bundle::signature::SigningKey,
-    tenant: &str,
+/// What `--watch` rebuilds, republishes and reinstalls.
+struct Watch {
+    dir: PathBuf,
+    data: PathBuf,
+    backends: Backends,
+    publisher: runtime_core::publish::Publisher,
+    key: runtime_core::bundle::signature::SigningKey,
+    tenant: String,
     grants: Option<Vec<String>>,
-) {
-    let mut seen = dev_publish::newest_source(dir);
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = dev_publish::newest_source(dir);
-        if now == seen {
-            continue;
+}
+
+impl Watch {
+    /// Polls the sources every 500 ms and redeploys when they differ from `seen`.
+    async fn run(self, mut seen: Option<std::time::SystemTime>) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = dev_publish::newest_source(&self.dir);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            eprintln!("up: change detected, rebuilding");
+            match self.redeploy().await {
+                Ok(d) => eprintln!(
+                    "up: {} {} ({}) is live",
+                    d.manifest.name, d.manifest.version, d.install.content_hash
+                ),
+                Err(e) => {
+                    eprintln!("up: rebuild failed, still serving the previous version: {e:#}")
+                }
+            }
         }
-        seen = now;
-        eprintln!("up: change detected, rebuilding");
-        let result = async {
-            dev_publish::build(dir)?;
-            dev_publish::deploy(
-                dir,
-                data,
-                backends,
-                publisher,
-                key,
-                tenant,
-                grants.as_deref(),
-            )
-            .await
-        }
-        .await;
-        match result {
-            Ok(d) => eprintln!(
-                "up: {} {} ({}) is live",
-                d.manifest.name, d.manifest.version, d.install.content_hash
-            ),
-            Err(e) => eprintln!("up: rebuild failed, still serving the previous version: {e:#}"),
-        }
+    }
+
+    async fn redeploy(&self) -> anyhow::Result<dev_publish::Deployed> {
+        dev_publish::build(&self.dir)?;
+        dev_publish::deploy(
+            &self.dir,
+            &self.data,
+            &self.backends,
+            &self.publisher,
+            &self.key,
+            &self.tenant,
+            self.grants.as_deref(),
+        )
+        .await
     }
 }
