@@ -310,6 +310,11 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         !seen.iter().any(|h| h == "authorization" || h == "cookie"),
         "{seen:?}"
     );
+    // And back: the guest's allowed headers arrive, its cookie and CORS grant do not.
+    assert_eq!(r.header("x-ext-echo"), Some("yes"));
+    assert_eq!(r.header("cache-control"), Some("private, max-age=5"));
+    assert_eq!(r.header("set-cookie"), None);
+    assert_eq!(r.header("access-control-allow-origin"), None);
     // Endpoint mismatch: undeclared path, wrong method, unknown extension.
     let r = send(
         up.addr,

@@ -641,5 +641,12 @@ async fn an_upload_over_the_size_limit_is_refused_unread_and_leaves_only_its_rec
     assert_eq!(record["result"]["status"], "refused", "{record}");
     assert_eq!(record["result"]["code"], "too_large", "{record}");
     assert!(env.blob_files().is_empty(), "{:?}", env.blob_files());
-    assert!(env.local.registry.list_extensions().await.unwrap().is_empty());
+    assert!(
+        env.local
+            .registry
+            .list_extensions()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -114,12 +114,21 @@ export function handler(request) {
   }
 
   if (path === '/api/echo') {
-    return json(200, {
+    const reply = json(200, {
       method,
       url,
       headers: request.http.headers.map((h) => [h.name, h.value]),
       body: request.http.body ? decoder.decode(request.http.body) : null,
     });
+    // Response headers cross an allowlist: x-ext-* and cache-control reach the
+    // caller; a cookie or a CORS grant on the API's domain never does.
+    reply.headers.push(
+      { name: 'x-ext-echo', value: 'yes' },
+      { name: 'cache-control', value: 'private, max-age=5' },
+      { name: 'set-cookie', value: 'session=from-the-guest' },
+      { name: 'access-control-allow-origin', value: '*' },
+    );
+    return reply;
   }
 
   return json(404, { error: 'not_found', path });
