@@ -24,18 +24,14 @@ use base64::Engine as _;
 use runtime_core::artifact::ContentHash;
 use runtime_core::backends::Backends;
 use runtime_core::bundle::archive::{self, ArchiveLimits};
-use runtime_core::bundle::signature::{Signature, SigningKey};
-use runtime_core::bundle::trust::TrustBundle;
-use runtime_core::engine::Target;
-use runtime_core::execute::{QuotaLimits, QuotaPolicy, RegistryResolver};
-use runtime_core::publish::Publisher;
-use runtime_core::store::InstallRequest;
+use runtime_core::execute::{QuotaLimits, QuotaPolicy};
 use runtime_core::store::aws::AwsLimits;
 use runtime_core::store::{
     Claim, KvError, KvScope, QuotaCharge, QuotaKey, QuotaWindow, RegistryError, StoreError,
 };
 use runtime_core::{ExecuteRequest, Executor, RoutingHeaders};
 use support::moto::{self, AwsEnv, Moto};
+use support::signer::{Signer, install};
 
 /// Generous upper bound on one failing call (the settings allow 2 attempts of at
 /// most 2 s, inside a 10 s operation timeout).
@@ -237,9 +233,7 @@ fn durable_writer() -> Vec<u8> {
 /// Publishes and installs the durable writer for `acme` on `b`; the executor and
 /// the install's kv scope.
 async fn install_writer(b: &Backends) -> (Executor, KvScope, ContentHash) {
-    let key = SigningKey::generate("faults").unwrap();
-    let trust = TrustBundle::default().with_key(key.public());
-    let config = support::test_config();
+    let signer = Signer::new("faults");
     let dir = tempfile::tempdir().unwrap();
     let manifest = serde_json::json!({
         "name": "com.example.writer", "version": "1.0.0", "runtime": "wasm-js@1",
@@ -250,37 +244,11 @@ async fn install_writer(b: &Backends) -> (Executor, KvScope, ContentHash) {
     std::fs::create_dir_all(dir.path().join("dist")).unwrap();
     std::fs::write(dir.path().join("dist/main.wasm"), durable_writer()).unwrap();
     let bundle = archive::pack_dir(dir.path(), &ArchiveLimits::default()).unwrap();
-    let sig = Signature::sign(&ContentHash::of(&bundle), &key).to_json();
-    let published = Publisher::new(
-        b.blobs.clone(),
-        b.registry.clone(),
-        trust.clone(),
-        config.engine.clone(),
-    )
-    .with_targets(vec![Target::host()])
-    .publish(&bundle, Some(sig.as_bytes()), &|_| {})
-    .await
-    .unwrap();
-    let install = b
-        .registry
-        .install(&InstallRequest {
-            tenant: "acme".into(),
-            extension_id: "com.example.writer".into(),
-            version: None,
-            grants: vec!["cap:storage.kv".into()],
-            config: BTreeMap::new(),
-        })
-        .await
-        .unwrap();
+    let published = signer.publish(&signer.publisher(b), &bundle).await;
+    let grants = ["cap:storage.kv"];
+    let install = install(b, "acme", "com.example.writer", &grants, BTreeMap::new()).await;
     // With quotas on, so every request also takes a DynamoDB counter.
-    let executor = Executor::new(
-        &config,
-        b.blobs.clone(),
-        Arc::new(RegistryResolver::new(b.registry.clone(), trust)),
-        b.host_services(),
-    )
-    .unwrap()
-    .with_quotas(QuotaPolicy::new(
+    let executor = signer.executor(b).with_quotas(QuotaPolicy::new(
         b.quotas.clone(),
         QuotaLimits {
             per_minute: 1_000_000,
@@ -339,8 +307,8 @@ async fn moto_frozen_mid_run_loses_no_acknowledged_write() {
         connect_timeout: Duration::from_millis(500),
         attempt_timeout: Duration::from_secs(1),
         operation_timeout: Duration::from_millis(2500),
-        s3_attempt_timeout: Duration::from_secs(2),
-        s3_operation_timeout: Duration::from_secs(4),
+        s3_attempt_timeout: Duration::from_millis(1500),
+        s3_operation_timeout: Duration::from_secs(3),
     };
     moto::provision(&settings).await;
     let b = Backends::aws(&settings).await;
@@ -401,7 +369,9 @@ async fn moto_frozen_mid_run_loses_no_acknowledged_write() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     moto.pause();
     phase.store(FROZEN, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Long enough that, after an attempt caught by the freeze times out, every
+    // writer starts and finishes at least one more attempt while moto is frozen.
+    tokio::time::sleep(Duration::from_secs(10)).await;
     phase.store(THAWED, Ordering::SeqCst);
     moto.resume();
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -10,16 +10,14 @@ use std::sync::Arc;
 use runtime_core::Executor;
 use runtime_core::artifact::ContentHash;
 use runtime_core::bundle::archive::{self, ArchiveLimits};
-use runtime_core::bundle::signature::{Signature, SigningKey};
-use runtime_core::bundle::trust::TrustBundle;
-use runtime_core::engine::Target;
-use runtime_core::execute::{ExecuteRequest, RegistryResolver, RoutingHeaders};
-use runtime_core::publish::{Publisher, bundle_key};
+use runtime_core::execute::{ExecuteRequest, RoutingHeaders};
+use runtime_core::publish::bundle_key;
 use runtime_core::store::aws::SecretsManagerStore;
-use runtime_core::store::{InstallRequest, KvScope, Registered, SecretBundle};
+use runtime_core::store::{KvScope, Registered, SecretBundle};
 use serde_json::json;
 use support::guests;
 use support::moto::AwsEnv;
+use support::signer::{Signer, install};
 
 fn pack(name: &str, caps: &[&str], wasm: &[u8]) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
@@ -62,16 +60,8 @@ async fn run(
 async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
     let env = AwsEnv::new().await;
     let b = &env.backends;
-    let key = SigningKey::generate("aws-test").unwrap();
-    let trust = TrustBundle::default().with_key(key.public());
-    let config = support::test_config();
-    let publisher = Publisher::new(
-        b.blobs.clone(),
-        b.registry.clone(),
-        trust.clone(),
-        config.engine.clone(),
-    )
-    .with_targets(vec![Target::host()]);
+    let signer = Signer::new("aws-test");
+    let publisher = signer.publisher(b);
 
     // secrets.get("k") → 200 + the value.
     let secret_reader = guests::result_caller(
@@ -84,11 +74,7 @@ async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
         r#"(data (i32.const 1024) "k")"#,
     );
     let bundle = pack("com.example.secret", &["cap:secrets.get"], &secret_reader);
-    let sig = Signature::sign(&ContentHash::of(&bundle), &key).to_json();
-    let published = publisher
-        .publish(&bundle, Some(sig.as_bytes()), &|_| {})
-        .await
-        .unwrap();
+    let published = signer.publish(&publisher, &bundle).await;
     assert_eq!(published.outcome, Registered::Created);
     // The bundle and its artifact are in S3, the version in DynamoDB.
     assert_eq!(
@@ -113,25 +99,18 @@ async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
         .unwrap();
     assert_eq!(v.artifacts, published.artifacts);
     assert_eq!(
-        publisher
-            .publish(&bundle, Some(sig.as_bytes()), &|_| {})
-            .await
-            .unwrap()
-            .outcome,
+        signer.publish(&publisher, &bundle).await.outcome,
         Registered::Unchanged
     );
 
-    let install = b
-        .registry
-        .install(&InstallRequest {
-            tenant: "acme".into(),
-            extension_id: "com.example.secret".into(),
-            version: None,
-            grants: vec!["cap:secrets.get".into()],
-            config: BTreeMap::new(),
-        })
-        .await
-        .unwrap();
+    let acme = install(
+        b,
+        "acme",
+        "com.example.secret",
+        &["cap:secrets.get"],
+        BTreeMap::new(),
+    )
+    .await;
     // The operator stores the install's secret in Secrets Manager.
     SecretsManagerStore::new(
         env.clients.secrets.clone(),
@@ -140,7 +119,7 @@ async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
     )
     .store(
         "acme",
-        &install.install_id,
+        &acme.install_id,
         &SecretBundle {
             values: BTreeMap::from([("k".to_string(), "from-secrets-manager".to_string())]),
             expires_at: None,
@@ -149,13 +128,7 @@ async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
     .await
     .unwrap();
 
-    let executor = Executor::new(
-        &config,
-        b.blobs.clone(),
-        Arc::new(RegistryResolver::new(b.registry.clone(), trust)),
-        b.host_services(),
-    )
-    .unwrap();
+    let executor = signer.executor(b);
     let out = run(
         &executor,
         "acme",
@@ -178,17 +151,14 @@ async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
     assert_eq!(out.envelope.status, 404);
 
     // An install whose secrets have expired: the guest gets `expired` (400 + 2).
-    let expired = b
-        .registry
-        .install(&InstallRequest {
-            tenant: "beta".into(),
-            extension_id: "com.example.secret".into(),
-            version: None,
-            grants: vec!["cap:secrets.get".into()],
-            config: BTreeMap::new(),
-        })
-        .await
-        .unwrap();
+    let expired = install(
+        b,
+        "beta",
+        "com.example.secret",
+        &["cap:secrets.get"],
+        BTreeMap::new(),
+    )
+    .await;
     SecretsManagerStore::new(
         env.clients.secrets.clone(),
         &env.settings.secrets_prefix,
@@ -228,25 +198,18 @@ async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
         r#"(data (i32.const 1024) "ns") (data (i32.const 1040) "k")"#,
     );
     let bundle = pack("com.example.kv", &["cap:storage.kv"], &storage_writer);
-    let sig = Signature::sign(&ContentHash::of(&bundle), &key).to_json();
-    let published = publisher
-        .publish(&bundle, Some(sig.as_bytes()), &|_| {})
-        .await
-        .unwrap();
-    let install = b
-        .registry
-        .install(&InstallRequest {
-            tenant: "acme".into(),
-            extension_id: "com.example.kv".into(),
-            version: None,
-            grants: vec!["cap:storage.kv".into()],
-            config: BTreeMap::new(),
-        })
-        .await
-        .unwrap();
+    let published = signer.publish(&publisher, &bundle).await;
+    let kv_install = install(
+        b,
+        "acme",
+        "com.example.kv",
+        &["cap:storage.kv"],
+        BTreeMap::new(),
+    )
+    .await;
     let scope = KvScope {
         tenant: "acme".into(),
-        install_id: install.install_id.clone(),
+        install_id: kv_install.install_id.clone(),
     };
     // storage.get("ns","k"): missing → 400 (+0), present → 200.
     let out = run(&executor, "acme", "com.example.kv", &published.content_hash).await;
@@ -268,22 +231,9 @@ async fn execute_quotas_and_idempotency_on_dynamodb() {
 
     let env = AwsEnv::new().await;
     let b = &env.backends;
-    let key = SigningKey::generate("aws-quota").unwrap();
-    let trust = TrustBundle::default().with_key(key.public());
-    let config = support::test_config();
-    let publisher = Publisher::new(
-        b.blobs.clone(),
-        b.registry.clone(),
-        trust.clone(),
-        config.engine.clone(),
-    )
-    .with_targets(vec![Target::host()]);
+    let signer = Signer::new("aws-quota");
     let bundle = pack("com.example.q", &[], &guests::hello());
-    let sig = Signature::sign(&ContentHash::of(&bundle), &key).to_json();
-    let published = publisher
-        .publish(&bundle, Some(sig.as_bytes()), &|_| {})
-        .await
-        .unwrap();
+    let published = signer.publish(&signer.publisher(b), &bundle).await;
     for (tenant, config) in [
         (
             "acme",
@@ -291,16 +241,7 @@ async fn execute_quotas_and_idempotency_on_dynamodb() {
         ),
         ("other", BTreeMap::new()),
     ] {
-        b.registry
-            .install(&InstallRequest {
-                tenant: tenant.into(),
-                extension_id: "com.example.q".into(),
-                version: None,
-                grants: vec![],
-                config,
-            })
-            .await
-            .unwrap();
+        install(b, tenant, "com.example.q", &[], config).await;
     }
     let settings = GatewaySettings {
         execute_auth: ExecuteAuth::Token(Some("svc".into())),
@@ -310,14 +251,9 @@ async fn execute_quotas_and_idempotency_on_dynamodb() {
         },
         ..GatewaySettings::default()
     };
-    let executor = Executor::new(
-        &config,
-        b.blobs.clone(),
-        Arc::new(RegistryResolver::new(b.registry.clone(), trust)),
-        b.host_services(),
-    )
-    .unwrap()
-    .with_quotas(QuotaPolicy::new(b.quotas.clone(), settings.quotas));
+    let executor = signer
+        .executor(b)
+        .with_quotas(QuotaPolicy::new(b.quotas.clone(), settings.quotas));
     let gateway = Arc::new(Gateway::new(Arc::new(executor), b.clone(), settings));
     let call = |tenant: &'static str, body: serde_json::Value, idem: Option<&'static str>| {
         let gateway = gateway.clone();

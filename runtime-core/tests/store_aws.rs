@@ -118,11 +118,11 @@ async fn aws_secrets_cache_is_bounded() {
     assert!(uncached.load("t/x", "i").await.is_err());
     assert!(uncached.load("t", "../i").await.is_err());
     // A cached bundle lapses after its TTL: the next load reads the new value.
-    let short = store(Duration::from_millis(200));
+    let short = store(Duration::from_secs(2));
     assert_eq!(short.load("t", "i").await.unwrap(), Some(bundle("v2")));
     operator.store("t", "i", &bundle("v3")).await.unwrap();
     assert_eq!(short.load("t", "i").await.unwrap(), Some(bundle("v2")));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(short.load("t", "i").await.unwrap(), Some(bundle("v3")));
 }
 

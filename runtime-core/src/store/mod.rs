@@ -27,7 +27,7 @@ pub use registry::{
     InstallRecord, InstallRequest, Registered, Registry, RegistryError, Subscription, VersionRecord,
 };
 pub use schedules::{ScheduleStore, ScheduleStoreError};
-pub use stream::{FileFetch, FileSink};
+pub use stream::FileFetch;
 
 /// A backend could not serve a request.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -68,14 +68,10 @@ pub trait BlobStore: Send + Sync {
         dest: &Path,
         max_bytes: u64,
     ) -> Result<FileFetch, StoreError> {
-        let Some(bytes) = self.get(key).await? else {
-            return stream::left_nothing(dest, FileFetch::Missing).await;
-        };
-        let mut sink = FileSink::create(dest, max_bytes).await?;
-        if let Some(too_large) = sink.write(&bytes).await? {
-            return Ok(too_large);
+        match self.get(key).await? {
+            Some(bytes) => stream::read_into_file(&bytes[..], key, dest, max_bytes).await,
+            None => stream::left_nothing(dest, FileFetch::Missing).await,
         }
-        sink.finish().await
     }
 }
 

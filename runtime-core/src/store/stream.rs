@@ -28,7 +28,7 @@ pub enum FileFetch {
 }
 
 /// A file being filled chunk by chunk, with a size bound and a running sha256.
-pub struct FileSink {
+struct FileSink {
     file: tokio::fs::File,
     path: PathBuf,
     hasher: Sha256,
@@ -42,7 +42,7 @@ fn local(path: &Path, e: std::io::Error) -> StoreError {
 
 impl FileSink {
     /// Creates (or truncates) `path`, accepting at most `max` bytes.
-    pub async fn create(path: &Path, max: u64) -> Result<Self, StoreError> {
+    async fn create(path: &Path, max: u64) -> Result<Self, StoreError> {
         let file = tokio::fs::File::create(path)
             .await
             .map_err(|e| local(path, e))?;
@@ -56,7 +56,7 @@ impl FileSink {
     }
 
     /// Appends a chunk; past the bound the file is removed and `TooLarge` returned.
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<Option<FileFetch>, StoreError> {
+    async fn write(&mut self, chunk: &[u8]) -> Result<Option<FileFetch>, StoreError> {
         self.len += chunk.len() as u64;
         if self.len > self.max {
             let _ = tokio::fs::remove_file(&self.path).await;
@@ -71,7 +71,7 @@ impl FileSink {
     }
 
     /// Flushes the file; its length and sha256.
-    pub async fn finish(mut self) -> Result<FileFetch, StoreError> {
+    async fn finish(mut self) -> Result<FileFetch, StoreError> {
         self.file.flush().await.map_err(|e| local(&self.path, e))?;
         Ok(FileFetch::Written {
             len: self.len,
@@ -80,9 +80,38 @@ impl FileSink {
     }
 
     /// Gives up (a failed read): the partial file is removed.
-    pub async fn abandon(self) {
+    async fn abandon(self) {
         drop(self.file);
         let _ = tokio::fs::remove_file(&self.path).await;
+    }
+}
+
+/// Copies `reader` into the file `dest` in 1 MiB chunks, hashing on the way and
+/// stopping past `max` bytes. A read error (`source` names what was read) removes
+/// the partial file and is `Unavailable`: the backend may answer next time.
+pub async fn read_into_file(
+    mut reader: impl tokio::io::AsyncRead + Unpin,
+    source: &str,
+    dest: &Path,
+    max: u64,
+) -> Result<FileFetch, StoreError> {
+    use tokio::io::AsyncReadExt;
+    let mut sink = FileSink::create(dest, max).await?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                sink.abandon().await;
+                return Err(StoreError::Unavailable(format!("reading {source}: {e}")));
+            }
+        };
+        if n == 0 {
+            return sink.finish().await;
+        }
+        if let Some(too_large) = sink.write(&buf[..n]).await? {
+            return Ok(too_large);
+        }
     }
 }
 

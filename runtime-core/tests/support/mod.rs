@@ -8,6 +8,7 @@ pub mod guests;
 pub mod http_server;
 pub mod moto;
 pub mod schedule_conformance;
+pub mod signer;
 
 use std::sync::Arc;
 

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::error::{code, map_sdk};
-use crate::store::stream::left_nothing;
-use crate::store::{BlobStore, FileFetch, FileSink, StoreError};
+use crate::store::stream::{left_nothing, read_into_file};
+use crate::store::{BlobStore, FileFetch, StoreError};
 
 /// A [`BlobStore`] over one S3 bucket.
 #[derive(Clone, Debug)]
@@ -29,10 +29,13 @@ impl S3BlobStore {
     }
 }
 
-#[async_trait]
-impl BlobStore for S3BlobStore {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let out = match self
+impl S3BlobStore {
+    /// `GetObject` of `key`, or `None` when there is no such key.
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, StoreError> {
+        match self
             .client
             .get_object()
             .bucket(&self.bucket)
@@ -40,9 +43,18 @@ impl BlobStore for S3BlobStore {
             .send()
             .await
         {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(map_sdk("GetObject", &e)),
+            Ok(out) => Ok(Some(out)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(map_sdk("GetObject", &e)),
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(out) = self.get_object(key).await? else {
+            return Ok(None);
         };
         let body = out
             .body
@@ -90,19 +102,8 @@ impl BlobStore for S3BlobStore {
         dest: &Path,
         max_bytes: u64,
     ) -> Result<FileFetch, StoreError> {
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                return left_nothing(dest, FileFetch::Missing).await;
-            }
-            Err(e) => return Err(map_sdk("GetObject", &e)),
+        let Some(out) = self.get_object(key).await? else {
+            return left_nothing(dest, FileFetch::Missing).await;
         };
         // Refuse on the declared length before reading a byte of the body.
         if let Some(size) = out.content_length().and_then(|n| u64::try_from(n).ok())
@@ -110,24 +111,7 @@ impl BlobStore for S3BlobStore {
         {
             return left_nothing(dest, FileFetch::TooLarge { size }).await;
         }
-        let mut body = out.body;
-        let mut sink = FileSink::create(dest, max_bytes).await?;
-        loop {
-            match body.try_next().await {
-                Ok(Some(chunk)) => {
-                    if let Some(too_large) = sink.write(&chunk).await? {
-                        return Ok(too_large);
-                    }
-                }
-                Ok(None) => return sink.finish().await,
-                Err(e) => {
-                    sink.abandon().await;
-                    return Err(StoreError::Unavailable(format!(
-                        "GetObject body of {key}: {e}"
-                    )));
-                }
-            }
-        }
+        read_into_file(out.body.into_async_read(), key, dest, max_bytes).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

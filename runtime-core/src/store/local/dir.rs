@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use crate::store::stream::left_nothing;
-use crate::store::{BlobStore, FileFetch, FileSink, StoreError};
+use crate::store::stream::{left_nothing, read_into_file};
+use crate::store::{BlobStore, FileFetch, StoreError};
 
 /// Blobs as files; keys are relative paths of safe segments.
 pub struct DirBlobStore {
@@ -103,11 +103,10 @@ impl BlobStore for DirBlobStore {
         dest: &Path,
         max_bytes: u64,
     ) -> Result<FileFetch, StoreError> {
-        use tokio::io::AsyncReadExt;
         let Ok(path) = self.path(key) else {
             return left_nothing(dest, FileFetch::Missing).await;
         };
-        let mut file = match tokio::fs::File::open(&path).await {
+        let file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return left_nothing(dest, FileFetch::Missing).await;
@@ -121,23 +120,7 @@ impl BlobStore for DirBlobStore {
         if meta.len() > max_bytes {
             return left_nothing(dest, FileFetch::TooLarge { size: meta.len() }).await;
         }
-        let mut sink = FileSink::create(dest, max_bytes).await?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match file.read(&mut buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    sink.abandon().await;
-                    return Err(io_err(e));
-                }
-            };
-            if n == 0 {
-                return sink.finish().await;
-            }
-            if let Some(too_large) = sink.write(&buf[..n]).await? {
-                return Ok(too_large);
-            }
-        }
+        read_into_file(file, key, dest, max_bytes).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
