@@ -249,9 +249,9 @@ impl ComponentLoader {
         if artifact.key.fingerprint != self.engine.fingerprint() {
             return Err(ArtifactError::Missing(key));
         }
-        let source = match &self.disk {
+        match &self.disk {
             Some(disk) if artifact.size <= disk.max_bytes => {
-                Source::File(self.fetch_to_disk(disk, &key, artifact).await?)
+                self.load_through_disk(disk, &key, artifact).await
             }
             _ => {
                 let bytes = self
@@ -261,33 +261,68 @@ impl ComponentLoader {
                     .ok_or_else(|| ArtifactError::Missing(key.clone()))?;
                 self.stats.fetched.fetch_add(1, Ordering::Relaxed);
                 self.verify(&key, artifact, &sha256(&bytes))?;
-                Source::Bytes(bytes)
+                self.ready(&key, artifact, &Source::Bytes(bytes))
             }
-        };
-        let loaded = Arc::new(self.instantiate_pre(&key, artifact, &source)?);
-        self.memory.lock().unwrap().put(content, loaded.clone());
+        }
+    }
+
+    /// Deserializes verified bytes, links them and keeps the result in memory.
+    fn ready(
+        &self,
+        key: &str,
+        artifact: &ArtifactRef,
+        source: &Source,
+    ) -> Result<Arc<LoadedComponent>, ArtifactError> {
+        let loaded = Arc::new(self.instantiate_pre(key, artifact, source)?);
+        self.memory
+            .lock()
+            .unwrap()
+            .put(artifact.key.content, loaded.clone());
         Ok(loaded)
     }
 
-    /// The verified artifact's path in the disk cache: a cached file whose sha256
-    /// still matches (hashed in chunks), else streamed from the blob store into a
-    /// temporary file, hashed on the way, and renamed into place only when it matches.
-    async fn fetch_to_disk(
+    /// Through the disk cache: a cached file whose sha256 still matches (hashed in
+    /// chunks), else a fresh fetch, streamed into a temporary file, hashed on the
+    /// way and renamed into place only when it matches. The cache's files are
+    /// checked, renamed, mapped and evicted only under its lock, so no file can
+    /// vanish between its check and its mapping; the fetch itself runs outside it.
+    async fn load_through_disk(
+        &self,
+        disk: &DiskCache,
+        key: &str,
+        artifact: &ArtifactRef,
+    ) -> Result<Arc<LoadedComponent>, ArtifactError> {
+        let path = disk.path(artifact);
+        {
+            let _files = disk.lock.lock().await;
+            let (cached, expected) = (path.clone(), artifact.sha256);
+            let hit = tokio::task::spawn_blocking(move || disk_hit(&cached, &expected))
+                .await
+                .unwrap_or(false);
+            if hit {
+                self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
+                return self.ready(key, artifact, &Source::File(path));
+            }
+        }
+        let tmp = self.fetch_verified(disk, key, artifact).await?;
+        let _files = disk.lock.lock().await;
+        std::fs::rename(&tmp, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            ArtifactError::Fetch(StoreError::Internal(format!("artifact cache: {e}")))
+        })?;
+        let loaded = self.ready(key, artifact, &Source::File(path));
+        disk.evict();
+        loaded
+    }
+
+    /// Streams the artifact into a temporary file in the cache directory and returns
+    /// it once its sha256, computed on the way, matches the registry's record.
+    async fn fetch_verified(
         &self,
         disk: &DiskCache,
         key: &str,
         artifact: &ArtifactRef,
     ) -> Result<PathBuf, ArtifactError> {
-        let path = disk.path(artifact);
-        let cached = path.clone();
-        let expected = artifact.sha256;
-        let hit = tokio::task::spawn_blocking(move || disk_hit(&cached, &expected))
-            .await
-            .unwrap_or(false);
-        if hit {
-            self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(path);
-        }
         disk.prepare().map_err(|e| {
             ArtifactError::Fetch(StoreError::Internal(format!("artifact cache: {e}")))
         })?;
@@ -304,12 +339,7 @@ impl ComponentLoader {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        std::fs::rename(&tmp, &path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            ArtifactError::Fetch(StoreError::Internal(format!("artifact cache: {e}")))
-        })?;
-        disk.evict();
-        Ok(path)
+        Ok(tmp)
     }
 
     fn verify(
@@ -397,11 +427,17 @@ fn disk_hit(path: &std::path::Path, expected: &[u8; 32]) -> bool {
 struct DiskCache {
     dir: PathBuf,
     max_bytes: u64,
+    /// Held while files are checked, renamed into place, mapped or evicted.
+    lock: tokio::sync::Mutex<()>,
 }
 
 impl DiskCache {
     fn new(dir: PathBuf, max_bytes: u64) -> Self {
-        DiskCache { dir, max_bytes }
+        DiskCache {
+            dir,
+            max_bytes,
+            lock: tokio::sync::Mutex::new(()),
+        }
     }
 
     fn path(&self, a: &ArtifactRef) -> PathBuf {
