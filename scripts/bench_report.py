@@ -81,7 +81,7 @@ def warm(r):
 def cold(r):
     r.md("## 2. Cold start of a version not in memory (JS example)")
     r.md()
-    c = {k: r.sample("cold-js." + k) for k in ("compile", "local-cwasm", "s3-cwasm")}
+    c = {k: r.sample("cold-js." + k) for k in ("compile", "disk-cache-cwasm", "local-cwasm", "s3-cwasm")}
     if not c["compile"] or not c["local-cwasm"]:
         r.md("not measured (the JS example or moto was missing)")
         r.md()
@@ -91,14 +91,17 @@ def cold(r):
     comp = c["compile"]["p50_ns"]
     names = {
         "compile": "compile .wasm → link → instantiate → call (the seed, every request)",
-        "local-cwasm": "local .cwasm: read → sha256 → deserialize → InstancePre → call",
+        "disk-cache-cwasm": "disk cache (execute on Lambda): chunked sha256 of the file → mmap (deserialize_file) → InstancePre → call",
+        "local-cwasm": "local .cwasm, no disk cache: read → sha256 → deserialize bytes → InstancePre → call",
         "s3-cwasm": "S3 (moto) .cwasm: GET → sha256 → deserialize → InstancePre → call",
     }
     for k, s in c.items():
         if s:
             # `min_ns` is the fastest; the slowest is not recorded, p99 of 10 is the max.
             r.md("| %s | %s | %s | %d | %.0f× |" % (names[k], fmt_ms(s["p50_ns"]), fmt_ms(s["p99_ns"]), s["n"], comp / s["p50_ns"]))
-    ratio = comp / c["local-cwasm"]["p50_ns"]
+    # The verdict is on the path execute takes on Lambda (the disk cache), when measured.
+    local = c["disk-cache-cwasm"] or c["local-cwasm"]
+    ratio = comp / local["p50_ns"]
     ok = ratio >= 1000
     r.data["cold"] = {k: v for k, v in c.items() if v}
     r.data["cold"]["ratio_local"] = ratio
