@@ -56,6 +56,31 @@ async fn run(
     ex.execute(&routing, &req).await
 }
 
+/// What the operator does: stores an install's secret `k` in Secrets Manager.
+async fn store_secret(
+    env: &AwsEnv,
+    tenant: &str,
+    install_id: &str,
+    value: &str,
+    expires_at: Option<std::time::SystemTime>,
+) {
+    SecretsManagerStore::new(
+        env.clients.secrets.clone(),
+        &env.settings.secrets_prefix,
+        env.settings.secrets_cache_ttl,
+    )
+    .store(
+        tenant,
+        install_id,
+        &SecretBundle {
+            values: BTreeMap::from([("k".to_string(), value.to_string())]),
+            expires_at,
+        },
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
     let env = AwsEnv::new().await;
@@ -112,21 +137,7 @@ async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
     )
     .await;
     // The operator stores the install's secret in Secrets Manager.
-    SecretsManagerStore::new(
-        env.clients.secrets.clone(),
-        &env.settings.secrets_prefix,
-        env.settings.secrets_cache_ttl,
-    )
-    .store(
-        "acme",
-        &acme.install_id,
-        &SecretBundle {
-            values: BTreeMap::from([("k".to_string(), "from-secrets-manager".to_string())]),
-            expires_at: None,
-        },
-    )
-    .await
-    .unwrap();
+    store_secret(&env, "acme", &acme.install_id, "from-secrets-manager", None).await;
 
     let executor = signer.executor(b);
     let out = run(
@@ -159,21 +170,14 @@ async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
         BTreeMap::new(),
     )
     .await;
-    SecretsManagerStore::new(
-        env.clients.secrets.clone(),
-        &env.settings.secrets_prefix,
-        env.settings.secrets_cache_ttl,
-    )
-    .store(
+    store_secret(
+        &env,
         "beta",
         &expired.install_id,
-        &SecretBundle {
-            values: BTreeMap::from([("k".to_string(), "stale".to_string())]),
-            expires_at: Some(std::time::SystemTime::now() - std::time::Duration::from_secs(1)),
-        },
+        "stale",
+        Some(std::time::SystemTime::now() - std::time::Duration::from_secs(1)),
     )
-    .await
-    .unwrap();
+    .await;
     let out = run(
         &executor,
         "beta",
