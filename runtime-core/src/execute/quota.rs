@@ -9,10 +9,7 @@ use std::time::SystemTime;
 use super::error::ExecError;
 use crate::store::{QuotaCharge, QuotaKey, QuotaStore, QuotaWindow};
 
-/// Install configuration key overriding the per-minute limit.
-pub const PER_MINUTE_KEY: &str = "quota.per_minute";
-/// Install configuration key overriding the per-day limit.
-pub const PER_DAY_KEY: &str = "quota.per_day";
+pub use crate::store::quota::{PER_DAY_KEY, PER_MINUTE_KEY};
 
 /// Default limits (`ALGA_QUOTA_PER_MINUTE`, `ALGA_QUOTA_PER_DAY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,27 @@ use async_trait::async_trait;
 
 use super::StoreError;
 
+/// Install configuration key overriding the per-minute limit.
+pub const PER_MINUTE_KEY: &str = "quota.per_minute";
+/// Install configuration key overriding the per-day limit.
+pub const PER_DAY_KEY: &str = "quota.per_day";
+
+/// Checks an install's quota overrides before they are stored: each one present
+/// must be a whole number (0 = unlimited), so a typo is refused at install time
+/// instead of silently falling back to the default limit.
+pub fn check_overrides(config: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    for key in [PER_MINUTE_KEY, PER_DAY_KEY] {
+        if let Some(v) = config.get(key)
+            && v.trim().parse::<u64>().is_err()
+        {
+            return Err(format!(
+                "install config {key}: {v:?} is not a whole number (0 = unlimited)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The length of a quota window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QuotaWindow {

@@ -204,6 +204,16 @@ pub fn manifest_subscriptions(manifest_json: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Checks an install request against the version's manifest before anything is
+/// written: the grants must be known capabilities and the quota overrides numbers.
+pub fn check_install_request(
+    manifest_json: &str,
+    req: &InstallRequest,
+) -> Result<(), RegistryError> {
+    effective_grants(manifest_json, &req.grants)?;
+    super::quota::check_overrides(&req.config).map_err(RegistryError::Invalid)
+}
+
 /// Effective grants: the capabilities the manifest requests ∩ what the operator grants.
 pub fn effective_grants(
     manifest_json: &str,

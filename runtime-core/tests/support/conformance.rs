@@ -782,6 +782,25 @@ pub async fn registry_conformance(reg: Arc<dyn Registry>) {
         .await,
         Err(RegistryError::Invalid(_))
     ));
+    // A quota override that is not a number is refused, not silently ignored.
+    for (key, value) in [("quota.per_minute", "lots"), ("quota.per_day", "-1")] {
+        match reg
+            .install(&InstallRequest {
+                tenant: "tenant-a".into(),
+                extension_id: "com.example.b".into(),
+                config: [(key.to_string(), value.to_string())].into(),
+                ..Default::default()
+            })
+            .await
+        {
+            Err(RegistryError::Invalid(m)) => assert!(m.contains(key), "{m}"),
+            other => panic!("{key}={value} accepted: {other:?}"),
+        }
+    }
+    assert_eq!(
+        reg.get_install("tenant-a", "com.example.b").await.unwrap(),
+        None
+    );
     let ib = reg
         .install(&InstallRequest {
             tenant: "tenant-a".into(),

@@ -20,7 +20,7 @@ use crate::engine::Target;
 use crate::store::StoreError;
 use crate::store::registry::{
     InstallRecord, InstallRequest, Registered, Registry, RegistryError, Subscription,
-    VersionRecord, effective_grants, manifest_subscriptions,
+    VersionRecord, check_install_request, effective_grants, manifest_subscriptions,
 };
 
 type Attrs = HashMap<String, AttributeValue>;
@@ -485,8 +485,7 @@ impl Registry for DynamoRegistry {
                 req.version.as_deref().unwrap_or("(any version)")
             ))
         })?;
-        // Validates the grants before anything is written.
-        effective_grants(&v.manifest_json, &req.grants)?;
+        check_install_request(&v.manifest_json, req)?;
         let previous = self
             .get(install_key(&req.tenant, &req.extension_id))
             .await?

@@ -15,7 +15,7 @@ use crate::engine::Target;
 use crate::store::StoreError;
 use crate::store::registry::{
     InstallRecord, InstallRequest, Registered, Registry, RegistryError, Subscription,
-    VersionRecord, effective_grants, manifest_subscriptions,
+    VersionRecord, check_install_request, effective_grants, manifest_subscriptions,
 };
 
 const SCHEMA: &str = "
@@ -439,8 +439,7 @@ impl Registry for SqliteRegistry {
                     req.version.as_deref().unwrap_or("(any version)")
                 ))
             })?;
-            // Validates the grants before anything is written.
-            effective_grants(&v.manifest_json, &req.grants)?;
+            check_install_request(&v.manifest_json, &req)?;
             let grants = serde_json::to_string(&req.grants).expect("strings serialize");
             let config = serde_json::to_string(&req.config).expect("strings serialize");
             tx.execute(
