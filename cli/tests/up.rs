@@ -103,6 +103,16 @@ const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'sel
     img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; \
     form-action 'self'";
 
+/// What an HTML UI file carries on 200 and 304: immutable caching, nosniff, the CSP.
+fn assert_html_cache_headers(r: &Reply) {
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("content-security-policy"), Some(DEFAULT_CSP));
+}
+
 /// A UI error: the status, a small JSON body with the code, never cached, nosniff, no CSP.
 fn assert_ui_error(r: &Reply, status: u16, code: &str) {
     assert_eq!(r.status, status, "{}", r.text());
@@ -376,12 +386,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
     let r = send(up.addr, "GET", &format!("{ui}/index.html"), &[], b"");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("text/html"));
-    assert_eq!(
-        r.header("cache-control"),
-        Some("public, max-age=31536000, immutable")
-    );
-    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(r.header("content-security-policy"), Some(DEFAULT_CSP));
+    assert_html_cache_headers(&r);
     let etag = r.header("etag").unwrap().to_string();
     assert!(etag.starts_with("\"sha256-"), "{etag}");
     assert_eq!(
@@ -397,12 +402,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
     );
     assert_eq!(r.status, 304);
     assert_eq!(r.header("etag"), Some(etag.as_str()));
-    assert_eq!(
-        r.header("cache-control"),
-        Some("public, max-age=31536000, immutable")
-    );
-    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(r.header("content-security-policy"), Some(DEFAULT_CSP));
+    assert_html_cache_headers(&r);
     assert_eq!(r.header("content-type"), None, "a 304 carries no body type");
     assert!(r.body.is_empty());
     // A list with the ETag and `*` revalidate too; another tag gets the file.

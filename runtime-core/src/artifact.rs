@@ -452,12 +452,7 @@ impl DiskCache {
     /// A fresh name for a download in progress (not a `.cwasm`, so never evicted
     /// or mistaken for a verified file).
     fn temp_path(&self) -> PathBuf {
-        static N: AtomicU64 = AtomicU64::new(0);
-        self.dir.join(format!(
-            ".fetch-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ))
+        crate::store::stream::temp_path_in(&self.dir, "fetch")
     }
 
     /// Creates the directory, readable and writable by this user only.

@@ -14,7 +14,7 @@ use runtime_core::host::HostServices;
 use runtime_core::store::BlobStore;
 use runtime_core::store::local::{MemoryBlobStore, MemoryKvStore, MemorySecretStore};
 use serde_json::json;
-use support::{Harness, guests, request};
+use support::{Harness, guests, request, run_on};
 
 #[tokio::test]
 async fn tampered_artifact_is_refused_before_deserialize() {
@@ -136,22 +136,14 @@ async fn disk_cache_serves_a_fresh_process_and_drops_tampered_files() {
     let resolver = Arc::new(StaticResolver::default());
     resolver.register(art.clone());
     let ex1 = executor_with(blobs.clone(), resolver.clone(), dir.path());
-    let req = runtime_core::ExecuteRequest::from_json(
-        &serde_json::to_vec(&request(&content, "GET", "/", json!({}))).unwrap(),
-    )
-    .unwrap();
-    let routing = runtime_core::RoutingHeaders {
-        tenant: Some("tenant-a".into()),
-        extension: Some("com.example.test".into()),
-        request_id: None,
-    };
-    assert_eq!(ex1.execute(&routing, &req).await.envelope.status, 200);
+    let req = request(&content, "GET", "/", json!({}));
+    assert_eq!(run_on(&ex1, req.clone()).await.envelope.status, 200);
     assert_eq!(ex1.loader().stats().fetched.load(Ordering::Relaxed), 1);
 
     // Process 2 finds it on disk, even with the store emptied.
     blobs.delete(&art.key.blob_key()).await.unwrap();
     let ex2 = executor_with(blobs.clone(), resolver.clone(), dir.path());
-    assert_eq!(ex2.execute(&routing, &req).await.envelope.status, 200);
+    assert_eq!(run_on(&ex2, req.clone()).await.envelope.status, 200);
     assert_eq!(ex2.loader().stats().disk_hits.load(Ordering::Relaxed), 1);
     assert_eq!(ex2.loader().stats().fetched.load(Ordering::Relaxed), 0);
 
@@ -164,7 +156,7 @@ async fn disk_cache_serves_a_fresh_process_and_drops_tampered_files() {
     }
     blobs.put(&art.key.blob_key(), &cwasm).await.unwrap();
     let ex3 = executor_with(blobs, resolver, dir.path());
-    assert_eq!(ex3.execute(&routing, &req).await.envelope.status, 200);
+    assert_eq!(run_on(&ex3, req.clone()).await.envelope.status, 200);
     assert_eq!(ex3.loader().stats().disk_hits.load(Ordering::Relaxed), 0);
     assert_eq!(ex3.loader().stats().fetched.load(Ordering::Relaxed), 1);
 }
@@ -178,15 +170,7 @@ async fn a_streamed_fetch_keeps_and_maps_only_verified_bytes() {
     let (content, art) = h.publish(&guests::hello()).await;
     let key = art.key.blob_key();
     let cwasm = h.blobs.get(&key).await.unwrap().unwrap();
-    let req = runtime_core::ExecuteRequest::from_json(
-        &serde_json::to_vec(&request(&content, "GET", "/", json!({}))).unwrap(),
-    )
-    .unwrap();
-    let routing = runtime_core::RoutingHeaders {
-        tenant: Some("tenant-a".into()),
-        extension: Some("com.example.test".into()),
-        request_id: None,
-    };
+    let req = request(&content, "GET", "/", json!({}));
     let resolver = Arc::new(StaticResolver::default());
     resolver.register(art.clone());
     let mut flipped = cwasm.clone();
@@ -199,7 +183,7 @@ async fn a_streamed_fetch_keeps_and_maps_only_verified_bytes() {
         let blobs = Arc::new(MemoryBlobStore::default());
         blobs.put(&key, &bad).await.unwrap();
         let ex = executor_with(blobs, resolver.clone(), &cache);
-        let out = ex.execute(&routing, &req).await;
+        let out = run_on(&ex, req.clone()).await;
         assert_eq!(
             out.metrics.outcome, "artifact_integrity",
             "{:?}",
@@ -221,7 +205,7 @@ async fn a_streamed_fetch_keeps_and_maps_only_verified_bytes() {
     let blobs = Arc::new(MemoryBlobStore::default());
     blobs.put(&key, &cwasm).await.unwrap();
     let ex = executor_with(blobs, resolver, &cache);
-    assert_eq!(ex.execute(&routing, &req).await.envelope.status, 200);
+    assert_eq!(run_on(&ex, req.clone()).await.envelope.status, 200);
     let files: Vec<_> = std::fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -109,12 +109,7 @@ enum Bounded {
 /// Streams an upload into a private temporary file (stopping past `max`, so an
 /// oversized or hostile upload never fills memory), then reads it back.
 async fn read_bounded(uploads: &dyn BlobStore, key: &str, max: u64) -> Result<Bounded, StoreError> {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let tmp = std::env::temp_dir().join(format!(
-        ".alga-upload-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
+    let tmp = crate::store::stream::temp_path_in(&std::env::temp_dir(), "alga-upload");
     let fetched = uploads.get_to_file(key, &tmp, max).await;
     let result = match fetched? {
         FileFetch::Missing => Ok(Bounded::Missing),

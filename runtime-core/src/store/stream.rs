@@ -115,6 +115,18 @@ pub async fn read_into_file(
     }
 }
 
+/// A name in `dir` no other writer in this process or another uses, for a file
+/// that is written first and renamed or removed after (`.`-prefixed, so never
+/// taken for a finished one).
+pub fn temp_path_in(dir: &Path, purpose: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    dir.join(format!(
+        ".{purpose}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ))
+}
+
 /// `outcome` (`Missing` or `TooLarge`) with no file left at `dest`, whatever was
 /// there before.
 pub async fn left_nothing(dest: &Path, outcome: FileFetch) -> Result<FileFetch, StoreError> {

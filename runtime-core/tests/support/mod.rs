@@ -90,14 +90,20 @@ impl Harness {
     }
 
     pub async fn run(&self, req: serde_json::Value) -> Outcome {
-        let req = ExecuteRequest::from_json(&serde_json::to_vec(&req).unwrap()).unwrap();
-        let routing = RoutingHeaders {
-            tenant: Some(req.context.tenant_id.clone()),
-            extension: Some(req.context.extension_id.clone()),
-            request_id: None,
-        };
-        self.executor.execute(&routing, &req).await
+        run_on(&self.executor, req).await
     }
+}
+
+/// Runs a `/v1/execute`-shaped request on `executor`, routed to its own context's
+/// tenant and extension.
+pub async fn run_on(executor: &Executor, req: serde_json::Value) -> Outcome {
+    let req = ExecuteRequest::from_json(&serde_json::to_vec(&req).unwrap()).unwrap();
+    let routing = RoutingHeaders {
+        tenant: Some(req.context.tenant_id.clone()),
+        extension: Some(req.context.extension_id.clone()),
+        request_id: None,
+    };
+    executor.execute(&routing, &req).await
 }
 
 /// Small pools and a short deadline so limit tests run fast.
