@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The CDK app: one stack holding an AlgaExtensionRunner, configured by context (-c key=value)
-// so that `cdk deploy` needs no code change. See README, "Deploying".
+// so that `cdk deploy` needs no code change. See docs/deploying.md.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';

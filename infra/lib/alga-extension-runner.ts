@@ -1,5 +1,5 @@
 // The AlgaExtensionRunner construct: the same deployment as ../../template.yaml (SAM), with
-// the template's parameters as props. Keep the two in step (README, "Deploying").
+// the template's parameters as props. Keep the two in step (docs/deploying.md).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -1,6 +1,6 @@
 //! Runtime configuration: engine settings, per-request limits and caches, from the environment.
 //!
-//! Every variable is documented in the README's configuration table.
+//! Every variable is documented in docs/configuration.md.
 
 use std::path::PathBuf;
 use std::time::Duration;

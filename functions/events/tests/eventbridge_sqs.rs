@@ -293,7 +293,7 @@ async fn eventbridge_rule_to_sqs_to_the_function_delivers_once_per_install_and_d
     assert_eq!(v["detail"], json!({"n": 1, "tenant_id": "t1"}));
 }
 
-/// Issue 8 (c): the input EventBridge Scheduler holds for a schedule (read back
+/// The input EventBridge Scheduler holds for a schedule (read back
 /// from moto's Scheduler API, as AWS would deliver it) makes the function run
 /// that schedule's endpoint of that install with its payload; stale and junk
 /// firings are dropped with a code, never run.

@@ -1,4 +1,4 @@
-//! UI asset settings from the environment (documented in the README's configuration table).
+//! UI asset settings from the environment (documented in docs/configuration.md).
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! AWS backends: S3 for blobs, one DynamoDB table for everything with a key,
-//! Secrets Manager for install secrets. The key schema is in the README
+//! Secrets Manager for install secrets. The key schema is in docs/backends.md
 //! ("DynamoDB single table"); every item key is built in [`keys`].
 
 mod credential;

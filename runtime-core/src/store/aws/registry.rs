@@ -1,4 +1,4 @@
-//! The registry in DynamoDB (single table; item layout in the README):
+//! The registry in DynamoDB (single table; item layout in docs/backends.md):
 //! versions under `EXT#<extension>`, bundles with their artifacts under
 //! `BUNDLE#<content hash>`, installs under `TENANT#<tenant>` and, through `gsi1`,
 //! under `INSTALLS_OF#<extension>`. Multi-item writes are transactions.
