@@ -320,6 +320,14 @@ fn read_egress(
     g: &mut EgressSettings,
 ) -> Result<(), ConfigError> {
     if let Some(v) = get("EXT_EGRESS_ALLOWLIST") {
+        // A typo (a bad port, a URL) would silently allow nothing: say so.
+        if !crate::host::http::policy::invalid_allowlist_entries(&v).is_empty() {
+            return Err(ConfigError {
+                var: "EXT_EGRESS_ALLOWLIST",
+                value: v,
+                expected: "comma-separated hosts, each optionally with :port (1-65535)",
+            });
+        }
         g.allowlist = crate::host::http::policy::parse_allowlist(&v);
     }
     if let Some(v) = get("ALGA_EGRESS_ALLOW_RANGES") {
@@ -503,6 +511,16 @@ mod tests {
         ] {
             let err = from(&[("ALGA_UI_PROXY_ROUTES", bad)]).unwrap_err();
             assert_eq!(err.var, "ALGA_UI_PROXY_ROUTES", "{bad}");
+        }
+    }
+
+    #[test]
+    fn sec_15_egress_allowlist_ports() {
+        let c = from(&[("EXT_EGRESS_ALLOWLIST", "a.test:8443, [::1]:80, b.test")]).unwrap();
+        assert_eq!(c.egress.allowlist, ["a.test:8443", "[::1]:80", "b.test"]);
+        for bad in ["a.test:0", "a.test:99999", "https://a.test", "a.test:x"] {
+            let err = from(&[("EXT_EGRESS_ALLOWLIST", bad)]).unwrap_err();
+            assert_eq!(err.var, "EXT_EGRESS_ALLOWLIST", "{bad}");
         }
     }
 }

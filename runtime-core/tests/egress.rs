@@ -588,3 +588,59 @@ async fn sec_14_redirects_to_another_origin_drop_secret_headers() {
         assert!(last.header(h).is_some(), "{h} dropped within one origin");
     }
 }
+
+/// Item 15: an allowlist entry with a port allows that port only, also after a
+/// redirect; an entry without a port keeps allowing any port.
+#[tokio::test]
+async fn sec_15_allowlist_entries_with_a_port_allow_only_that_port() {
+    let other = TestServer::start("127.0.0.2", |_| Reply::new(200, "other port"));
+    let op = other.addr.port();
+    let allowed = TestServer::start("127.0.0.2", move |seen| match seen.path.as_str() {
+        "/hop" => Reply::new(302, "").header("location", &format!("http://allowed.test:{op}/")),
+        _ => Reply::new(200, "allowed port"),
+    });
+    let entry = format!("allowed.test:{}", allowed.addr.port());
+    let net = network(settings(&[entry.as_str()]));
+    let session = net.egress.session(true, None, None);
+    let get = |url: String| OutboundRequest {
+        method: http::Method::GET,
+        url,
+        headers: vec![],
+        body: None,
+    };
+    let ok = session
+        .send(
+            get(format!("http://allowed.test:{}/", allowed.addr.port())),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(&ok.body[..], b"allowed port");
+    for url in [
+        format!("http://allowed.test:{op}/"),
+        format!("http://allowed.test:{}/hop", allowed.addr.port()),
+        "http://allowed.test/".to_string(),
+        format!("http://sub.allowed.test:{op}/"),
+    ] {
+        let r = session.send(get(url.clone()), true).await;
+        assert!(
+            matches!(r, Err(EgressError::NotAllowlisted(_))),
+            "{url}: {r:?}"
+        );
+    }
+    assert_eq!(other.connections(), 0);
+    // The install's list can carry ports too, and a bare host still means any port.
+    let session = net
+        .egress
+        .session(true, Some(&format!("x.test, allowed.test:{op}")), None);
+    let r = session
+        .send(get(format!("http://allowed.test:{op}/")), true)
+        .await;
+    assert_eq!(&r.unwrap().body[..], b"other port");
+    let net = network(settings(&["allowed.test"]));
+    let session = net.egress.session(true, None, None);
+    let r = session
+        .send(get(format!("http://allowed.test:{op}/")), true)
+        .await;
+    assert_eq!(&r.unwrap().body[..], b"other port");
+}
