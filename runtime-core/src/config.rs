@@ -153,8 +153,18 @@ impl Default for EgressSettings {
 pub struct HostApiSettings {
     /// Base URL, e.g. `https://alga.example.com`; none disables the bridge.
     pub base: Option<String>,
-    /// Sent as `x-runner-auth`.
+    /// Sent as `x-runner-auth` on ui-proxy calls (and on bridge calls when
+    /// `bridge_token` is unset).
     pub token: Option<String>,
+    /// Sent as `x-runner-auth` on the clients / services / invoicing bridge calls
+    /// (`/api/internal/ext-*`), so the host app can accept the ui-proxy credential
+    /// on its public routes without accepting it on the internal ones. Unset:
+    /// `token`, as before.
+    pub bridge_token: Option<String>,
+    /// Host-API path prefixes (without leading or trailing `/`, e.g. `api`,
+    /// `api/v1`) ui-proxy may call besides the extension's own routes
+    /// (`/<extension-id>/…`). `api/internal` is refused whatever this says.
+    pub ui_proxy_routes: Vec<String>,
     /// Time allowed per call (bounded by the invocation's remaining deadline).
     pub timeout: Duration,
     /// Largest request body sent.
@@ -168,6 +178,8 @@ impl Default for HostApiSettings {
         HostApiSettings {
             base: None,
             token: None,
+            bridge_token: None,
+            ui_proxy_routes: vec!["api".into()],
             timeout: Duration::from_secs(5),
             request_body_max: 1 << 20,
             response_body_max: 1 << 20,
@@ -308,6 +320,14 @@ fn read_egress(
     g: &mut EgressSettings,
 ) -> Result<(), ConfigError> {
     if let Some(v) = get("EXT_EGRESS_ALLOWLIST") {
+        // A typo (a bad port, a URL) would silently allow nothing: say so.
+        if !crate::host::http::policy::invalid_allowlist_entries(&v).is_empty() {
+            return Err(ConfigError {
+                var: "EXT_EGRESS_ALLOWLIST",
+                value: v,
+                expected: "comma-separated hosts, each optionally with :port (1-65535)",
+            });
+        }
         g.allowlist = crate::host::http::policy::parse_allowlist(&v);
     }
     if let Some(v) = get("ALGA_EGRESS_ALLOW_RANGES") {
@@ -363,6 +383,14 @@ fn read_host_api(
         }
     }
     h.token = get("ALGA_HOST_API_TOKEN").filter(|v| !v.trim().is_empty());
+    h.bridge_token = get("ALGA_HOST_API_BRIDGE_TOKEN").filter(|v| !v.trim().is_empty());
+    if let Some(v) = get("ALGA_UI_PROXY_ROUTES") {
+        h.ui_proxy_routes = crate::host::ui_proxy::parse_route_prefixes(&v).ok_or(ConfigError {
+            var: "ALGA_UI_PROXY_ROUTES",
+            value: v.clone(),
+            expected: "comma-separated path prefixes under api/ (e.g. api/v1), never api/internal",
+        })?;
+    }
     num(get, "ALGA_HOST_API_TIMEOUT_MS", 1, 900_000, |v| {
         h.timeout = Duration::from_millis(v)
     })?;
@@ -454,5 +482,45 @@ mod tests {
         assert_eq!(err.var, "ALGA_EGRESS_ALLOW_RANGES");
         let err = from(&[("ALGA_HOST_API_BASE", "ftp://x")]).unwrap_err();
         assert_eq!(err.var, "ALGA_HOST_API_BASE");
+    }
+
+    #[test]
+    fn sec_03_ui_proxy_routes_and_bridge_token() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.host_api.ui_proxy_routes, ["api"]);
+        assert_eq!(c.host_api.bridge_token, None);
+        let c = from(&[
+            ("ALGA_UI_PROXY_ROUTES", " /api/v1/ , api/reports"),
+            ("ALGA_HOST_API_BRIDGE_TOKEN", "b"),
+        ])
+        .unwrap();
+        assert_eq!(c.host_api.ui_proxy_routes, ["api/v1", "api/reports"]);
+        assert_eq!(c.host_api.bridge_token.as_deref(), Some("b"));
+        // Empty: only the extension's own routes.
+        let c = from(&[("ALGA_UI_PROXY_ROUTES", "")]).unwrap();
+        assert!(c.host_api.ui_proxy_routes.is_empty());
+        for bad in [
+            "api/internal",
+            "/API/Internal/ext-invoicing",
+            "api//internal",
+            "api/%69nternal",
+            "api/./internal",
+            "api/../x",
+            "other/x",
+            "api/x?y",
+        ] {
+            let err = from(&[("ALGA_UI_PROXY_ROUTES", bad)]).unwrap_err();
+            assert_eq!(err.var, "ALGA_UI_PROXY_ROUTES", "{bad}");
+        }
+    }
+
+    #[test]
+    fn sec_15_egress_allowlist_ports() {
+        let c = from(&[("EXT_EGRESS_ALLOWLIST", "a.test:8443, [::1]:80, b.test")]).unwrap();
+        assert_eq!(c.egress.allowlist, ["a.test:8443", "[::1]:80", "b.test"]);
+        for bad in ["a.test:0", "a.test:99999", "https://a.test", "a.test:x"] {
+            let err = from(&[("EXT_EGRESS_ALLOWLIST", bad)]).unwrap_err();
+            assert_eq!(err.var, "EXT_EGRESS_ALLOWLIST", "{bad}");
+        }
     }
 }

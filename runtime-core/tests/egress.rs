@@ -517,3 +517,130 @@ fn runtime_config_reads_the_egress_variables() {
     assert_eq!(c.egress.max_redirects, 2);
     assert_eq!(c.egress.response_body_max, 100);
 }
+
+/// Item 14: a redirect to another origin (same host, other port) must not carry
+/// the guest's credentials or custom headers; a same-origin redirect keeps them.
+#[tokio::test]
+async fn sec_14_redirects_to_another_origin_drop_secret_headers() {
+    let second = TestServer::start("127.0.0.2", |_| Reply::new(200, "second"));
+    let sp = second.addr.port();
+    let first = TestServer::start("127.0.0.2", move |seen| match seen.path.as_str() {
+        "/found" => {
+            Reply::new(302, "").header("location", &format!("http://allowed.test:{sp}/landing"))
+        }
+        "/temporary" => {
+            Reply::new(307, "").header("location", &format!("http://ALLOWED.test.:{sp}/landing"))
+        }
+        "/same-origin" => Reply::new(302, "").header("location", "/final"),
+        _ => Reply::new(200, "first"),
+    });
+    let net = network(settings(&["allowed.test"]));
+    let session = net.egress.session(true, None, None);
+    let base = format!("http://allowed.test:{}", first.addr.port());
+    let secrets = ["authorization", "x-api-key", "cookie", "x-custom-secret"];
+    let req = |path: &str, method: http::Method| OutboundRequest {
+        method,
+        url: format!("{base}{path}"),
+        headers: [
+            ("Authorization", "Bearer s3cret"),
+            ("X-Api-Key", "k-123"),
+            ("Cookie", "session=1"),
+            ("x-custom-secret", "hush"),
+            ("Accept", "application/json"),
+            ("User-Agent", "guest/1"),
+            ("Content-Type", "application/json"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        body: Some(bytes::Bytes::from_static(b"{}")),
+    };
+    for (path, method) in [
+        ("/found", http::Method::GET),
+        ("/temporary", http::Method::POST),
+    ] {
+        let r = session.send(req(path, method), true).await.unwrap();
+        assert_eq!((r.status, &r.body[..]), (200, &b"second"[..]), "{path}");
+    }
+    let seen = second.seen();
+    assert_eq!(seen.len(), 2);
+    for s in &seen {
+        for h in secrets {
+            assert_eq!(s.header(h), None, "{h} crossed origins: {s:?}");
+        }
+        assert_eq!(s.header("accept"), Some("application/json"));
+        assert_eq!(s.header("user-agent"), Some("guest/1"));
+    }
+    // 307 keeps method and body (to a safelisted content type).
+    assert_eq!(
+        (seen[1].method.as_str(), &seen[1].body[..]),
+        ("POST", &b"{}"[..])
+    );
+    // Within one origin the headers stay.
+    let r = session
+        .send(req("/same-origin", http::Method::GET), true)
+        .await
+        .unwrap();
+    assert_eq!(&r.body[..], b"first");
+    let last = first.seen().pop().unwrap();
+    assert_eq!(last.path, "/final");
+    for h in secrets {
+        assert!(last.header(h).is_some(), "{h} dropped within one origin");
+    }
+}
+
+/// Item 15: an allowlist entry with a port allows that port only, also after a
+/// redirect; an entry without a port keeps allowing any port.
+#[tokio::test]
+async fn sec_15_allowlist_entries_with_a_port_allow_only_that_port() {
+    let other = TestServer::start("127.0.0.2", |_| Reply::new(200, "other port"));
+    let op = other.addr.port();
+    let allowed = TestServer::start("127.0.0.2", move |seen| match seen.path.as_str() {
+        "/hop" => Reply::new(302, "").header("location", &format!("http://allowed.test:{op}/")),
+        _ => Reply::new(200, "allowed port"),
+    });
+    let entry = format!("allowed.test:{}", allowed.addr.port());
+    let net = network(settings(&[entry.as_str()]));
+    let session = net.egress.session(true, None, None);
+    let get = |url: String| OutboundRequest {
+        method: http::Method::GET,
+        url,
+        headers: vec![],
+        body: None,
+    };
+    let ok = session
+        .send(
+            get(format!("http://allowed.test:{}/", allowed.addr.port())),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(&ok.body[..], b"allowed port");
+    for url in [
+        format!("http://allowed.test:{op}/"),
+        format!("http://allowed.test:{}/hop", allowed.addr.port()),
+        "http://allowed.test/".to_string(),
+        format!("http://sub.allowed.test:{op}/"),
+    ] {
+        let r = session.send(get(url.clone()), true).await;
+        assert!(
+            matches!(r, Err(EgressError::NotAllowlisted(_))),
+            "{url}: {r:?}"
+        );
+    }
+    assert_eq!(other.connections(), 0);
+    // The install's list can carry ports too, and a bare host still means any port.
+    let session = net
+        .egress
+        .session(true, Some(&format!("x.test, allowed.test:{op}")), None);
+    let r = session
+        .send(get(format!("http://allowed.test:{op}/")), true)
+        .await;
+    assert_eq!(&r.unwrap().body[..], b"other port");
+    let net = network(settings(&["allowed.test"]));
+    let session = net.egress.session(true, None, None);
+    let r = session
+        .send(get(format!("http://allowed.test:{op}/")), true)
+        .await;
+    assert_eq!(&r.unwrap().body[..], b"other port");
+}

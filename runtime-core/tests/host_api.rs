@@ -68,11 +68,15 @@ fn network(server: Option<&TestServer>) -> Network {
 }
 
 fn state(caps: &[Capability], net: &Network, install: bool) -> HostState {
+    state_of("com.example.ext", caps, net, install)
+}
+
+fn state_of(extension: &str, caps: &[Capability], net: &Network, install: bool) -> HostState {
     let mut s = HostState::prepare(
         Arc::new(Invocation {
             request_id: Some("r1".into()),
             tenant_id: "t1".into(),
-            extension_id: "com.example.ext".into(),
+            extension_id: extension.into(),
             install_id: install.then(|| "install-1".into()),
             version_id: None,
             user: Some(UserInfo {
@@ -387,6 +391,7 @@ async fn the_bridge_has_size_and_time_limits() {
         timeout: Duration::from_millis(300),
         request_body_max: 100,
         response_body_max: 1024,
+        ..HostApiSettings::default()
     })
     .unwrap();
     let net = Network {
@@ -438,4 +443,116 @@ async fn without_a_configured_host_api_answers_are_internal() {
         r.error.as_deref(),
         Some("invoicing is not configured on this runner")
     );
+}
+
+/// Item 3: `cap:ui.proxy` alone must not reach the host app's internal API (the
+/// clients / services / invoicing bridges) under any spelling of the route.
+#[tokio::test]
+async fn sec_03_ui_proxy_cannot_reach_the_internal_api() {
+    let server = TestServer::start("127.0.0.1", |seen| answer(200, seen));
+    let net = network(Some(&server));
+    let mut s = state(&[Capability::UiProxy], &net, true);
+    let invoice = json!({"operation": "createManualInvoice", "clientId": "c1",
+        "items": [{"serviceId": "s1", "quantity": 1, "description": "x", "rate": 1e6}],
+        "user": {"userId": "admin", "userType": "internal"}})
+    .to_string()
+    .into_bytes();
+    for route in [
+        "api/internal/ext-invoicing/install/install-1",
+        "/api/internal/ext-invoicing/install/install-1",
+        "/api//internal/ext-invoicing/install/install-1",
+        "//api/internal/ext-clients/install/install-1",
+        "api/%69nternal/ext-invoicing/install/install-1",
+        "api/%69%6Eternal/ext-invoicing/install/install-1",
+        "%61pi/internal/ext-invoicing/install/install-1",
+        "API/Internal/ext-invoicing/install/install-1",
+        "api/INTERNAL/ext-invoicing/install/install-1",
+        "api/./internal/ext-invoicing/install/install-1",
+        "api/%2e/internal/ext-invoicing/install/install-1",
+        "api/x/../internal/ext-invoicing/install/install-1",
+        "api/internal;v=1/ext-invoicing/install/install-1",
+        "api/internal",
+        "api/internal?x=1",
+    ] {
+        for payload in [None, Some(invoice.clone())] {
+            assert_eq!(
+                ext::ui_proxy::Host::call_route(&mut s, route.into(), payload)
+                    .await
+                    .unwrap(),
+                Err(ProxyError::Denied),
+                "{route}"
+            );
+        }
+    }
+    assert_eq!(server.connections(), 0, "{:?}", server.seen());
+    // An extension whose id is `api` cannot get there through its own routes.
+    let mut s = state_of("api", &[Capability::UiProxy], &net, true);
+    assert_eq!(
+        ext::ui_proxy::Host::call_route(&mut s, "internal/ext-clients/install/i".into(), None)
+            .await
+            .unwrap(),
+        Err(ProxyError::Denied)
+    );
+    assert_eq!(server.connections(), 0, "{:?}", server.seen());
+}
+
+/// Item 3: the guest's payload cannot claim another identity, ui-proxy and the
+/// bridges carry different credentials, and only allowlisted prefixes are proxied.
+#[tokio::test]
+async fn sec_03_ui_proxy_payload_cannot_set_the_identity_and_has_its_own_credential() {
+    let server = TestServer::start("127.0.0.1", |seen| answer(200, seen));
+    let api = HostApi::new(HostApiSettings {
+        base: Some(server.base()),
+        token: Some("proxy-token".into()),
+        bridge_token: Some("bridge-token".into()),
+        ui_proxy_routes: vec!["api/v1".into()],
+        ..HostApiSettings::default()
+    })
+    .unwrap();
+    let net = Network {
+        egress: Arc::new(Egress::new(EgressSettings::default())),
+        host_api: Some(Arc::new(api)),
+    };
+    let mut s = state(&all_caps(), &net, true);
+    let forged = json!({"user": {"userId": "admin", "userType": "internal"},
+        "userId": "admin", "tenant_id": "t2", "tenantId": "t2", "installId": "other", "x": 1});
+    let got = ext::ui_proxy::Host::call_route(
+        &mut s,
+        "/api/v1/things".into(),
+        Some(forged.to_string().into_bytes()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(got, Ok(b"proxied POST /api/v1/things".to_vec()));
+    // Not on the allowlist of proxyable prefixes: denied, unsent.
+    for route in ["/api/v2/things", "/api/v1x", "/api/"] {
+        assert_eq!(
+            ext::ui_proxy::Host::call_route(&mut s, route.into(), None)
+                .await
+                .unwrap(),
+            Err(ProxyError::Denied),
+            "{route}"
+        );
+    }
+    // The extension's own routes are always proxyable.
+    let got = ext::ui_proxy::Host::call_route(&mut s, "summary".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(got, Ok(b"proxied GET /com.example.ext/summary".to_vec()));
+    ext::clients::Host::list_clients(&mut s, list_clients_input())
+        .await
+        .unwrap()
+        .unwrap();
+    let seen = server.seen();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let body: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(
+        body,
+        json!({"user": {"userId": "u1", "userType": "internal"},
+            "userId": "u1", "tenant_id": "t1", "tenantId": "t1", "installId": "install-1", "x": 1})
+    );
+    assert_eq!(seen[0].header("x-runner-auth"), Some("proxy-token"));
+    assert_eq!(seen[1].header("x-runner-auth"), Some("proxy-token"));
+    assert_eq!(seen[2].path, "/api/internal/ext-clients/install/install-1");
+    assert_eq!(seen[2].header("x-runner-auth"), Some("bridge-token"));
 }

@@ -3,7 +3,9 @@
 //!
 //! The base URL is operator configuration, so these calls do not pass the tenant
 //! egress allowlist; they still have a request size cap, a response size cap and
-//! a timeout bounded by the invocation's deadline, and carry `x-runner-auth`.
+//! a timeout bounded by the invocation's deadline, and carry `x-runner-auth`:
+//! ui-proxy calls the ui-proxy credential, bridge calls their own
+//! ([`Credential`]), so the host app can refuse the first on its internal API.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -15,6 +17,16 @@ use rustls::pki_types::ServerName;
 use super::http::resolve::{DnsResolver, SystemResolver};
 use super::http::{EgressError, HttpClient, OutboundResponse};
 use crate::config::HostApiSettings;
+
+/// Which operator credential a host-API call carries as `x-runner-auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// ui-proxy: a route the guest chose (`ALGA_HOST_API_TOKEN`).
+    UiProxy,
+    /// The clients / services / invoicing bridge: a path the runner builds
+    /// (`ALGA_HOST_API_BRIDGE_TOKEN`, else `ALGA_HOST_API_TOKEN`).
+    Bridge,
+}
 
 /// A configured host API.
 pub struct HostApi {
@@ -39,10 +51,16 @@ impl HostApi {
         self.base.as_str().trim_end_matches('/').to_string()
     }
 
+    /// The path prefixes ui-proxy may call besides the extension's own routes.
+    pub fn ui_proxy_routes(&self) -> &[String] {
+        &self.settings.ui_proxy_routes
+    }
+
     /// Sends `method` to `base + path` (path starts with `/`, query allowed) with
-    /// `x-runner-auth` and `headers`.
+    /// the `credential`'s `x-runner-auth` and `headers`.
     pub async fn call(
         &self,
+        credential: Credential,
         method: http::Method,
         path: &str,
         headers: &[(&str, String)],
@@ -67,7 +85,13 @@ impl HostApi {
             return Err(EgressError::Timeout { ms: 0 });
         }
         let ms = budget.as_millis() as u64;
-        tokio::time::timeout(budget, self.send(url, method, headers, body))
+        let token = match credential {
+            Credential::UiProxy => self.settings.token.as_deref(),
+            Credential::Bridge => (self.settings.bridge_token.as_ref())
+                .or(self.settings.token.as_ref())
+                .map(String::as_str),
+        };
+        tokio::time::timeout(budget, self.send(url, token, method, headers, body))
             .await
             .unwrap_or(Err(EgressError::Timeout { ms }))
     }
@@ -75,6 +99,7 @@ impl HostApi {
     async fn send(
         &self,
         url: url::Url,
+        token: Option<&str>,
         method: http::Method,
         headers: &[(&str, String)],
         body: Option<Bytes>,
@@ -120,8 +145,8 @@ impl HostApi {
             .uri(path)
             .header(http::header::HOST, authority)
             .header(http::header::CONNECTION, "close");
-        if let Some(token) = &self.settings.token {
-            builder = builder.header("x-runner-auth", token.as_str());
+        if let Some(token) = token {
+            builder = builder.header("x-runner-auth", token);
         }
         for (k, v) in headers {
             builder = builder.header(*k, v.as_str());
@@ -194,6 +219,7 @@ impl super::HostState {
         let headers = self.identity_headers(Some("application/json"));
         let r = api
             .call(
+                Credential::Bridge,
                 http::Method::POST,
                 &path,
                 &headers,

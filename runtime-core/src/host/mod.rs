@@ -21,7 +21,7 @@ mod scheduler;
 pub mod secrets;
 mod services;
 mod storage;
-mod ui_proxy;
+pub(crate) mod ui_proxy;
 mod user;
 
 use std::collections::BTreeMap;

@@ -188,18 +188,14 @@ impl EgressSession {
             // Every hop goes through the full policy again.
             let next = self.policy.check_parsed(next)?;
             // Browser semantics: 303, and 301/302 after a POST, become a GET
-            // without body; credentials do not follow to another host.
+            // without body.
             if response.status == 303
                 || (matches!(response.status, 301 | 302) && req.method == http::Method::POST)
             {
                 req.method = http::Method::GET;
                 req.body = None;
             }
-            if next.host != target.host {
-                req.headers.retain(|(k, _)| {
-                    !k.eq_ignore_ascii_case("authorization") && !k.eq_ignore_ascii_case("cookie")
-                });
-            }
+            redirect_headers(&target, &next, &mut req.headers)?;
             req.url = next.url.to_string();
             target = next;
         }
@@ -254,6 +250,53 @@ impl EgressSession {
     }
 }
 
+/// The only guest headers that follow a redirect to another origin: nothing that
+/// can carry a credential (`authorization`, `cookie`, `x-api-key`, any custom
+/// header). The CORS-safelisted request headers plus `user-agent`.
+const CROSS_ORIGIN_HEADERS: &[&str] = &[
+    "accept",
+    "accept-language",
+    "content-language",
+    "content-type",
+    "user-agent",
+];
+
+/// Applies the redirect rules between two checked targets: an `https` → `http`
+/// downgrade is refused (the body and the path would travel in clear text), and
+/// on a hop to another origin (scheme, host or port differs, as browsers and
+/// curl define it) every header off [`CROSS_ORIGIN_HEADERS`] is dropped: the
+/// guest addressed its credentials to the first origin only, and a redirect is
+/// chosen by that server, not by the guest.
+fn redirect_headers(
+    from: &Target,
+    to: &Target,
+    headers: &mut Vec<(String, String)>,
+) -> Result<(), EgressError> {
+    if from.tls && !to.tls {
+        return Err(EgressError::InsecureRedirect(format!(
+            "{} -> {}",
+            origin(from),
+            origin(to)
+        )));
+    }
+    if (from.tls, &from.host, from.port) != (to.tls, &to.host, to.port) {
+        headers.retain(|(k, _)| {
+            CROSS_ORIGIN_HEADERS
+                .iter()
+                .any(|h| k.eq_ignore_ascii_case(h))
+        });
+    }
+    Ok(())
+}
+
+fn origin(t: &Target) -> String {
+    let scheme = if t.tls { "https" } else { "http" };
+    match &t.host {
+        TargetHost::Ip(std::net::IpAddr::V6(v6)) => format!("{scheme}://[{v6}]:{}", t.port),
+        h => format!("{scheme}://{}:{}", h.name(), t.port),
+    }
+}
+
 /// Headers the connection owns; a guest's values are dropped.
 const HOP_HEADERS: &[&str] = &[
     "host",
@@ -296,4 +339,68 @@ fn build_request(
     builder
         .body(Full::new(req.body.clone().unwrap_or_default()))
         .map_err(|e| EgressError::InvalidUrl(format!("request: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str) -> Target {
+        EgressPolicy::new(["example.com", "other.test"], &[])
+            .check_url(url)
+            .unwrap()
+    }
+
+    fn headers() -> Vec<(String, String)> {
+        [
+            ("Authorization", "Bearer t"),
+            ("Cookie", "a=1"),
+            ("X-Api-Key", "k"),
+            ("X-Custom", "v"),
+            ("Accept", "*/*"),
+            ("Content-Type", "application/json"),
+            ("User-Agent", "g"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    fn names(h: &[(String, String)]) -> Vec<String> {
+        h.iter().map(|(k, _)| k.to_ascii_lowercase()).collect()
+    }
+
+    #[test]
+    fn sec_14_redirect_headers_follow_the_origin() {
+        let kept = ["accept", "content-type", "user-agent"];
+        // Same origin (spelling aside): everything stays.
+        let mut h = headers();
+        redirect_headers(
+            &target("https://example.com/a"),
+            &target("https://EXAMPLE.com.:443/b"),
+            &mut h,
+        )
+        .unwrap();
+        assert_eq!(h, headers());
+        // Other host, other port, or http → https: only the safelist stays.
+        for (from, to) in [
+            ("https://example.com/", "https://other.test/"),
+            ("https://example.com/", "https://example.com:8443/"),
+            ("http://example.com/", "http://example.com:8080/"),
+            ("http://example.com/", "https://example.com/"),
+            ("https://example.com/", "https://x.example.com/"),
+        ] {
+            let mut h = headers();
+            redirect_headers(&target(from), &target(to), &mut h).unwrap();
+            assert_eq!(names(&h), kept, "{from} -> {to}");
+        }
+        // https → http is refused, even to the same host.
+        for to in ["http://example.com/", "http://example.com:443/"] {
+            let mut h = headers();
+            let e =
+                redirect_headers(&target("https://example.com/"), &target(to), &mut h).unwrap_err();
+            assert_eq!(e.code(), "insecure_redirect");
+            assert!(e.is_refusal());
+        }
+    }
 }

@@ -33,6 +33,10 @@ pub enum EgressError {
         /// The limit.
         limit: u32,
     },
+    /// A redirect from `https` to `http` (refused: the request would continue in
+    /// clear text).
+    #[error("redirect from https to http refused: {0}")]
+    InsecureRedirect(String),
     /// More redirects than allowed.
     #[error("more than {limit} redirects")]
     TooManyRedirects {
@@ -81,6 +85,7 @@ impl EgressError {
             EgressError::Dns(_) => "dns_failed",
             EgressError::TooManyCalls { .. } => "too_many_calls",
             EgressError::TooManyRedirects { .. } => "too_many_redirects",
+            EgressError::InsecureRedirect(_) => "insecure_redirect",
             EgressError::RequestTooLarge { .. } => "request_too_large",
             EgressError::ResponseTooLarge { .. } => "response_too_large",
             EgressError::Timeout { .. } => "timeout",
@@ -98,6 +103,7 @@ impl EgressError {
                 | EgressError::NotAllowlisted(_)
                 | EgressError::ForbiddenAddress { .. }
                 | EgressError::TooManyCalls { .. }
+                | EgressError::InsecureRedirect(_)
         )
     }
 }

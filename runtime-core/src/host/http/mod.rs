@@ -46,7 +46,8 @@ pub fn wasi_error(e: &EgressError) -> WasiHttpError {
         EgressError::ForbiddenAddress { .. } => WasiHttpError::DestinationIpProhibited,
         EgressError::NotGranted
         | EgressError::NotAllowlisted(_)
-        | EgressError::TooManyCalls { .. } => WasiHttpError::HttpRequestDenied,
+        | EgressError::TooManyCalls { .. }
+        | EgressError::InsecureRedirect(_) => WasiHttpError::HttpRequestDenied,
         EgressError::Dns(_) => WasiHttpError::DnsError {
             rcode: None,
             info_code: None,

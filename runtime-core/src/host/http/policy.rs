@@ -48,23 +48,99 @@ impl TargetHost {
 #[derive(Debug, Clone, Default)]
 pub struct EgressPolicy {
     allowlist: Vec<String>,
+    entries: Vec<Entry>,
     allow_ranges: Vec<IpNet>,
 }
 
+/// One parsed allowlist entry: a domain (matched exactly or as a dot-suffix) or
+/// an address literal (matched exactly), and the only port it allows, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    host: String,
+    port: Option<u16>,
+}
+
+impl Entry {
+    /// Parses `host`, `host:port`, `[v6]` or `[v6]:port` (bare IPv6 literals
+    /// such as `::1` have no port); `*.x` and `.x` mean `x`. `None` when empty or
+    /// the port is not 1-65535: such an entry allows nothing.
+    fn parse(raw: &str) -> Option<Entry> {
+        let e = raw.trim().to_ascii_lowercase();
+        let (host, port) = if let Some(rest) = e.strip_prefix('[') {
+            let (host, after) = rest.split_once(']')?;
+            match after {
+                "" => (host.to_string(), None),
+                p => (host.to_string(), Some(p.strip_prefix(':')?)),
+            }
+        } else if e.matches(':').count() == 1 {
+            let (host, port) = e.split_once(':')?;
+            (host.to_string(), Some(port))
+        } else {
+            (e, None)
+        };
+        let port = match port {
+            None => None,
+            // Digits only, no leading zero: one spelling per port.
+            Some(text) => match text.parse::<u16>() {
+                Ok(p) if p > 0 && p.to_string() == text => Some(p),
+                _ => return None,
+            },
+        };
+        let host = host.trim_start_matches("*.").trim_start_matches('.');
+        let host = host.trim_end_matches('.');
+        if host.is_empty()
+            || host.contains(['/', '@', '[', ']', '?', '#'])
+            || (host.contains(':') && host.parse::<Ipv6Addr>().is_err())
+        {
+            return None;
+        }
+        Some(Entry {
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// The canonical text (`host`, `host:port`, `[v6]:port`).
+    fn text(&self) -> String {
+        match self.port {
+            None => self.host.clone(),
+            Some(p) if self.host.contains(':') => format!("[{}]:{p}", self.host),
+            Some(p) => format!("{}:{p}", self.host),
+        }
+    }
+
+    /// Whether `host` (lowercase, no trailing dot, no brackets) matches.
+    fn matches_host(&self, host: &str) -> bool {
+        let entry = self.host.as_str();
+        // An address matches only an entry naming the same address, whatever its
+        // spelling (`::ffff:7f00:1` is `::ffff:127.0.0.1`); never by suffix.
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return entry.parse::<IpAddr>().is_ok_and(|e| e == ip);
+        }
+        host == entry
+            || (host.len() > entry.len()
+                && host.ends_with(entry)
+                && host.as_bytes()[host.len() - entry.len() - 1] == b'.')
+    }
+}
+
 impl EgressPolicy {
-    /// A policy from allowlist entries (exact host or dot-suffix) and the operator's
-    /// explicitly allowed ranges. Entries are trimmed and lowercased; `*.x` and `.x`
-    /// mean the same as `x`.
+    /// A policy from allowlist entries (exact host or dot-suffix, optionally with
+    /// `:port`) and the operator's explicitly allowed ranges. Entries are trimmed
+    /// and lowercased; `*.x` and `.x` mean the same as `x`. An entry without a
+    /// port allows every port of its hosts (the meaning it always had); an entry
+    /// with a port allows only that port. Unparsable entries allow nothing.
     pub fn new<S: AsRef<str>>(
         allowlist: impl IntoIterator<Item = S>,
         allow_ranges: &[IpNet],
     ) -> Self {
-        let allowlist = allowlist
+        let entries: Vec<Entry> = allowlist
             .into_iter()
-            .filter_map(|e| normalise_entry(e.as_ref()))
+            .filter_map(|e| Entry::parse(e.as_ref()))
             .collect();
         EgressPolicy {
-            allowlist,
+            allowlist: entries.iter().map(Entry::text).collect(),
+            entries,
             allow_ranges: allow_ranges.to_vec(),
         }
     }
@@ -108,8 +184,11 @@ impl EgressPolicy {
             .port_or_known_default()
             .ok_or_else(|| EgressError::InvalidUrl("no port".into()))?;
         let name = host.name();
-        if !self.allowlisted(&name) {
-            return Err(EgressError::NotAllowlisted(name));
+        if !self.allows(&name, port) {
+            return Err(EgressError::NotAllowlisted(match url.port() {
+                Some(p) => format!("{name}:{p}"),
+                None => name,
+            }));
         }
         if let TargetHost::Ip(ip) = host {
             self.check_addr(ip)?;
@@ -122,24 +201,21 @@ impl EgressPolicy {
         })
     }
 
-    /// Whether `host` matches an entry exactly or as a dot-suffix. Empty denies all.
+    /// Whether `host` on `port` matches an entry: the host exactly or as a
+    /// dot-suffix, and the entry's port when it names one. Empty denies all.
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        let host = normalise_host(host);
+        self.entries
+            .iter()
+            .any(|e| e.port.is_none_or(|p| p == port) && e.matches_host(&host))
+    }
+
+    /// Whether `host` matches an entry that allows every port of it.
     pub fn allowlisted(&self, host: &str) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        // An address matches only an entry naming the same address, whatever its
-        // spelling (`::ffff:7f00:1` is `::ffff:127.0.0.1`); never by suffix.
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            return self
-                .allowlist
-                .iter()
-                .any(|e| e.parse::<IpAddr>().is_ok_and(|e| e == ip));
-        }
-        self.allowlist.iter().any(|entry| {
-            host == entry
-                || (host.len() > entry.len()
-                    && host.ends_with(entry.as_str())
-                    && host.as_bytes()[host.len() - entry.len() - 1] == b'.')
-        })
+        let host = normalise_host(host);
+        self.entries
+            .iter()
+            .any(|e| e.port.is_none() && e.matches_host(&host))
     }
 
     /// Checks one resolved (or literal) address.
@@ -172,19 +248,31 @@ impl EgressPolicy {
     }
 }
 
-fn normalise_entry(e: &str) -> Option<String> {
-    let e = e.trim().to_ascii_lowercase();
-    let e = e.trim_start_matches("*.").trim_start_matches('.');
-    let e = e
-        .trim_end_matches('.')
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    (!e.is_empty()).then(|| e.to_string())
+fn normalise_host(host: &str) -> String {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
 }
 
-/// Parses a comma-separated allowlist.
+/// Parses a comma-separated allowlist into canonical entries (`host`,
+/// `host:port`, `[v6]:port`); entries that cannot be parsed are dropped (they
+/// would allow nothing).
 pub fn parse_allowlist(raw: &str) -> Vec<String> {
-    raw.split(',').filter_map(normalise_entry).collect()
+    raw.split(',')
+        .filter_map(Entry::parse)
+        .map(|e| e.text())
+        .collect()
+}
+
+/// The non-empty entries of a comma-separated allowlist that cannot be parsed
+/// (e.g. a bad port, a URL instead of a host), so configuration can name them.
+pub fn invalid_allowlist_entries(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && Entry::parse(e).is_none())
+        .map(str::to_string)
+        .collect()
 }
 
 /// The IPv4 address an IPv6 address carries and routes to: IPv4-mapped
@@ -327,6 +415,80 @@ mod tests {
         assert!(!p.allowlisted("api.example.com.evil.test"));
         assert!(p.allowlisted("svc.test") && p.allowlisted("a.svc.test"));
         assert!(p.allowlisted("a.other.test"));
+    }
+
+    #[test]
+    fn sec_15_entries_with_a_port_allow_only_that_port() {
+        let p = policy(&[
+            "api.example.com:8443",
+            "*.svc.test:443",
+            "any.test",
+            "[2606:4700::1111]:8080",
+            "93.184.216.34:80",
+            "HTTPS.example.com.:443",
+        ]);
+        assert!(p.allows("api.example.com", 8443));
+        assert!(p.allows("x.api.example.com", 8443));
+        assert!(!p.allows("api.example.com", 443));
+        assert!(!p.allows("api.example.com", 80));
+        assert!(p.allows("a.svc.test", 443) && !p.allows("a.svc.test", 8443));
+        assert!(p.allows("any.test", 1) && p.allows("any.test", 65535));
+        assert!(p.allows("[2606:4700::1111]", 8080));
+        assert!(!p.allows("2606:4700::1111", 443));
+        assert!(p.allows("93.184.216.34", 80) && !p.allows("93.184.216.34", 443));
+        assert!(p.allows("https.example.com", 443));
+        // A port entry is not an any-port entry.
+        assert!(!p.allowlisted("api.example.com") && p.allowlisted("any.test"));
+        assert_eq!(
+            p.allowlist(),
+            [
+                "api.example.com:8443",
+                "svc.test:443",
+                "any.test",
+                "[2606:4700::1111]:8080",
+                "93.184.216.34:80",
+                "https.example.com:443"
+            ]
+        );
+        // Through URLs: the scheme's default port counts.
+        p.check_url("https://api.example.com:8443/x").unwrap();
+        p.check_url("https://https.example.com/").unwrap();
+        p.check_url("http://93.184.216.34/").unwrap();
+        p.check_url("http://[2606:4700::1111]:8080/").unwrap();
+        for url in [
+            "https://api.example.com/",
+            "https://a.svc.test:444/",
+            "http://https.example.com/",
+            "https://93.184.216.34/",
+            "http://[2606:4700::1111]/",
+        ] {
+            assert!(
+                matches!(refused(&p, url), EgressError::NotAllowlisted(_)),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn sec_15_bad_port_entries_allow_nothing_and_are_named() {
+        let raw = "a.test:0, b.test:65536, c.test:http, d.test:, https://e.test, [::1, ok.test:08, a:b:c, ::1, [::2]:9, f.test";
+        assert_eq!(parse_allowlist(raw), ["::1", "[::2]:9", "f.test"]);
+        assert_eq!(
+            invalid_allowlist_entries(raw),
+            [
+                "a.test:0",
+                "b.test:65536",
+                "c.test:http",
+                "d.test:",
+                "https://e.test",
+                "[::1",
+                "ok.test:08",
+                "a:b:c"
+            ]
+        );
+        let p = policy(&["a.test:0", "https://e.test"]);
+        assert!(!p.allows("a.test", 0) && !p.allows("e.test", 443));
+        assert!(p.allowlist().is_empty());
     }
 
     #[test]
