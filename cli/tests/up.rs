@@ -344,7 +344,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         up.addr,
         "DELETE",
         &format!("/api/ext/{EXT}/api/hello"),
-        &[],
+        &[("content-type", "application/json")],
         b"",
     );
     assert_eq!(
