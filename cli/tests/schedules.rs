@@ -134,7 +134,10 @@ async fn up_fires_manifest_and_guest_created_schedules_with_their_payloads() {
         up.1,
         "POST",
         &format!("/api/ext/{EXT}/api/create"),
-        &[("content-type", "text/plain"), ("x-runner-service-token", "t")],
+        &[
+            ("content-type", "text/plain"),
+            ("x-runner-service-token", "t"),
+        ],
         b"POST /api/record",
     );
     assert_eq!(r.status, 201, "{}", r.text());
