@@ -2,6 +2,10 @@
 
 use std::process::Command;
 
+#[allow(dead_code)]
+#[path = "../../runtime-core/tests/support/guests.rs"]
+mod guests;
+
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../examples/hello/dist/main.wasm"
@@ -102,4 +106,55 @@ fn errors_have_exit_codes_a_script_can_rely_on() {
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+/// A guest's log line is text from an untrusted party: printed raw, an escape
+/// sequence would clear the developer's terminal and a carriage return would let
+/// the guest overwrite what the line appears to say.
+#[test]
+fn sec_17_guest_log_control_characters_are_escaped() {
+    // Logs "\x1b[2J\rfake\u{202e}x\ny" (ESC, CR, a bidi override, a newline), then
+    // answers 200 with no body.
+    let guest = guests::component(
+        r#"(module
+          (import "alga:extension/logging" "log-info" (func $log (param i32 i32)))
+          (memory (export "memory") 1)
+          (global $heap (mut i32) (i32.const 8192))
+          (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+            (local $p i32)
+            (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
+            (global.set $heap (i32.add (local.get $p) (local.get 3)))
+            (local.get $p))
+          (data (i32.const 1024) "\1b[2J\0dfake\e2\80\aex\0ay")
+          (func (export "handler") (param i32) (result i32)
+            (call $log (i32.const 1024) (i32.const 15))
+            (i32.store16 (i32.const 256) (i32.const 200))
+            (i32.store (i32.const 260) (i32.const 0))
+            (i32.store (i32.const 264) (i32.const 0))
+            (i32.store8 (i32.const 268) (i32.const 0))
+            (i32.const 256)))"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("logger.wasm");
+    std::fs::write(&wasm, guest).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_alga-lambda"))
+        .arg("run")
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(r"\u{1b}[2J\rfake\u{202e}x\ny"),
+        "the line is shown, escaped: {stderr:?}"
+    );
+    for raw in ['\x1b', '\r', '\u{202e}'] {
+        assert!(
+            !stderr.contains(raw),
+            "{raw:?} reached the terminal: {stderr:?}"
+        );
+    }
+    // One guest line is one terminal line.
+    let line = stderr.lines().find(|l| l.contains("fake")).unwrap();
+    assert!(line.ends_with("x\\ny"), "{line:?}");
 }

@@ -128,12 +128,16 @@ async fn up_fires_manifest_and_guest_created_schedules_with_their_payloads() {
     }
 
     // A guest creates a schedule through the scheduler interface (direct route,
-    // dev identity); the cron fires it with the guest's payload.
+    // dev identity); the cron fires it with the guest's payload. A text body needs
+    // up's token (CSRF: JSON or the token).
     let r = send(
         up.1,
         "POST",
         &format!("/api/ext/{EXT}/api/create"),
-        &[("content-type", "text/plain")],
+        &[
+            ("content-type", "text/plain"),
+            ("x-runner-service-token", "t"),
+        ],
         b"POST /api/record",
     );
     assert_eq!(r.status, 201, "{}", r.text());

@@ -2,6 +2,9 @@
 //! published with a dev key, installed, and served through the same handlers as
 //! the Lambda functions. One server per scenario; every check goes over a socket.
 
+#[allow(dead_code)]
+#[path = "../../runtime-core/tests/support/guests.rs"]
+mod guests;
 mod support;
 
 use std::io::{BufRead, BufReader};
@@ -341,7 +344,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         up.addr,
         "DELETE",
         &format!("/api/ext/{EXT}/api/hello"),
-        &[],
+        &[("content-type", "application/json")],
         b"",
     );
     assert_eq!(
@@ -365,7 +368,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         up.addr,
         "POST",
         &format!("/api/ext/{EXT}/api/echo"),
-        &[("content-type", "text/plain")],
+        &[("content-type", "application/json")],
         &big,
     );
     assert_eq!(
@@ -548,7 +551,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         up.addr,
         "POST",
         &format!("/api/ext/{EXT}/events/hello-ping"),
-        &[],
+        &[("content-type", "application/json")],
         b"{}",
     );
     assert_eq!(r.status, 404, "{}", r.text());
@@ -710,4 +713,132 @@ fn up_builds_a_fresh_checkout_and_watch_republishes_an_edit() {
         b"",
     );
     assert_eq!(r.status, 200, "the new bundle's UI is served");
+}
+
+/// An extension directory with a WAT handler (no npm build, a fast publish) that
+/// answers 200 `hello` on `GET /api/hello` and `POST /api/echo`.
+fn small_extension(dir: &Path) {
+    std::fs::create_dir_all(dir.join("dist")).unwrap();
+    std::fs::create_dir_all(dir.join("ui")).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        format!(
+            r#"{{"name":"{EXT}","version":"1.0.0","runtime":"wasm-js@1","capabilities":[],
+            "ui":{{"type":"iframe","entry":"ui/index.html"}},
+            "api":{{"endpoints":[
+              {{"method":"GET","path":"/api/hello","handler":"dist/main.wasm"}},
+              {{"method":"POST","path":"/api/echo","handler":"dist/main.wasm"}}]}},
+            "events":[{{"topic":"hello.ping","handler":"/events/hello-ping"}}]}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("dist/main.wasm"), guests::hello()).unwrap();
+    std::fs::write(dir.join("ui/index.html"), "<p>hi</p>").unwrap();
+}
+
+/// DNS rebinding and CSRF against `up`: a page on another site must neither read
+/// from nor write to the dev server, which vouches for the dev identity.
+#[test]
+fn sec_08_up_refuses_foreign_hosts_and_cross_site_posts() {
+    let root = tempfile::tempdir().unwrap();
+    let ext = root.path().join("ext");
+    small_extension(&ext);
+    let up = start_in(&ext, &root.path().join("data"), &[], "dev", &[]);
+    let port = up.addr.port();
+    let hash = content_hash(&up);
+    let hello = format!("/api/ext/{EXT}/api/hello");
+    let echo = format!("/api/ext/{EXT}/api/echo");
+    let events = "/__alga/events";
+    let event = br#"{"topic":"hello.ping","data":{"n":1}}"#;
+    let json = ("content-type", "application/json");
+
+    // DNS rebinding: evil.example re-resolved to 127.0.0.1 sends its own name as
+    // the Host; every route refuses it, reads and writes alike.
+    let ui = format!("/ext-ui/{EXT}/{hash}/index.html");
+    for host in [
+        format!("evil.example:{port}"),
+        "evil.example".to_string(),
+        format!("127.0.0.1.evil.example:{port}"),
+        format!("localhost.evil.example:{port}"),
+        format!("evil.example:{port}@127.0.0.1"),
+        String::new(),
+    ] {
+        let h = ("host", host.as_str());
+        for path in ["/", "/__alga/host.js", hello.as_str(), ui.as_str()] {
+            let r = send(up.addr, "GET", path, &[h], b"");
+            assert_eq!(r.status, 403, "Host {host:?} {path}: {}", r.text());
+            assert_eq!(r.json()["error"], "host_not_allowed", "{}", r.text());
+        }
+        let r = send(up.addr, "POST", &echo, &[h, json], b"{}");
+        assert_eq!(r.status, 403, "Host {host:?}: {}", r.text());
+        let r = send(up.addr, "POST", events, &[h, json], event);
+        assert_eq!(r.status, 403, "Host {host:?}: {}", r.text());
+        assert_eq!(r.json()["error"], "host_not_allowed", "{}", r.text());
+    }
+    // Loopback names and addresses (any case) are this machine's own.
+    for host in [
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let r = send(up.addr, "GET", &hello, &[("host", host.as_str())], b"");
+        assert_eq!(r.status, 200, "Host {host:?}: {}", r.text());
+        assert_eq!(r.text(), "hello");
+    }
+    let r = send(up.addr, "GET", "/", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // CSRF: a cross-site form (text/plain can carry a JSON body), a no-cors fetch
+    // without a type, urlencoded and multipart posts: all are refused, on the
+    // direct route (any method but GET/HEAD) and on the event bus.
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("text/plain; charset=utf-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/jsonp"),
+    ] {
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|t| ("content-type", t))
+            .into_iter()
+            .collect();
+        for method in ["POST", "PUT", "DELETE"] {
+            let r = send(up.addr, method, &echo, &headers, event);
+            assert_eq!(r.status, 403, "{method} {content_type:?}: {}", r.text());
+            assert_eq!(r.json()["error"], "csrf_rejected", "{}", r.text());
+        }
+        let r = send(up.addr, "POST", events, &headers, event);
+        assert_eq!(r.status, 403, "{content_type:?}: {}", r.text());
+        assert_eq!(r.json()["error"], "csrf_rejected", "{}", r.text());
+        // A wrong token does not help.
+        let mut wrong = headers.clone();
+        wrong.push(("x-runner-service-token", "guess"));
+        let r = send(up.addr, "POST", &echo, &wrong, event);
+        assert_eq!(r.status, 403, "{content_type:?}: {}", r.text());
+    }
+    // What a browser can only send after a CORS preflight (that `up` never grants)
+    // goes through: JSON, or up's own token header.
+    for content_type in ["application/json", "Application/JSON; charset=utf-8"] {
+        let h = ("content-type", content_type);
+        let r = send(up.addr, "POST", &echo, &[h], event);
+        assert_eq!(r.status, 200, "{content_type}: {}", r.text());
+        let r = send(up.addr, "POST", events, &[h], event);
+        assert_eq!(r.status, 202, "{content_type}: {}", r.text());
+    }
+    let token = ("x-runner-service-token", TOKEN);
+    let r = send(
+        up.addr,
+        "POST",
+        &echo,
+        &[token, ("content-type", "text/plain")],
+        b"x",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = send(up.addr, "POST", events, &[token], event);
+    assert_eq!(r.status, 202, "{}", r.text());
+    // Reads need neither.
+    let r = send(up.addr, "GET", &hello, &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
 }

@@ -167,3 +167,72 @@ test('the sandboxed iframe cannot touch the parent page', async () => {
   assert.match(await page.textContent('header'), /alga-lambda up/);
   await page.close();
 });
+
+test('sec_09 the host bridge refuses paths that would leave the extension route', async () => {
+  const { page, frame } = await openHostPage();
+  // Every request the page (host or frame) makes from here on.
+  const requested = [];
+  page.on('request', (request) => {
+    const pathname = new URL(request.url()).pathname;
+    if (pathname !== '/favicon.ico') requested.push(pathname);
+  });
+  /** Posts a bridge message from inside the sandboxed frame; resolves with the reply (or a timeout). */
+  const ask = (path, method = 'GET', body = undefined) =>
+    frame.evaluate(
+      ({ path, method, body }) =>
+        new Promise((resolve) => {
+          const id = `probe-${Math.random()}`;
+          const timer = setTimeout(() => resolve({ status: 'no reply' }), 10000);
+          window.addEventListener('message', function onReply(event) {
+            const msg = event.data;
+            if (event.source !== window.parent || !msg || msg.alga !== 'fetch-result' || msg.id !== id) return;
+            window.removeEventListener('message', onReply);
+            clearTimeout(timer);
+            resolve({ status: msg.status, body: msg.body });
+          });
+          window.parent.postMessage({ alga: 'fetch', id, path, method, body }, '*');
+        }),
+      { path, method, body },
+    );
+  // A hostile UI asks the host to call routes outside its own: the execute API
+  // (with the host's origin), another extension, or dot segments in any spelling.
+  const hostile = [
+    '/../../v1/execute',
+    '/api/../../../v1/execute',
+    '/..',
+    '/.',
+    '/./api/hello',
+    '/api/hello/..',
+    '/%2e%2e/%2e%2e/v1/execute',
+    '/%2E%2E/%2E%2E/v1/execute',
+    '/.%2e/.%2E/v1/execute',
+    '/%2e./%2E./v1/execute',
+    '/%2e/api/hello',
+    '/%252e%252e/%252e%252e/v1/execute',
+    '/..\\..\\v1\\execute',
+    '/\\..\\..\\v1\\execute',
+    '/api\\hello',
+    '/..%5c..%5cv1%5cexecute',
+    '/..%2f..%2fv1%2fexecute',
+    '/%2e%2e%2f%2e%2e%2fv1/execute',
+    '/%zz/../../v1/execute',
+    '/.\t./.\n./v1/execute',
+    '/../com.example.other/api/hello',
+  ];
+  for (const path of hostile) {
+    const reply = await ask(path, 'POST', '{"context":{}}');
+    assert.equal(reply.status, 400, `${path}: ${JSON.stringify(reply)}`);
+    assert.equal(JSON.parse(reply.body).error, 'invalid_path', `${path}: ${reply.body}`);
+  }
+  assert.deepEqual(requested, [], 'a refused path sends no request at all');
+  // The extension's own routes still go through, query strings included.
+  const ok = await ask('/api/hello?next=/../x');
+  assert.equal(ok.status, 200, JSON.stringify(ok));
+  assert.equal(JSON.parse(ok.body).tenant, 'dev');
+  assert.deepEqual(requested, [`/api/ext/${EXT}/api/hello`]);
+  // A POST carries JSON's content type: up refuses cross-site form types.
+  const echo = await ask('/api/echo', 'POST', '{"n":1}');
+  assert.equal(echo.status, 200, JSON.stringify(echo));
+  assert.equal(JSON.parse(echo.body).body, '{"n":1}');
+  await page.close();
+});

@@ -107,20 +107,63 @@ pub fn build(
     Ok(ExecuteRequest::from_json(&serde_json::to_vec(&req)?)?)
 }
 
+/// Whether `c` must not reach a terminal as it is: control characters (C0, DEL,
+/// C1: ANSI escape sequences start with ESC or CSI, CR and BS rewrite what a line
+/// seems to say, a newline forges another line), the Unicode line and paragraph
+/// separators, and the bidirectional controls that reorder what is displayed.
+fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `text` as one safe terminal line: each [`unprintable`] character is shown the
+/// way Rust escapes it (`\n`, `\r`, `\t`, `\u{1b}`); everything else is kept.
+/// Guest log lines and error texts are untrusted.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(unprintable) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unprintable(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
 /// Prints the outcome; exit code 0 when the handler answered, 1 on an execution error.
+/// Log lines, the error and headers are escaped ([`one_line`]); the body is printed
+/// as it is, like curl does, since it is the output asked for.
 pub fn print(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {
     for line in &outcome.logs {
-        eprintln!("[{:?} {}] {}", line.level, line.source, line.message);
+        eprintln!(
+            "[{:?} {}] {}",
+            line.level,
+            line.source,
+            one_line(&line.message)
+        );
     }
     let env = &outcome.envelope;
     if json {
         println!("{}", serde_json::to_string_pretty(env)?);
     } else if let Some(err) = &env.error {
-        eprintln!("error ({}): {err}", env.status);
+        eprintln!("error ({}): {}", env.status, one_line(err));
     } else {
         println!("HTTP {}", env.status);
         for (k, v) in env.headers.iter().flatten() {
-            println!("{k}: {v}");
+            println!("{}: {}", one_line(k), one_line(v));
         }
         println!();
         if let Some(body) = env.body() {
@@ -132,4 +175,27 @@ pub fn print(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped_on_one_line() {
+        assert_eq!(
+            one_line("plain text, \"quotes\" and \\ stay"),
+            "plain text, \"quotes\" and \\ stay"
+        );
+        assert_eq!(one_line("\x1b[2J\rfake"), "\\u{1b}[2J\\rfake");
+        assert_eq!(
+            one_line("a\nb\tc\0d\x7f\u{9b}e"),
+            "a\\nb\\tc\\0d\\u{7f}\\u{9b}e"
+        );
+        assert_eq!(
+            one_line("x\u{202e}y\u{2066}z\u{2028}"),
+            "x\\u{202e}y\\u{2066}z\\u{2028}"
+        );
+        assert_eq!(one_line("héllo ✓"), "héllo ✓");
+    }
 }

@@ -39,7 +39,8 @@ impl Reply {
     }
 }
 
-/// Sends one request and reads the whole response (`Connection: close`).
+/// Sends one request and reads the whole response (`Connection: close`); the
+/// Host is `addr` unless `headers` has one.
 pub fn send(
     addr: SocketAddr,
     method: &str,
@@ -51,7 +52,11 @@ pub fn send(
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    let mut head = format!("{method} {raw_path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    let mut head = format!("{method} {raw_path} HTTP/1.1\r\nconnection: close\r\n");
+    // The socket's address is the Host unless the test names another one.
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("host: {addr}\r\n"));
+    }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }

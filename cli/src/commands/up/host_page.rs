@@ -80,30 +80,80 @@ pub fn script() -> Response<Full<Bytes>> {
 
 /// Relays `{alga: "fetch", id, path, method, body}` from the extension's own
 /// iframe to `/api/ext/{ext}{path}` and posts `{alga: "fetch-result", id, status,
-/// body}` back. Messages from any other window are ignored, and the path must
-/// stay under the extension's own route.
+/// body}` back. Messages from any other window are ignored; a path that could leave
+/// the extension's own route is answered 400 `invalid_path` and never requested.
+/// State-changing calls carry JSON's content type, which `up` requires (CSRF).
 const HOST_JS: &str = r#"'use strict';
 (function () {
   const frame = document.getElementById('extension');
   const ext = frame.dataset.extensionId;
+  const base = '/api/ext/' + encodeURIComponent(ext);
+
+  // Undoes percent-encoding until nothing changes, so `%252e` counts as the `.`
+  // a server decoding twice would see; null when an escape is malformed or the
+  // nesting is deeper than any honest path's.
+  function decodeFully(segment) {
+    let text = segment;
+    for (let round = 0; round < 4; round++) {
+      let decoded;
+      try {
+        decoded = decodeURIComponent(text);
+      } catch (_) {
+        return null;
+      }
+      if (decoded === text) return text;
+      text = decoded;
+    }
+    return null;
+  }
+
+  // The URL on the extension's own route for a path the UI asked for, or null.
+  // The browser's URL parser resolves `.` and `..` segments (`%2e` spellings too),
+  // reads `\` as `/` and drops tabs and newlines, so such a path could leave
+  // /api/ext/{ext}/ and call /v1/execute or another extension with this page's
+  // origin: any such segment is refused, and the resolved URL must still be under
+  // the extension's route.
+  function extensionUrl(path) {
+    if (typeof path !== 'string' || !path.startsWith('/')) return null;
+    const end = path.search(/[?#]/);
+    const pathname = end < 0 ? path : path.slice(0, end);
+    for (const segment of pathname.slice(1).split('/')) {
+      const decoded = decodeFully(segment);
+      if (decoded === null || decoded === '.' || decoded === '..') return null;
+      if (/[\/\\\u0000-\u001f\u007f]/.test(decoded)) return null;
+    }
+    const url = new URL(base + path, window.location.origin);
+    if (url.origin !== window.location.origin || !url.pathname.startsWith(base + '/')) return null;
+    return url;
+  }
+
   window.addEventListener('message', async (event) => {
     if (event.source !== frame.contentWindow) return;
     const msg = event.data;
-    if (!msg || msg.alga !== 'fetch' || typeof msg.path !== 'string' || !msg.path.startsWith('/')) return;
+    if (!msg || msg.alga !== 'fetch') return;
+    const reply = (status, body) =>
+      frame.contentWindow.postMessage({ alga: 'fetch-result', id: msg.id, status, body }, '*');
+    const url = extensionUrl(msg.path);
+    if (!url) {
+      reply(400, JSON.stringify({
+        error: 'invalid_path',
+        message: "the path must start with / and stay under the extension's own route (no ., .., encoded dots, backslashes or control characters)",
+      }));
+      return;
+    }
     const method = typeof msg.method === 'string' ? msg.method.toUpperCase() : 'GET';
-    let reply;
     try {
       const init = { method, headers: {} };
-      if (msg.body !== undefined && msg.body !== null && method !== 'GET' && method !== 'HEAD') {
-        init.body = String(msg.body);
+      if (method !== 'GET' && method !== 'HEAD') {
+        // up refuses state-changing requests without JSON's content type (CSRF).
         init.headers['content-type'] = 'application/json';
+        if (msg.body !== undefined && msg.body !== null) init.body = String(msg.body);
       }
-      const r = await fetch('/api/ext/' + encodeURIComponent(ext) + msg.path, init);
-      reply = { alga: 'fetch-result', id: msg.id, status: r.status, body: await r.text() };
+      const r = await fetch(url, init);
+      reply(r.status, await r.text());
     } catch (e) {
-      reply = { alga: 'fetch-result', id: msg.id, status: 0, body: String(e) };
+      reply(0, String(e));
     }
-    frame.contentWindow.postMessage(reply, '*');
   });
 })();
 "#;

@@ -6,6 +6,7 @@
 mod bus;
 mod cron;
 mod dev_publish;
+mod guard;
 mod host_page;
 mod server;
 
@@ -34,6 +35,15 @@ pub struct UpArgs {
     /// Address to listen on (loopback by default: the dev identity is trusted).
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// Another `Host` name to answer besides loopback names and `--host`
+    /// (repeatable; requests naming any other host are refused: DNS rebinding).
+    #[arg(
+        long = "allowed-host",
+        value_name = "NAME",
+        env = "ALGA_UP_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Vec<String>,
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 8787)]
     port: u16,
@@ -124,6 +134,8 @@ pub async fn up(args: UpArgs, data: &Path) -> crate::Outcome {
         extension_id: deployed.manifest.name.clone(),
         tenant: args.tenant.clone(),
         bus,
+        hosts: guard::HostPolicy::new(&args.host, &args.allowed_hosts),
+        token: token.clone(),
     });
 
     let listener = TcpListener::bind((args.host.as_str(), args.port))

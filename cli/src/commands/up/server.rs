@@ -23,7 +23,7 @@ use hyper_util::rt::TokioIo;
 use lambda_http::Body;
 use tokio::net::TcpListener;
 
-use super::host_page;
+use super::{guard, host_page};
 use runtime_core::backends::Backends;
 
 /// The largest body the local server reads; the handlers apply their own,
@@ -48,6 +48,10 @@ pub struct Site {
     pub tenant: String,
     /// The local event bus (`POST /__alga/events`).
     pub bus: Option<Arc<runtime_core::events::LocalBus>>,
+    /// The `Host` names served (DNS rebinding).
+    pub hosts: guard::HostPolicy,
+    /// `up`'s service token, which also admits a non-JSON state change (CSRF).
+    pub token: String,
 }
 
 /// Serves `site` on `listener` until the process ends.
@@ -80,6 +84,11 @@ fn plain(status: u16, text: &str) -> Response<Full<Bytes>> {
 
 impl Site {
     async fn route(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+        // Before anything else, reads included: a rebound name reads what it gets.
+        let host = req.headers().get(hyper::header::HOST);
+        if !self.hosts.allows(host.and_then(|h| h.to_str().ok())) {
+            return guard::host_refused();
+        }
         let path = req.uri().path().to_string();
         if req.method() == hyper::Method::GET {
             match path.as_str() {
@@ -91,11 +100,18 @@ impl Site {
         }
         let direct = path.starts_with("/api/ext/");
         let (parts, body) = req.into_parts();
+        // The direct route acts as the dev user and the bus for any tenant: a state
+        // change must be one a cross-site page cannot send. Checked before the body
+        // is read.
+        let bus = path == super::bus::EVENTS_PATH && parts.method == hyper::Method::POST;
+        if (direct || bus) && !guard::may_change_state(&parts, &self.token) {
+            return guard::csrf_refused();
+        }
         let body = match Limited::new(body, TRANSPORT_BODY_MAX).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => return plain(413, "request body too large"),
         };
-        if path == super::bus::EVENTS_PATH && parts.method == hyper::Method::POST {
+        if bus {
             return super::bus::post(self.bus.as_deref(), &body, peer, &self.tenant);
         }
         let event = v2_event(&parts, &body, peer, direct.then_some(&self.claims));
