@@ -131,3 +131,87 @@ pub fn init_tracing() {
         .without_time()
         .try_init();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A REST API (v1) direct-route event whose authorizer context is `authorizer`.
+    fn rest_event(authorizer: serde_json::Value) -> Request {
+        let event = serde_json::json!({
+            "resource": "/api/ext/{extensionId}/{proxy+}",
+            "path": "/api/ext/x/api/hello",
+            "httpMethod": "GET",
+            "headers": {},
+            "multiValueHeaders": {},
+            "pathParameters": {"extensionId": "x", "proxy": "api/hello"},
+            "requestContext": {
+                "accountId": "123456789012",
+                "resourcePath": "/api/ext/{extensionId}/{proxy+}",
+                "httpMethod": "GET",
+                "stage": "prod",
+                "requestId": "r-1",
+                "identity": {"sourceIp": "203.0.113.1"},
+                "authorizer": authorizer,
+            },
+            "body": null,
+            "isBase64Encoded": false,
+        });
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    /// An HTTP API (v2) event with a Lambda authorizer's context.
+    fn lambda_authorizer_event(context: serde_json::Value) -> Request {
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": "ANY /api/ext/{extensionId}/{proxy+}",
+            "rawPath": "/api/ext/x/api/hello",
+            "rawQueryString": "",
+            "headers": {},
+            "requestContext": {
+                "routeKey": "ANY /api/ext/{extensionId}/{proxy+}",
+                "stage": "$default",
+                "requestId": "r-2",
+                "http": {"method": "GET", "path": "/api/ext/x/api/hello", "protocol": "HTTP/1.1",
+                         "sourceIp": "203.0.113.1", "userAgent": "t"},
+                "authorizer": {"lambda": context},
+                "timeEpoch": 0,
+            },
+            "isBase64Encoded": false,
+        });
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    #[test]
+    fn sec_19_authorizer_sources_that_disagree_are_refused() {
+        // The authorizer's own context says one tenant, the token's claims (which
+        // a Lambda authorizer may copy in unchecked) another: which one wins must
+        // not depend on a HashMap's iteration order. Refused, every time.
+        for _ in 0..20 {
+            let req = rest_event(serde_json::json!({
+                "tenant_id": "acme",
+                "claims": {"tenant_id": "evil", "sub": "u-1"},
+            }));
+            let err = claims(&req).unwrap_err();
+            assert!(err.to_string().contains("tenant_id"), "{err}");
+            let req = lambda_authorizer_event(serde_json::json!({
+                "tenant_id": "acme",
+                "claims": {"tenant_id": "evil"},
+            }));
+            assert!(claims(&req).is_err());
+        }
+        // The same value in both places is no conflict; distinct keys merge.
+        let req = rest_event(serde_json::json!({
+            "tenant_id": "acme",
+            "principalId": "u-1",
+            "claims": {"tenant_id": "acme", "sub": "u-1", "email": "a@acme.example"},
+        }));
+        let got = claims(&req).unwrap();
+        assert_eq!(got["tenant_id"], "acme");
+        assert_eq!(got["sub"], "u-1");
+        assert_eq!(got["principalId"], "u-1");
+        // Non-string values are rendered as JSON, in every source.
+        let req = lambda_authorizer_event(serde_json::json!({"tenant_id": "acme", "n": 3}));
+        assert_eq!(claims(&req).unwrap()["n"], "3");
+    }
+}

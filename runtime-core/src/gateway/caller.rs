@@ -64,4 +64,31 @@ mod tests {
         let blank: Claims = [("tenant_id".to_string(), "  ".to_string())].into();
         assert_eq!(Caller::from_claims(&blank, "tenant_id", "sub"), None);
     }
+
+    #[test]
+    fn sec_05_a_missing_or_unknown_user_type_is_the_least_privileged() {
+        let mut claims: Claims = [("tenant_id", "acme"), ("sub", "u-1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let user_type = |claims: &Claims| {
+            Caller::from_claims(claims, "tenant_id", "sub")
+                .unwrap()
+                .user
+                .unwrap()
+                .user_type
+        };
+        // A client portal user whose token lacks the claim must not become staff.
+        assert_eq!(user_type(&claims), "client");
+        for (value, expected) in [
+            ("", "client"),
+            ("admin", "client"),
+            ("Internal ", "client"),
+            ("client", "client"),
+            ("internal", "internal"),
+        ] {
+            claims.insert("user_type".into(), value.into());
+            assert_eq!(user_type(&claims), expected, "{value:?}");
+        }
+    }
 }

@@ -242,3 +242,91 @@ impl From<ExecError> for HttpReply {
         HttpReply::error(e.status(), e.code(), e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execute::{Envelope, Metrics};
+
+    fn outcome(envelope: Envelope, code: &'static str) -> Outcome {
+        Outcome {
+            envelope,
+            logs: Vec::new(),
+            metrics: Metrics {
+                outcome: code,
+                ..Metrics::default()
+            },
+        }
+    }
+
+    fn page(headers: &[(&str, &str)]) -> Outcome {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        outcome(
+            Envelope::success(200, headers, Some(b"<script>alert(1)</script>")),
+            "ok",
+        )
+    }
+
+    #[test]
+    fn sec_12_guest_html_is_sandboxed_and_redirects_stay_on_the_extensions_route() {
+        // A guest serving HTML from the shared API origin, trying to lift the
+        // sandbox with its own policy and to send the browser elsewhere.
+        let reply = guest_reply(
+            &page(&[
+                ("content-type", "text/html"),
+                ("content-security-policy", "default-src *"),
+                ("location", "https://evil.example/phish"),
+            ]),
+            "GET",
+        );
+        let csp: Vec<&str> = reply
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "content-security-policy")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(csp, ["sandbox; default-src 'none'"], "{:?}", reply.headers);
+        assert_eq!(reply.header("location"), None, "{:?}", reply.headers);
+    }
+
+    #[test]
+    fn sec_18_backend_error_text_stays_in_the_log() {
+        let arn = "User: arn:aws:sts::123456789012:assumed-role/alga-exec/fn is not authorized \
+                   to perform dynamodb:GetItem on arn:aws:dynamodb:us-east-1:123456789012:table/alga-registry";
+        // A failure inside the pipeline (the envelope's `code: detail`).
+        let failed = outcome(
+            Envelope::error(&ExecError::BackendUnavailable(format!("registry: {arn}"))),
+            "backend_unavailable",
+        );
+        let reply = guest_reply(&failed, "GET");
+        let body = String::from_utf8_lossy(&reply.body).to_string();
+        assert_eq!(reply.status, 503);
+        assert!(body.contains("\"backend_unavailable\""), "{body}");
+        for leak in ["arn:", "123456789012", "dynamodb", "registry:"] {
+            assert!(!body.contains(leak), "{leak} in {body}");
+        }
+        // A wasmtime error chain.
+        let chain = "failed to instantiate: /var/task/.cache/ab12.cwasm: incompatible \
+                     import type for `wasi:http/outgoing-handler@0.2.6` at 0x1f";
+        let failed = outcome(
+            Envelope::error(&ExecError::ExecuteFailed(chain.into())),
+            "execute_failed",
+        );
+        let body = String::from_utf8_lossy(&guest_reply(&failed, "GET").body).to_string();
+        for leak in ["/var/task", "wasi:http", "0x1f"] {
+            assert!(!body.contains(leak), "{leak} in {body}");
+        }
+        // A refusal before the guest ran (the registry read failed).
+        let refused = unavailable(RegistryError::Store(crate::store::StoreError::Unavailable(
+            arn.into(),
+        )));
+        let body = String::from_utf8_lossy(&refused.body).to_string();
+        assert_eq!(refused.status, 503);
+        for leak in ["arn:", "123456789012"] {
+            assert!(!body.contains(leak), "{leak} in {body}");
+        }
+    }
+}
