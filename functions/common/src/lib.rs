@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use runtime_core::gateway::{Claims, HttpReply};
+use runtime_core::gateway::{Claims, HttpReply, IamPrincipal};
 
 /// The request body's bytes.
 pub fn body_bytes(req: &Request) -> &[u8] {
@@ -37,40 +37,137 @@ pub fn query(req: &Request) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Two sources of the authorizer's word disagree on a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimConflict {
+    /// The claim's name.
+    pub claim: String,
+}
+
+impl std::fmt::Display for ClaimConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the authorizer's context and its token claims disagree on {:?}",
+            self.claim
+        )
+    }
+}
+
+impl std::error::Error for ClaimConflict {}
+
 /// The claims an API Gateway authorizer attached: JWT claims (HTTP API), a Lambda
 /// authorizer's context, or a REST API authorizer's context (with Cognito's
 /// nested `claims`). Non-string values are rendered as JSON.
-pub fn claims(req: &Request) -> Claims {
+///
+/// These are up to three sources (the context's own keys, its nested `claims`,
+/// the JWT authorizer's claims), and a Lambda authorizer may copy a token's claims
+/// in beside its own decisions. There is no precedence to get wrong: when two
+/// sources hold the same claim with different values the request is refused
+/// ([`ClaimConflict`], answered 401), since either could be the attacker's; the
+/// same value in several places is fine.
+pub fn claims(req: &Request) -> Result<Claims, ClaimConflict> {
     let mut out = Claims::new();
     let Some(auth) = req
         .request_context_ref()
         .and_then(RequestContext::authorizer)
     else {
-        return out;
+        return Ok(out);
     };
-    let mut add = |k: &str, v: &serde_json::Value| {
-        let text = match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        out.insert(k.to_string(), text);
+    let mut add = |k: &str, text: String| match out.get(k) {
+        Some(existing) if *existing != text => Err(ClaimConflict {
+            claim: k.to_string(),
+        }),
+        _ => {
+            out.insert(k.to_string(), text);
+            Ok(())
+        }
+    };
+    let render = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
     };
     for (k, v) in &auth.fields {
         match (k.as_str(), v) {
             ("claims", serde_json::Value::Object(map)) => {
                 for (ck, cv) in map {
-                    add(ck, cv);
+                    add(ck, render(cv))?;
                 }
             }
-            _ => add(k, v),
+            _ => add(k, render(v))?,
         }
     }
     if let Some(jwt) = &auth.jwt {
         for (k, v) in &jwt.claims {
-            out.insert(k.clone(), v.clone());
+            add(k, v.clone())?;
         }
     }
-    out
+    Ok(out)
+}
+
+/// The IAM principal the platform authenticated for this request: HTTP API (v2)
+/// and Function URLs put it in `requestContext.authorizer.iam`, a REST API (v1)
+/// route with AWS_IAM authorization in `requestContext.identity` (`userArn`,
+/// `caller`, `accessKey`, empty otherwise). API Gateway writes the request context;
+/// a client cannot set it. `None` when the request was not IAM-authenticated.
+pub fn iam_principal(req: &Request) -> Option<IamPrincipal> {
+    let first = |candidates: [Option<&String>; 3]| {
+        candidates
+            .into_iter()
+            .flatten()
+            .map(|s| s.trim())
+            .find(|s| !s.is_empty())
+            .map(|arn| IamPrincipal {
+                arn: arn.to_string(),
+            })
+    };
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(c) => {
+            let iam = c.authorizer.as_ref()?.iam.as_ref()?;
+            first([
+                iam.user_arn.as_ref(),
+                iam.caller_id.as_ref(),
+                iam.access_key.as_ref(),
+            ])
+        }
+        RequestContext::ApiGatewayV1(c) => first([
+            c.identity.user_arn.as_ref(),
+            c.identity.caller.as_ref(),
+            c.identity.access_key.as_ref(),
+        ]),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// The route template the platform matched, without the method: the HTTP API's
+/// route key (`POST /v1/execute` → `/v1/execute`) or the REST API's resource path.
+/// `None` for the catch-all `$default` route (also what Function URLs and `up`
+/// send), where only the path tells.
+pub fn route_template(req: &Request) -> Option<String> {
+    let template = match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(c) => {
+            let key = c.route_key.as_deref()?.trim();
+            key.split_once(' ')
+                .map_or(key, |(_, path)| path)
+                .to_string()
+        }
+        RequestContext::ApiGatewayV1(c) => c.resource_path.clone()?,
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    };
+    (!template.is_empty() && template != "$default").then_some(template)
+}
+
+/// The stage name API Gateway prefixes to `rawPath` on a named stage (`None` for
+/// `$default`).
+pub fn stage(req: &Request) -> Option<String> {
+    let stage = match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(c) => c.stage.clone()?,
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    };
+    (!stage.is_empty() && stage != "$default").then_some(stage)
 }
 
 /// The platform's request id (API Gateway's, else the Lambda invocation's).
