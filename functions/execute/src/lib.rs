@@ -68,49 +68,114 @@ impl ExecuteFunction {
 
     async fn reply(&self, req: &Request) -> HttpReply {
         let path = fn_common::path(req);
-        if path == "/v1/execute" || path.ends_with("/v1/execute") {
-            if req.method() != lambda_http::http::Method::POST {
-                return HttpReply::error(405, "method_not_allowed", "use POST")
-                    .with_header("allow", "POST");
+        match route(req, &path) {
+            Route::Execute => {
+                if req.method() != lambda_http::http::Method::POST {
+                    return HttpReply::error(405, "method_not_allowed", "use POST")
+                        .with_header("allow", "POST");
+                }
+                let principal = fn_common::iam_principal(req);
+                self.gateway
+                    .execute_api_as(
+                        principal.as_ref(),
+                        req.headers(),
+                        fn_common::body_bytes(req),
+                    )
+                    .await
             }
-            return self
-                .gateway
-                .execute_api(req.headers(), fn_common::body_bytes(req))
-                .await;
+            Route::Direct { extension, rest } => {
+                let settings = self.gateway.settings();
+                let caller = fn_common::claims(req)
+                    .map_err(|conflict| conflict.to_string())
+                    .and_then(|claims| {
+                        Caller::from_claims(&claims, &settings.tenant_claim, &settings.user_claim)
+                            .ok_or_else(|| {
+                                format!(
+                                    "the authorizer supplied no {:?} claim",
+                                    settings.tenant_claim
+                                )
+                            })
+                    });
+                self.gateway
+                    .direct(DirectRequest {
+                        caller,
+                        extension_id: &extension,
+                        method: req.method().as_str(),
+                        path: &rest,
+                        query: fn_common::query(req),
+                        headers: req.headers(),
+                        body: fn_common::body_bytes(req),
+                        request_id: fn_common::request_id(req),
+                    })
+                    .await
+            }
+            Route::None => HttpReply::error(404, "route_not_found", format!("no route for {path}")),
         }
-        let Some((extension, rest)) = direct_route(req, &path) else {
-            return HttpReply::error(404, "route_not_found", format!("no route for {path}"));
-        };
-        let settings = self.gateway.settings();
-        let claims = fn_common::claims(req);
-        self.gateway
-            .direct(DirectRequest {
-                caller: Caller::from_claims(&claims, &settings.tenant_claim, &settings.user_claim),
-                extension_id: &extension,
-                method: req.method().as_str(),
-                path: &rest,
-                query: fn_common::query(req),
-                headers: req.headers(),
-                body: fn_common::body_bytes(req),
-                request_id: fn_common::request_id(req),
-            })
-            .await
     }
 }
 
-/// `(extensionId, "/" + proxy)` of a direct-route request: from API Gateway's path
-/// parameters when the route set them, else from the path itself.
-fn direct_route(req: &Request, path: &str) -> Option<(String, String)> {
-    let params = req.path_parameters();
-    if let (Some(ext), Some(rest)) = (params.first("extensionId"), params.first("proxy")) {
-        return Some((
-            ext.to_string(),
-            format!("/{}", rest.trim_start_matches('/')),
-        ));
+/// The execute API's route.
+const EXECUTE_ROUTE: &str = "/v1/execute";
+/// The direct route's template, as API Gateway names it.
+const DIRECT_ROUTE: &str = "/api/ext/{extensionId}/{proxy+}";
+/// The direct route's path prefix.
+const DIRECT_PREFIX: &str = "/api/ext/";
+
+/// Which handler serves a request.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    /// `POST /v1/execute`.
+    Execute,
+    /// `/api/ext/{extension}{rest}`.
+    Direct { extension: String, rest: String },
+    /// Neither.
+    None,
+}
+
+/// Routes on the exact route, never on a suffix: the route template API Gateway
+/// matched when it names one (it cannot be set by the client), else the exact
+/// path (the `$default` route, Function URLs, `up`). A path such as
+/// `/api/ext/x/v1/execute` is the direct route of extension `x` with path
+/// `/v1/execute`: the JWT-only route must never reach the execute API, whose
+/// callers name any tenant.
+fn route(req: &Request, path: &str) -> Route {
+    match fn_common::route_template(req) {
+        Some(t) if t == EXECUTE_ROUTE => Route::Execute,
+        Some(t) if t == DIRECT_ROUTE => {
+            let params = req.path_parameters();
+            match (params.first("extensionId"), params.first("proxy")) {
+                (Some(ext), Some(rest)) if !ext.is_empty() => Route::Direct {
+                    extension: ext.to_string(),
+                    rest: format!("/{}", rest.trim_start_matches('/')),
+                },
+                _ => Route::None,
+            }
+        }
+        Some(_) => Route::None,
+        None => route_by_path(path, fn_common::stage(req).as_deref()),
     }
-    let after = &path[path.find("/api/ext/")? + "/api/ext/".len()..];
+}
+
+/// [`route`] for the `$default` route: the path, less a named stage's prefix.
+fn route_by_path(path: &str, stage: Option<&str>) -> Route {
+    let path = stage
+        .and_then(|s| path.strip_prefix('/')?.strip_prefix(s))
+        .filter(|rest| rest.starts_with('/'))
+        .unwrap_or(path);
+    if path == EXECUTE_ROUTE {
+        return Route::Execute;
+    }
+    let Some(after) = path.strip_prefix(DIRECT_PREFIX) else {
+        return Route::None;
+    };
     let (ext, rest) = after.split_once('/').unwrap_or((after, ""));
-    (!ext.is_empty()).then(|| (ext.to_string(), format!("/{rest}")))
+    if ext.is_empty() {
+        return Route::None;
+    }
+    Route::Direct {
+        extension: ext.to_string(),
+        rest: format!("/{rest}"),
+    }
 }
 
 /// Runs the Lambda runtime loop.
@@ -125,4 +190,45 @@ pub async fn run() -> Result<(), lambda_http::Error> {
         async move { Ok::<_, std::convert::Infallible>(function.handle(req).await) }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn direct(ext: &str, rest: &str) -> Route {
+        Route::Direct {
+            extension: ext.into(),
+            rest: rest.into(),
+        }
+    }
+
+    #[test]
+    fn the_default_route_matches_exact_paths_only() {
+        assert_eq!(route_by_path("/v1/execute", None), Route::Execute);
+        assert_eq!(
+            route_by_path("/prod/v1/execute", Some("prod")),
+            Route::Execute
+        );
+        assert_eq!(
+            route_by_path("/api/ext/x/v1/execute", None),
+            direct("x", "/v1/execute")
+        );
+        assert_eq!(
+            route_by_path("/prod/api/ext/x/v1/execute", Some("prod")),
+            direct("x", "/v1/execute")
+        );
+        for other in [
+            "/v1/execute/",
+            "/x/v1/execute",
+            "/prod/v1/execute",
+            "/v1/executex",
+            "/api/ext/",
+            "/api/ext//v1/execute",
+            "/xapi/ext/x/y",
+        ] {
+            assert_eq!(route_by_path(other, None), Route::None, "{other}");
+        }
+        assert_eq!(route_by_path("/api/ext/x", None), direct("x", "/"));
+    }
 }

@@ -159,3 +159,174 @@ fn fn_execute_answers_the_sample_events_under_cargo_lambdas_emulator() {
     );
     assert_eq!(lines[0]["fields"]["request_id"], "req-sample-1");
 }
+
+/// fn-execute under the emulator with `ALGA_EXECUTE_AUTH=auth`, over a data
+/// directory where the example is installed for tenant `acme` only.
+fn start_execute(auth: &str) -> (tempfile::TempDir, String, Emulator) {
+    let data = tempfile::tempdir().unwrap();
+    let hex = emulator::publish_example(data.path(), "acme");
+    let mut lambda = Emulator::start();
+    lambda.attach(
+        "fn-execute",
+        env!("CARGO_BIN_EXE_fn-execute"),
+        &[
+            ("ALGA_DATA", data.path().to_str().unwrap()),
+            ("RUNNER_SERVICE_TOKEN", SERVICE_TOKEN),
+            ("ALGA_EXECUTE_AUTH", auth),
+        ],
+    );
+    (data, hex, lambda)
+}
+
+/// A user of tenant `evil` sends acme's `/v1/execute` request (headers and body)
+/// to `/api/ext/com.example.hello/v1/execute`, the JWT-only route, in three
+/// shapes: the HTTP API's direct route, its `$default` route (also what a
+/// Function URL and `up` send) and the REST API's direct resource.
+fn cross_tenant_attempts(hex: &str) -> Vec<(&'static str, serde_json::Value)> {
+    let acme = event("execute-v2.json", hex);
+    let path = "/api/ext/com.example.hello/v1/execute";
+    let mut v2 = event("direct-v2.json", hex);
+    v2["rawPath"] = path.into();
+    v2["requestContext"]["http"]["path"] = path.into();
+    v2["requestContext"]["http"]["method"] = "POST".into();
+    v2["pathParameters"]["proxy"] = "v1/execute".into();
+    v2["requestContext"]["routeKey"] = "ANY /api/ext/{extensionId}/{proxy+}".into();
+    v2["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"] = "evil".into();
+    for h in [
+        "x-alga-tenant",
+        "x-alga-extension",
+        "x-request-id",
+        "content-type",
+    ] {
+        v2["headers"][h] = acme["headers"][h].clone();
+    }
+    v2["body"] = acme["body"].clone();
+    let mut default_route = v2.clone();
+    default_route["routeKey"] = "$default".into();
+    default_route["requestContext"]["routeKey"] = "$default".into();
+    default_route
+        .as_object_mut()
+        .unwrap()
+        .remove("pathParameters");
+    let mut rest = event("direct-rest-v1.json", hex);
+    rest["path"] = path.into();
+    rest["requestContext"]["path"] = format!("/prod{path}").into();
+    rest["pathParameters"]["proxy"] = "v1/execute".into();
+    rest["requestContext"]["authorizer"]["tenant_id"] = "evil".into();
+    for h in ["x-alga-tenant", "x-alga-extension", "content-type"] {
+        rest["headers"][h] = acme["headers"][h].clone();
+        rest["multiValueHeaders"][h] = serde_json::json!([acme["headers"][h].clone()]);
+    }
+    rest["body"] = acme["body"].clone();
+    rest["isBase64Encoded"] = false.into();
+    vec![
+        ("HTTP API direct route", v2),
+        ("HTTP API $default route", default_route),
+        ("REST API direct resource", rest),
+    ]
+}
+
+/// Each attempt is a direct-route request for tenant evil, which has no install:
+/// the direct route's 404, never the execute API's envelope.
+fn assert_direct_route_answers(lambda: &Emulator, hex: &str) {
+    for (shape, attempt) in cross_tenant_attempts(hex) {
+        let r = lambda.invoke("fn-execute", &attempt);
+        let body = json_body(&r);
+        assert!(
+            body.get("body_b64").is_none() && body.get("status").is_none(),
+            "{shape}: the execute API answered: {r}"
+        );
+        assert_eq!(r["statusCode"], 404, "{shape}: {r}");
+        assert_eq!(body["error"], "not_installed", "{shape}: {body}");
+    }
+}
+
+#[test]
+fn sec_01_the_jwt_route_never_reaches_the_execute_api_token_mode() {
+    let (_data, hex, lambda) = start_execute("token");
+    assert_direct_route_answers(&lambda, &hex);
+    // The genuine route still works.
+    let r = lambda.invoke("fn-execute", &event("execute-v2.json", &hex));
+    assert_eq!(envelope_guest_body(&r)["tenant"], "acme");
+
+    // A caller naming a bundle that is not acme's install learns nothing about
+    // what acme runs: neither the installed version nor its hash.
+    let mut other = event("execute-v2.json", &hex);
+    let foreign = "f".repeat(64);
+    other["body"] = other["body"]
+        .as_str()
+        .unwrap()
+        .replace(&hex, &foreign)
+        .into();
+    let r = lambda.invoke("fn-execute", &other);
+    let envelope = json_body(&r);
+    let error = envelope["error"].as_str().unwrap();
+    assert!(error.starts_with("not_installed"), "{envelope}");
+    for leak in ["0.1.0", hex.as_str()] {
+        assert!(!error.contains(leak), "{leak} in {error}");
+    }
+}
+
+#[test]
+fn sec_01_the_jwt_route_never_reaches_the_execute_api_iam_mode() {
+    let (_data, hex, lambda) = start_execute("iam");
+    assert_direct_route_answers(&lambda, &hex);
+
+    // The execute route without the IAM authorizer's context (a route left with
+    // authorization NONE, a Function URL without AWS_IAM): 401.
+    let unsigned = event("execute-v2.json", &hex);
+    let r = lambda.invoke("fn-execute", &unsigned);
+    assert_eq!(r["statusCode"], 401, "{r}");
+    let error = json_body(&r)["error"].as_str().unwrap().to_string();
+    assert!(error.starts_with("unauthorized"), "{error}");
+
+    // Signed (API Gateway filled `authorizer.iam`): the request runs, no token needed.
+    let mut signed = unsigned.clone();
+    signed["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("x-runner-service-token");
+    signed["requestContext"]["authorizer"] = serde_json::json!({
+        "iam": {
+            "accessKey": "ASIAEXAMPLE",
+            "accountId": "123456789012",
+            "callerId": "AROAEXAMPLE:alga-server",
+            "principalOrgId": null,
+            "userArn": "arn:aws:sts::123456789012:assumed-role/alga-server/alga-server",
+            "userId": "AROAEXAMPLE:alga-server"
+        }
+    });
+    let r = lambda.invoke("fn-execute", &signed);
+    assert_eq!(envelope_guest_body(&r)["tenant"], "acme");
+
+    // REST API (v1) with IAM authorization: the caller's identity is in `identity`.
+    let mut rest = event("direct-rest-v1.json", &hex);
+    rest["resource"] = "/v1/execute".into();
+    rest["path"] = "/v1/execute".into();
+    rest["requestContext"]["resourcePath"] = "/v1/execute".into();
+    rest["requestContext"]["path"] = "/prod/v1/execute".into();
+    rest["pathParameters"] = serde_json::Value::Null;
+    rest["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    for h in [
+        "x-alga-tenant",
+        "x-alga-extension",
+        "x-request-id",
+        "content-type",
+    ] {
+        rest["headers"][h] = unsigned["headers"][h].clone();
+        rest["multiValueHeaders"][h] = serde_json::json!([unsigned["headers"][h].clone()]);
+    }
+    rest["body"] = unsigned["body"].clone();
+    rest["isBase64Encoded"] = false.into();
+    let r = lambda.invoke("fn-execute", &rest);
+    assert_eq!(r["statusCode"], 401, "unsigned REST request: {r}");
+    rest["requestContext"]["identity"]["userArn"] =
+        "arn:aws:sts::123456789012:assumed-role/alga-server/alga-server".into();
+    rest["requestContext"]["identity"]["accessKey"] = "ASIAEXAMPLE".into();
+    rest["requestContext"]["identity"]["caller"] = "AROAEXAMPLE:alga-server".into();
+    let r = lambda.invoke("fn-execute", &rest);
+    assert_eq!(envelope_guest_body(&r)["tenant"], "acme");
+}

@@ -46,6 +46,24 @@ impl RegistryResolver {
     }
 }
 
+/// Why a request names no install this tenant runs, the same words for every
+/// case: no install, another bundle, another install id, a version gone. The
+/// caller learns neither the installed version nor its hash (nor whether there is
+/// an install at all); the log line has the case.
+fn not_installed(q: &ResolveQuery<'_>, case: &str) -> ExecError {
+    tracing::info!(
+        tenant = q.tenant,
+        extension = q.extension,
+        requested = %q.content,
+        case,
+        "not_installed"
+    );
+    ExecError::NotInstalled(format!(
+        "tenant {} runs no install of {} with this bundle",
+        q.tenant, q.extension
+    ))
+}
+
 fn unavailable(e: RegistryError) -> ExecError {
     ExecError::BackendUnavailable(format!("registry: {e}"))
 }
@@ -58,12 +76,7 @@ impl Resolver for RegistryResolver {
             .get_install(q.tenant, q.extension)
             .await
             .map_err(unavailable)?
-            .ok_or_else(|| {
-                ExecError::NotInstalled(format!(
-                    "tenant {} has no install of {}",
-                    q.tenant, q.extension
-                ))
-            })?;
+            .ok_or_else(|| not_installed(q, "no install"))?;
         if !install.enabled {
             return Err(ExecError::InstallDisabled(format!(
                 "the install of {} for tenant {} is disabled",
@@ -71,27 +84,19 @@ impl Resolver for RegistryResolver {
             )));
         }
         if install.content_hash != q.content {
-            return Err(ExecError::NotInstalled(format!(
-                "bundle {} is not the installed version of {} ({} is)",
-                q.content, q.extension, install.version
-            )));
+            return Err(not_installed(q, "another bundle is installed"));
         }
         if let Some(id) = q.install_id
             && id != install.install_id
         {
-            return Err(ExecError::NotInstalled(format!(
-                "install {id} is not this tenant's install of {}",
-                q.extension
-            )));
+            return Err(not_installed(q, "another install id"));
         }
         let version = self
             .registry
             .get_version(&install.extension_id, &install.version)
             .await
             .map_err(unavailable)?
-            .ok_or_else(|| {
-                ExecError::NotInstalled(format!("{} {}", q.extension, install.version))
-            })?;
+            .ok_or_else(|| not_installed(q, "the installed version is not published"))?;
         self.check_trust(&version)?;
         let artifact = version
             .artifacts

@@ -20,7 +20,8 @@ pub struct Caller {
 impl Caller {
     /// Reads the caller from claims: the tenant from `tenant_claim` (required), the
     /// user id from `user_claim`, and `email`, `name`, `user_type`, `client_name`,
-    /// `client_id` when present.
+    /// `client_id` when present. `user_type` is `internal` only when the claim says
+    /// exactly that; missing or anything else is `client` (see [`user_type`]).
     pub fn from_claims(claims: &Claims, tenant_claim: &str, user_claim: &str) -> Option<Self> {
         let get = |k: &str| claims.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
         let tenant = get(tenant_claim)?.to_string();
@@ -28,12 +29,25 @@ impl Caller {
             user_id: id.to_string(),
             user_email: get("email").unwrap_or_default().to_string(),
             user_name: get("name").unwrap_or_default().to_string(),
-            user_type: get("user_type").unwrap_or("internal").to_string(),
+            user_type: user_type(get("user_type")).to_string(),
             client_name: get("client_name").unwrap_or_default().to_string(),
             client_id: get("client_id").map(String::from),
             additional_fields: None,
         });
         Some(Caller { tenant, user })
+    }
+}
+
+/// The less privileged of Alga's two user types: client-portal users. Guests
+/// branch on `user_type` (staff-only data, admin actions), so a token that does
+/// not say "internal" must not be treated as staff.
+const LEAST_PRIVILEGED_USER_TYPE: &str = "client";
+
+/// The user type a claim grants: `internal` only when it says exactly that.
+fn user_type(claim: Option<&str>) -> &'static str {
+    match claim {
+        Some("internal") => "internal",
+        _ => LEAST_PRIVILEGED_USER_TYPE,
     }
 }
 
@@ -63,5 +77,32 @@ mod tests {
         assert_eq!(Caller::from_claims(&claims, "absent", "username"), None);
         let blank: Claims = [("tenant_id".to_string(), "  ".to_string())].into();
         assert_eq!(Caller::from_claims(&blank, "tenant_id", "sub"), None);
+    }
+
+    #[test]
+    fn sec_05_a_missing_or_unknown_user_type_is_the_least_privileged() {
+        let mut claims: Claims = [("tenant_id", "acme"), ("sub", "u-1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let user_type = |claims: &Claims| {
+            Caller::from_claims(claims, "tenant_id", "sub")
+                .unwrap()
+                .user
+                .unwrap()
+                .user_type
+        };
+        // A client portal user whose token lacks the claim must not become staff.
+        assert_eq!(user_type(&claims), "client");
+        for (value, expected) in [
+            ("", "client"),
+            ("admin", "client"),
+            ("Internal ", "client"),
+            ("client", "client"),
+            ("internal", "internal"),
+        ] {
+            claims.insert("user_type".into(), value.into());
+            assert_eq!(user_type(&claims), expected, "{value:?}");
+        }
     }
 }

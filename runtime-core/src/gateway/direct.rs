@@ -1,7 +1,9 @@
 //! `ANY /api/ext/{extensionId}/{proxy+}`: a browser or the host app calls an
 //! extension's endpoint directly. The authorizer names the tenant and user; the
 //! request must match an endpoint the manifest declares; the guest's response
-//! goes back as is, through the response-header allowlist.
+//! goes back through the response-header allowlist and the `location` check,
+//! with a sandboxing content security policy. Failures behind the gateway show
+//! the caller a generic message (`public_error`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,19 +13,23 @@ use base64::Engine as _;
 use http::HeaderMap;
 
 use super::caller::Caller;
-use super::headers::{request_header_allowed, response_header_allowed};
+use super::headers::{
+    DIRECT_ROUTE_CSP, location_allowed, request_header_allowed, response_header_allowed,
+};
+use super::public_error::{generic_message, internal_failure, is_internal};
 use super::record::{Refused, Route};
 use super::{Gateway, HttpReply, new_request_id};
 use crate::execute::request::{HttpPayload, RequestContext, RequestedLimits};
-use crate::execute::{ExecError, ExecuteRequest, Outcome, RoutingHeaders};
+use crate::execute::{ExecuteRequest, Outcome, RoutingHeaders};
 use crate::manifest::Manifest;
 use crate::store::{InstallRecord, RegistryError};
 
 /// One request on the direct route.
 #[derive(Debug)]
 pub struct DirectRequest<'a> {
-    /// Who calls, as the authorizer says; `None` when it said nothing.
-    pub caller: Option<Caller>,
+    /// Who calls, as the authorizer says; `Err` says why its word is not enough
+    /// (no tenant claim, claims that disagree): answered 401.
+    pub caller: Result<Caller, String>,
     /// `{extensionId}` of the route.
     pub extension_id: &'a str,
     /// HTTP method.
@@ -40,9 +46,16 @@ pub struct DirectRequest<'a> {
     pub request_id: Option<String>,
 }
 
-fn unavailable(e: RegistryError) -> HttpReply {
-    HttpReply::error(503, "backend_unavailable", format!("registry: {e}"))
-        .with_header("retry-after", "1")
+/// A registry failure: the caller gets the code and the request id, the log the
+/// SDK's text (which names tables, ARNs and the account).
+fn unavailable(e: RegistryError, request_id: &str) -> HttpReply {
+    internal_failure(
+        503,
+        "backend_unavailable",
+        format!("registry: {e}"),
+        request_id,
+    )
+    .with_header("retry-after", "1")
 }
 
 impl Gateway {
@@ -51,7 +64,7 @@ impl Gateway {
     pub async fn direct(&self, mut req: DirectRequest<'_>) -> HttpReply {
         let started = Instant::now();
         let request_id = req.request_id.take().unwrap_or_else(new_request_id);
-        let tenant = req.caller.as_ref().map(|c| c.tenant.clone());
+        let tenant = req.caller.as_ref().ok().map(|c| c.tenant.clone());
         let extension = req.extension_id;
         match self.serve_direct(req, &request_id).await {
             Ok(reply) => reply,
@@ -64,7 +77,9 @@ impl Gateway {
                     started,
                 };
                 self.log_refusal(&refused, &reply);
-                reply.with_header("x-request-id", request_id)
+                reply
+                    .with_header("x-request-id", request_id)
+                    .with_header("content-security-policy", DIRECT_ROUTE_CSP)
             }
         }
     }
@@ -75,15 +90,9 @@ impl Gateway {
         req: DirectRequest<'_>,
         request_id: &str,
     ) -> Result<HttpReply, HttpReply> {
-        let Some(caller) = req.caller else {
-            return Err(HttpReply::error(
-                401,
-                "unauthenticated",
-                format!(
-                    "the authorizer supplied no {:?} claim",
-                    self.settings.tenant_claim
-                ),
-            ));
+        let caller = match req.caller {
+            Ok(caller) => caller,
+            Err(why) => return Err(HttpReply::error(401, "unauthenticated", why)),
         };
         if req.body.len() > self.settings.body_max {
             return Err(HttpReply::error(
@@ -110,9 +119,9 @@ impl Gateway {
                     format!("{} is not installed for this tenant", req.extension_id),
                 ));
             }
-            Err(e) => return Err(unavailable(e)),
+            Err(e) => return Err(unavailable(e, request_id)),
         };
-        let manifest = self.manifest_of(&install).await?;
+        let manifest = self.manifest_of(&install, request_id).await?;
         if manifest.match_endpoint(req.method, req.path).is_none() {
             return Err(HttpReply::error(
                 404,
@@ -163,11 +172,21 @@ impl Gateway {
         let outcome = self.executor.execute(&routing, &execute).await;
         self.record(Route::Direct, &caller.tenant, req.extension_id, &outcome)
             .await;
-        Ok(guest_reply(&outcome, req.method).with_header("x-request-id", request_id))
+        let to = ReplyTo {
+            method: req.method,
+            own_route: format!("/api/ext/{}", req.extension_id),
+            host: req.headers.get("host").and_then(|h| h.to_str().ok()),
+            request_id,
+        };
+        Ok(guest_reply(&outcome, &to).with_header("x-request-id", request_id))
     }
 
     /// The manifest of an install's bundle (parsed once per bundle).
-    async fn manifest_of(&self, install: &InstallRecord) -> Result<Arc<Manifest>, HttpReply> {
+    async fn manifest_of(
+        &self,
+        install: &InstallRecord,
+        request_id: &str,
+    ) -> Result<Arc<Manifest>, HttpReply> {
         if let Some(m) = self.manifests.lock().unwrap().get(&install.content_hash) {
             return Ok(m.clone());
         }
@@ -176,19 +195,29 @@ impl Gateway {
             .registry
             .get_version(&install.extension_id, &install.version)
             .await
-            .map_err(unavailable)?
+            .map_err(|e| unavailable(e, request_id))?
             .ok_or_else(|| {
+                // The install names a version that is gone: the operator's problem;
+                // the caller learns nothing about which version the tenant runs.
+                tracing::warn!(
+                    request_id,
+                    extension = %install.extension_id,
+                    version = %install.version,
+                    "installed version is not published"
+                );
                 HttpReply::error(
                     404,
                     "not_installed",
-                    format!(
-                        "{} {} is not published",
-                        install.extension_id, install.version
-                    ),
+                    format!("{} is not installed for this tenant", install.extension_id),
                 )
             })?;
         let manifest = Manifest::parse(version.manifest_json.as_bytes()).map_err(|e| {
-            HttpReply::error(500, "invalid_manifest", format!("stored manifest: {e}"))
+            internal_failure(
+                500,
+                "invalid_manifest",
+                format!("stored manifest: {e}"),
+                request_id,
+            )
         })?;
         let manifest = Arc::new(manifest);
         self.manifests
@@ -199,16 +228,37 @@ impl Gateway {
     }
 }
 
-/// The guest's response as HTTP, or the error with its status and code.
-fn guest_reply(outcome: &Outcome, method: &str) -> HttpReply {
+/// What shapes a guest's answer besides its outcome.
+struct ReplyTo<'a> {
+    /// The request's method (HEAD answers without a body).
+    method: &'a str,
+    /// `/api/ext/{extensionId}`: where the guest's absolute redirects may point.
+    own_route: String,
+    /// The request's `host`, for absolute redirects to the own route.
+    host: Option<&'a str>,
+    /// The request id, named in generic error messages.
+    request_id: &'a str,
+}
+
+/// The guest's response as HTTP, or the error with its status and code. Internal
+/// failures show only a generic message (the detail is in the invocation's log
+/// line); guest headers pass the allowlist, `location` only when
+/// [`location_allowed`]; every response carries [`DIRECT_ROUTE_CSP`].
+fn guest_reply(outcome: &Outcome, to: &ReplyTo<'_>) -> HttpReply {
     let env = &outcome.envelope;
     if let Some(error) = &env.error {
         let code = outcome.metrics.outcome;
-        let message = error
-            .strip_prefix(code)
-            .map(|m| m.trim_start_matches(':').trim())
-            .unwrap_or(error);
-        let mut reply = HttpReply::error(env.status, code, message);
+        let message = if is_internal(code) {
+            generic_message(code, to.request_id)
+        } else {
+            error
+                .strip_prefix(code)
+                .map(|m| m.trim_start_matches(':').trim())
+                .unwrap_or(error)
+                .to_string()
+        };
+        let mut reply = HttpReply::error(env.status, code, message)
+            .with_header("content-security-policy", DIRECT_ROUTE_CSP);
         if let Some(secs) = outcome.metrics.retry_after {
             reply = reply.with_header("retry-after", secs.to_string());
         }
@@ -220,12 +270,25 @@ fn guest_reply(outcome: &Outcome, method: &str) -> HttpReply {
         .flatten()
         .filter(|(k, _)| response_header_allowed(k))
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .filter(|(k, v)| {
+            let keep = k != "location" || location_allowed(v, &to.own_route, to.host);
+            if !keep {
+                tracing::info!(
+                    request_id = to.request_id,
+                    // The guest's text: bounded in the log.
+                    location = %v.chars().take(256).collect::<String>(),
+                    "guest's location header dropped: not a path on this origin or the extension's own route"
+                );
+            }
+            keep
+        })
         .collect();
     if !headers.iter().any(|(k, _)| k == "cache-control") {
         headers.push(("cache-control".into(), "no-store".into()));
     }
     headers.push(("x-content-type-options".into(), "nosniff".into()));
-    let body = if method.eq_ignore_ascii_case("HEAD") {
+    headers.push(("content-security-policy".into(), DIRECT_ROUTE_CSP.into()));
+    let body = if to.method.eq_ignore_ascii_case("HEAD") {
         Vec::new()
     } else {
         env.body().unwrap_or_default()
@@ -237,8 +300,108 @@ fn guest_reply(outcome: &Outcome, method: &str) -> HttpReply {
     }
 }
 
-impl From<ExecError> for HttpReply {
-    fn from(e: ExecError) -> Self {
-        HttpReply::error(e.status(), e.code(), e)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execute::{Envelope, ExecError, Metrics};
+
+    fn outcome(envelope: Envelope, code: &'static str) -> Outcome {
+        Outcome {
+            envelope,
+            logs: Vec::new(),
+            metrics: Metrics {
+                outcome: code,
+                ..Metrics::default()
+            },
+        }
+    }
+
+    fn to() -> ReplyTo<'static> {
+        ReplyTo {
+            method: "GET",
+            own_route: "/api/ext/x".into(),
+            host: Some("api.example.com"),
+            request_id: "req-1",
+        }
+    }
+
+    fn page(headers: &[(&str, &str)]) -> Outcome {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        outcome(
+            Envelope::success(200, headers, Some(b"<script>alert(1)</script>")),
+            "ok",
+        )
+    }
+
+    #[test]
+    fn sec_12_guest_html_is_sandboxed_and_redirects_stay_on_the_extensions_route() {
+        // A guest serving HTML from the shared API origin, trying to lift the
+        // sandbox with its own policy and to send the browser elsewhere.
+        let reply = guest_reply(
+            &page(&[
+                ("content-type", "text/html"),
+                ("content-security-policy", "default-src *"),
+                ("location", "https://evil.example/phish"),
+            ]),
+            &to(),
+        );
+        let csp: Vec<&str> = reply
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "content-security-policy")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(csp, ["sandbox; default-src 'none'"], "{:?}", reply.headers);
+        assert_eq!(reply.header("location"), None, "{:?}", reply.headers);
+        // Redirects within the origin survive.
+        let reply = guest_reply(&page(&[("location", "/api/ext/x/done")]), &to());
+        assert_eq!(reply.header("location"), Some("/api/ext/x/done"));
+        assert_eq!(
+            reply.header("content-security-policy"),
+            Some("sandbox; default-src 'none'")
+        );
+    }
+
+    #[test]
+    fn sec_18_backend_error_text_stays_in_the_log() {
+        let arn = "User: arn:aws:sts::123456789012:assumed-role/alga-exec/fn is not authorized \
+                   to perform dynamodb:GetItem on arn:aws:dynamodb:us-east-1:123456789012:table/alga-registry";
+        // A failure inside the pipeline (the envelope's `code: detail`).
+        let failed = outcome(
+            Envelope::error(&ExecError::BackendUnavailable(format!("registry: {arn}"))),
+            "backend_unavailable",
+        );
+        let reply = guest_reply(&failed, &to());
+        let body = String::from_utf8_lossy(&reply.body).to_string();
+        assert_eq!(reply.status, 503);
+        assert!(body.contains("\"backend_unavailable\""), "{body}");
+        assert!(body.contains("req-1"), "the request id correlates: {body}");
+        for leak in ["arn:", "123456789012", "dynamodb", "registry:"] {
+            assert!(!body.contains(leak), "{leak} in {body}");
+        }
+        // A wasmtime error chain.
+        let chain = "failed to instantiate: /var/task/.cache/ab12.cwasm: incompatible \
+                     import type for `wasi:http/outgoing-handler@0.2.6` at 0x1f";
+        let failed = outcome(
+            Envelope::error(&ExecError::ExecuteFailed(chain.into())),
+            "execute_failed",
+        );
+        let body = String::from_utf8_lossy(&guest_reply(&failed, &to()).body).to_string();
+        for leak in ["/var/task", "wasi:http", "0x1f"] {
+            assert!(!body.contains(leak), "{leak} in {body}");
+        }
+        // A refusal before the guest ran (the registry read failed).
+        let refused = unavailable(
+            RegistryError::Store(crate::store::StoreError::Unavailable(arn.into())),
+            "req-1",
+        );
+        let body = String::from_utf8_lossy(&refused.body).to_string();
+        assert_eq!(refused.status, 503);
+        for leak in ["arn:", "123456789012"] {
+            assert!(!body.contains(leak), "{leak} in {body}");
+        }
     }
 }

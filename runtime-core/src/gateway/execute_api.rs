@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::credential::token_matches;
+use super::public_error::public_envelope;
 use super::record::{Refused, Route};
-use super::settings::ExecuteAuth;
+use super::settings::{ExecuteAuth, IamPrincipal};
 use super::{Gateway, HttpReply, new_request_id};
 use crate::execute::{Envelope, ExecError, ExecuteRequest, Outcome, RoutingHeaders};
 use crate::store::Claim;
@@ -37,6 +38,14 @@ fn envelope_reply(env: &Envelope) -> HttpReply {
     HttpReply::json(200, &serde_json::to_value(env).unwrap_or_default())
 }
 
+/// A backend failure before the guest ran: the detail to the log, the caller the
+/// envelope with `backend_unavailable` and the request id.
+fn backend_failure(detail: String, request_id: &str) -> HttpReply {
+    let e = ExecError::BackendUnavailable(detail);
+    tracing::warn!(target: "alga::backend", request_id, code = e.code(), detail = %e, "request failed behind the gateway");
+    envelope_reply(&public_envelope(&Envelope::error(&e), e.code(), request_id))
+}
+
 /// An envelope for a failure outside the guest, with its own HTTP status.
 fn refusal(http_status: u16, code: &str, message: &str) -> HttpReply {
     HttpReply::json(
@@ -51,15 +60,30 @@ fn refusal(http_status: u16, code: &str, message: &str) -> HttpReply {
 }
 
 impl Gateway {
-    /// Serves `POST /v1/execute` with the request's headers and raw body. Every
-    /// request gets one log line, also when it is refused or replayed without
-    /// running a guest.
+    /// Serves `POST /v1/execute` with the request's headers and raw body, for a
+    /// transport that carries no IAM identity (`up`, tests): with
+    /// [`ExecuteAuth::Iam`] every such request is refused.
     pub async fn execute_api(&self, headers: &HeaderMap, body: &[u8]) -> HttpReply {
+        self.execute_api_as(None, headers, body).await
+    }
+
+    /// Serves `POST /v1/execute`; `principal` is the IAM identity the platform
+    /// authenticated, if any. Every request gets one log line, also when it is
+    /// refused or replayed without running a guest.
+    pub async fn execute_api_as(
+        &self,
+        principal: Option<&IamPrincipal>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> HttpReply {
         let started = Instant::now();
         let mut request_id = header(headers, "x-request-id")
             .map(String::from)
             .unwrap_or_else(new_request_id);
-        match self.serve_execute(headers, body, &mut request_id).await {
+        match self
+            .serve_execute(principal, headers, body, &mut request_id)
+            .await
+        {
             Ok(reply) => reply,
             Err(reply) => {
                 let refused = Refused {
@@ -79,24 +103,39 @@ impl Gateway {
     /// request id in force is left in `request_id`.
     async fn serve_execute(
         &self,
+        principal: Option<&IamPrincipal>,
         headers: &HeaderMap,
         body: &[u8],
         request_id: &mut String,
     ) -> Result<HttpReply, HttpReply> {
-        if let ExecuteAuth::Token(expected) = &self.settings.execute_auth {
-            let presented = header(headers, "x-runner-service-token");
-            let ok = match (expected, presented) {
-                (Some(e), Some(p)) => token_matches(e, p),
-                _ => false,
-            };
-            if !ok {
-                return Err(refusal(
-                    401,
-                    "unauthorized",
-                    "a valid x-runner-service-token is required",
-                )
-                .with_header("www-authenticate", "Token"));
+        match &self.settings.execute_auth {
+            ExecuteAuth::Token(expected) => {
+                let presented = header(headers, "x-runner-service-token");
+                let ok = match (expected, presented) {
+                    (Some(e), Some(p)) => token_matches(e, p),
+                    _ => false,
+                };
+                if !ok {
+                    return Err(refusal(
+                        401,
+                        "unauthorized",
+                        "a valid x-runner-service-token is required",
+                    )
+                    .with_header("www-authenticate", "Token"));
+                }
             }
+            // Deny by default: without the platform's IAM context nothing vouches
+            // for the caller, whatever route the request came by.
+            ExecuteAuth::Iam => match principal {
+                Some(p) => tracing::debug!(principal = %p.arn, "IAM caller"),
+                None => {
+                    return Err(refusal(
+                        401,
+                        "unauthorized",
+                        "an IAM-signed (SigV4) request on the execute route is required",
+                    ));
+                }
+            },
         }
         // base64 inflates the body by 4/3; the JSON around it is small.
         let wire_max = self.settings.body_max / 3 * 4 + (64 << 10);
@@ -186,20 +225,16 @@ impl Gateway {
                             "idempotency_key_reused",
                             "this x-idempotency-key was used with another request body",
                         )),
-                        Err(e) => envelope_reply(&Envelope::error(&ExecError::BackendUnavailable(
-                            format!("stored response: {e}"),
-                        ))),
+                        Err(e) => backend_failure(format!("stored response: {e}"), request_id),
                     });
                 }
                 Err(e) => {
-                    return Err(envelope_reply(&Envelope::error(
-                        &ExecError::BackendUnavailable(format!("idempotency: {e}")),
-                    )));
+                    return Err(backend_failure(format!("idempotency: {e}"), request_id));
                 }
             }
         }
 
-        let outcome = self.executor.execute(&routing, &req).await;
+        let mut outcome = self.executor.execute(&routing, &req).await;
         self.record(
             Route::Execute,
             routing.tenant.as_deref().unwrap_or(""),
@@ -207,6 +242,9 @@ impl Gateway {
             &outcome,
         )
         .await;
+        // The log line and the execution record have the detail; the caller (and
+        // an idempotent replay) gets the code and a generic message.
+        outcome.envelope = public_envelope(&outcome.envelope, outcome.metrics.outcome, request_id);
         if let Some((tenant, key, digest)) = &idempotency {
             self.settle_idempotency(tenant, key, digest, &outcome).await;
         }

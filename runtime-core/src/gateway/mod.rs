@@ -12,6 +12,7 @@ mod direct;
 mod execute_api;
 mod headers;
 mod internal;
+mod public_error;
 mod record;
 mod schedule_fire;
 pub mod settings;
@@ -30,7 +31,7 @@ pub use caller::{Caller, Claims};
 pub use direct::DirectRequest;
 pub use internal::InternalCall;
 pub use record::Route;
-pub use settings::{ExecuteAuth, GatewaySettings};
+pub use settings::{ExecuteAuth, GatewaySettings, IamPrincipal};
 
 /// A response, ready to be turned into any transport's response type.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -101,6 +101,9 @@ impl Gateway {
             run_ms = m.run.as_secs_f64() * 1000.0,
             peak_memory = m.peak_memory,
             host_calls = m.host_calls,
+            // The full `code: detail` of a failure: callers may only see a generic
+            // message (see `public_error`), operators find the detail here.
+            error = env.error.as_deref().unwrap_or(""),
             "invocation"
         );
         for line in &outcome.logs {

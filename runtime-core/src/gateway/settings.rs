@@ -12,9 +12,21 @@ pub enum ExecuteAuth {
     /// A shared token in `x-runner-service-token`, compared in constant time.
     /// `None` (nothing configured) refuses every request: the gateway fails closed.
     Token(Option<String>),
-    /// API Gateway has already checked an IAM signature (the route must be
-    /// configured with IAM authorization); the function trusts its caller.
+    /// API Gateway checks an IAM (SigV4) signature: the route must use AWS_IAM
+    /// authorization. The function still requires the event to carry the IAM
+    /// authorizer's context ([`IamPrincipal`]); a request that reached it any other
+    /// way (the JWT-only direct route, a route or Function URL left without IAM
+    /// authorization) is refused with 401.
     Iam,
+}
+
+/// The IAM principal API Gateway (or a Function URL with `AWS_IAM`) authenticated
+/// for a request, as the event's request context names it. Only the platform can
+/// put it there; a client cannot forge it with headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamPrincipal {
+    /// The caller's ARN, else its caller id or access key id.
+    pub arn: String,
 }
 
 /// Everything the gateway needs besides the backends.

@@ -214,7 +214,9 @@ impl Manifest {
     /// else the GET endpoint of the same path. Anything after `?` or `#` in `path` is
     /// ignored. The path must start with `/` and have as many segments as the
     /// endpoint's; a literal segment must be equal (case-sensitive, no decoding), a
-    /// `:param` takes exactly one non-empty segment. A trailing slash is not ignored:
+    /// `:param` takes exactly one non-empty segment that is not `.` or `..` (also
+    /// percent-encoded) and holds no `/` or `\` (also as `%2F` / `%5C`), so a guest
+    /// never receives a traversal as a parameter. A trailing slash is not ignored:
     /// `/a/` has an empty last segment, so it matches neither `/a` nor `/a/:x`.
     /// When several endpoints match, the most specific wins (comparing segment by
     /// segment, a literal beats a parameter), then the first declared.

@@ -142,6 +142,25 @@ pub(super) fn request_segments(path: &str) -> Option<Vec<&str>> {
     Some(rest.split('/').collect())
 }
 
+/// Whether a request segment may be a `:param` value. Guests join parameters into
+/// storage keys, file paths and outbound URLs, and many decode them first, so a
+/// value must not be able to climb or split the path after decoding: no `.` or
+/// `..` (also spelt with `%2e`), no `/` or `\` (also as `%2F` / `%5C`), and not
+/// empty. Such a request matches no endpoint: the gateway answers 404
+/// `endpoint_not_found` before any guest runs. Other escapes (`%20`, `%25`, ...)
+/// pass through as written.
+fn param_value_allowed(segment: &str) -> bool {
+    if segment.is_empty() || segment.contains('\\') {
+        return false;
+    }
+    let lower = segment.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") {
+        return false;
+    }
+    let dots = lower.replace("%2e", ".");
+    dots != "." && dots != ".."
+}
+
 /// Parameter values, in path order.
 type Params = Vec<(String, String)>;
 
@@ -154,7 +173,7 @@ fn match_one(pattern: &str, request: &[&str]) -> Option<(Vec<bool>, Params)> {
     for actual in request {
         match pattern.next()? {
             Segment::Literal(expected) if expected == *actual => literal.push(true),
-            Segment::Param(name) if !actual.is_empty() => {
+            Segment::Param(name) if param_value_allowed(actual) => {
                 literal.push(false);
                 params.push((name.to_string(), actual.to_string()));
             }

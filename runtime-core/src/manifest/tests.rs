@@ -699,6 +699,44 @@ fn params_take_one_non_empty_segment() {
 }
 
 #[test]
+fn sec_13_params_refuse_dot_segments_and_encoded_separators() {
+    let m = routes();
+    // Each of these would reach a guest that joins the parameter into a storage
+    // key, a file path or an outbound URL as a traversal.
+    for hostile in [
+        "/api/items/..",
+        "/api/items/.",
+        "/api/items/%2e%2e",
+        "/api/items/%2E%2E",
+        "/api/items/.%2e",
+        "/api/items/%2e",
+        "/api/items/..%2Fadmin",
+        "/api/items/a%2fb",
+        "/api/items/a%5Cb",
+        "/api/items/a%5cb",
+        "/api/items/a\\b",
+        "/api/items/..\\x",
+    ] {
+        assert_eq!(routed(&m, "GET", hostile), None, "{hostile}");
+    }
+    assert_eq!(routed(&m, "DELETE", "/api/items/1/notes/.."), None);
+    assert_eq!(routed(&m, "DELETE", "/api/items/../notes/1"), None);
+    // Dots inside a value, other escapes and `%25` (a literal '%') still match.
+    for fine in [
+        "/api/items/v1.2",
+        "/api/items/...",
+        "/api/items/a%20b",
+        "/api/items/%252F",
+    ] {
+        assert_eq!(
+            routed(&m, "GET", fine).map(|r| r.0),
+            Some("GET /api/items/:id".into()),
+            "{fine}"
+        );
+    }
+}
+
+#[test]
 fn segment_counts_must_agree() {
     let m = routes();
     assert_eq!(routed(&m, "GET", "/api/items"), None);
