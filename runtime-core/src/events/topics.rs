@@ -54,8 +54,7 @@ impl HostTopics {
     /// Whether `topic` belongs to the host app.
     pub fn reserves(&self, topic: &str) -> bool {
         let topic = topic.to_ascii_lowercase();
-        self.exact.iter().any(|e| *e == topic)
-            || self.prefixes.iter().any(|p| topic.starts_with(p.as_str()))
+        self.exact.contains(&topic) || self.prefixes.iter().any(|p| topic.starts_with(p.as_str()))
     }
 }
 

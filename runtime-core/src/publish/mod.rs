@@ -396,7 +396,7 @@ impl Publisher {
         let removed = writer.roll_back().await;
         if !removed.is_empty() && self.registered_elsewhere(extension, version, content).await {
             for (key, bytes) in removed {
-                if let Err(e) = self.blobs.put(&key, &bytes).await {
+                if let Err(e) = self.blobs.put(&key, bytes).await {
                     tracing::warn!(key, error = %e, "could not restore a blob of a concurrent publish");
                 }
             }
