@@ -432,10 +432,8 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         (r.status, r.header("content-type")),
         (200, Some("text/javascript"))
     );
-    assert!(
-        r.header("content-security-policy").is_none(),
-        "CSP is for HTML only"
-    );
+    // Every UI file carries the CSP, not only HTML (issue 14 item 11).
+    assert_eq!(r.header("content-security-policy"), Some(DEFAULT_CSP));
     let r = send(up.addr, "GET", &format!("{ui}/style.css"), &[], b"");
     assert_eq!(
         (r.status, r.header("content-type")),
@@ -453,7 +451,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         r.header("content-length"),
         Some(icon.len().to_string().as_str())
     );
-    assert!(r.header("content-security-policy").is_none());
+    assert_eq!(r.header("content-security-policy"), Some(DEFAULT_CSP));
     let r = send(
         up.addr,
         "GET",

@@ -240,7 +240,10 @@ impl Backends {
         Ok(
             Executor::new(config, self.blobs.clone(), resolver, self.host_services())?
                 .with_scheduler(self.scheduler())
-                .with_events(self.events.clone(), emit_max_from_env()),
+                .with_events(
+                    self.events.clone(),
+                    crate::host::events::EmitSettings::from_env(),
+                ),
         )
     }
 
@@ -251,13 +254,4 @@ impl Backends {
             self.registry.clone(),
         ))
     }
-}
-
-/// Events one invocation may emit (`ALGA_EVENTS_EMIT_MAX`, default 10, at most 100).
-fn emit_max_from_env() -> u32 {
-    std::env::var("ALGA_EVENTS_EMIT_MAX")
-        .ok()
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .map(|n| n.min(100))
-        .unwrap_or(crate::host::events::DEFAULT_EMIT_MAX)
 }

@@ -15,7 +15,10 @@ use runtime_core::events::{
 };
 use runtime_core::gateway::{InternalCall, Route};
 use serde_json::json;
-use support::event_fleet::{BROKEN, EMITTER, LISTENER_A, LISTENER_B, fleet, run_emitter};
+use support::event_fleet::{
+    BROKEN, EMITTER, LISTENER_A, LISTENER_B, LOOPER, OTHER_TENANT, SPOOFER, fleet, run_emit,
+    run_emitter,
+};
 
 const FAST: RetryPolicy = RetryPolicy {
     max_attempts: 3,
@@ -213,6 +216,7 @@ async fn a_handler_gets_the_event_as_a_json_post() {
             body: Some(&body),
             headers: &[],
             route: Route::Event,
+            event_hops: 0,
         })
         .await;
     let env = &out.envelope;
@@ -270,4 +274,240 @@ async fn guests_emit_for_their_own_tenant_only_when_granted_and_bounded() {
     let gateway = fleet(&b2, Some((publisher, 0))).await;
     let out = run_emitter(&gateway, "t1").await;
     assert_eq!(out.envelope.status, 403);
+}
+
+/// What EventBridge does with an emitted event on its way to the events
+/// function: `PutEvents` (source, detail-type = the topic, detail = the data) is
+/// kept as the entry the function will receive.
+#[derive(Default)]
+struct ThroughEventBridge {
+    entries: std::sync::Mutex<Vec<serde_json::Value>>,
+}
+
+#[async_trait::async_trait]
+impl EventPublisher for ThroughEventBridge {
+    async fn publish(&self, event: &Event) -> Result<String, runtime_core::store::StoreError> {
+        self.entries.lock().unwrap().push(json!({
+            "version": "0", "id": event.id, "detail-type": event.topic,
+            "source": event.source, "time": event.time, "detail": event.data,
+        }));
+        Ok(event.id.clone())
+    }
+}
+
+impl ThroughEventBridge {
+    /// The entries as the events function reads them with `fields`, delivered.
+    async fn deliver_all(
+        &self,
+        dispatcher: &Dispatcher,
+        fields: &runtime_core::events::EventFields,
+    ) -> Vec<Event> {
+        let entries: Vec<_> = self.entries.lock().unwrap().drain(..).collect();
+        let mut delivered = Vec::new();
+        for entry in entries {
+            if let Ok(event) = Event::from_eventbridge(&entry, fields) {
+                dispatcher.deliver(&event).await.unwrap();
+                delivered.push(event);
+            }
+        }
+        delivered
+    }
+}
+
+/// Issue 14 item 4: with `ALGA_EVENTS_TENANT_FIELD=org`, a guest putting
+/// `{"org": "other-tenant"}` in its payload must not reach other-tenant's
+/// subscribers: the events side reads the tenant of an extension's event only
+/// from the host-written field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_04_a_guest_cannot_name_another_tenant_in_the_configured_tenant_field() {
+    let data = tempfile::tempdir().unwrap();
+    let backends = Backends::local(data.path()).unwrap();
+    let bridge = Arc::new(ThroughEventBridge::default());
+    let publisher: Arc<dyn EventPublisher> = bridge.clone();
+    let gateway = fleet(&backends, Some((publisher, 10))).await;
+    let letters = Arc::new(FileDeadLetters::new(data.path().join("dl.jsonl")));
+    let dispatcher = Dispatcher::new(gateway.clone(), letters, FAST);
+    let fields = runtime_core::events::EventFields {
+        tenant_field: "org".into(),
+        topic_field: None,
+    };
+
+    let out = run_emit(&gateway, "t1", LOOPER).await;
+    assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
+    let delivered = bridge.deliver_all(&dispatcher, &fields).await;
+    for e in &delivered {
+        assert_eq!(e.tenant, "t1", "{e:?}");
+    }
+    assert_eq!(
+        runs(&backends, OTHER_TENANT, LOOPER).await,
+        0,
+        "t1's guest reached another tenant's install"
+    );
+
+    // A runner configured like the events function writes its own tenant into
+    // `org` too: the event is t1's, delivered to t1's install only.
+    let data = tempfile::tempdir().unwrap();
+    let backends = Backends::local(data.path()).unwrap();
+    let bridge = Arc::new(ThroughEventBridge::default());
+    let publisher: Arc<dyn EventPublisher> = bridge.clone();
+    let settings = runtime_core::host::events::EmitSettings {
+        tenant_field: "org".into(),
+        ..10.into()
+    };
+    let gateway = support::event_fleet::fleet_with(&backends, Some((publisher, settings))).await;
+    let letters = Arc::new(FileDeadLetters::new(data.path().join("dl.jsonl")));
+    let dispatcher = Dispatcher::new(gateway.clone(), letters, FAST);
+    assert_eq!(run_emit(&gateway, "t1", LOOPER).await.envelope.status, 200);
+    let delivered = bridge.deliver_all(&dispatcher, &fields).await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!((delivered[0].tenant.as_str(), delivered[0].hops), ("t1", 1));
+    assert_eq!(delivered[0].data["org"], "t1");
+    assert_eq!(
+        runs(&backends, "t1", LOOPER).await,
+        2,
+        "emitted, then delivered"
+    );
+    assert_eq!(runs(&backends, OTHER_TENANT, LOOPER).await, 0);
+}
+
+/// Issue 14 item 6: an extension that emits a topic it subscribes to stops after
+/// the hop bound: each emitted event carries its depth, and the emit past the
+/// bound is refused (`too-many`), its delivery dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_06_an_emit_loop_stops_at_the_hop_bound() {
+    let data = tempfile::tempdir().unwrap();
+    let backends = Backends::local(data.path()).unwrap();
+    let bus = Arc::new(LocalBus::default());
+    let mut rx = bus.take_receiver().unwrap();
+    let publisher: Arc<dyn EventPublisher> = bus.clone();
+    let gateway = fleet(&backends, Some((publisher, 10))).await;
+    let letters = Arc::new(FileDeadLetters::new(data.path().join("dl.jsonl")));
+    let dispatcher = Dispatcher::new(gateway.clone(), letters.clone(), FAST);
+
+    assert_eq!(run_emit(&gateway, "t1", LOOPER).await.envelope.status, 200);
+    let mut events = 0;
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+        events += 1;
+        assert!(events <= 50, "the loop never stopped");
+        dispatcher.deliver(&event).await.unwrap();
+    }
+    // The first emit is hop 1; the loop runs to the bound and no further.
+    assert_eq!(events, 8, "events emitted by the loop");
+    assert_eq!(runs(&backends, "t1", LOOPER).await, 1 + 8);
+    let dead = letters.read_all().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(
+        (dead[0].extension_id.as_str(), dead[0].attempts),
+        (LOOPER, 1)
+    );
+}
+
+/// Issue 14 item 6: a delivery refused by the install's quota goes to the dead
+/// letters at once: retrying within the same window only burns more quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_06_a_quota_refusal_is_dead_lettered_without_retries() {
+    let data = tempfile::tempdir().unwrap();
+    let backends = Backends::local(data.path()).unwrap();
+    let gateway = fleet(&backends, None).await;
+    let mut config = std::collections::BTreeMap::new();
+    // A day's window: the test cannot straddle its boundary the way it could a minute's.
+    config.insert("quota.per_day".to_string(), "1".to_string());
+    backends
+        .registry
+        .install(&runtime_core::store::InstallRequest {
+            tenant: "t3".into(),
+            extension_id: LISTENER_A.into(),
+            version: None,
+            grants: vec![],
+            config,
+        })
+        .await
+        .unwrap();
+    let letters = Arc::new(FileDeadLetters::new(data.path().join("dl.jsonl")));
+    let dispatcher = Dispatcher::new(gateway.clone(), letters.clone(), FAST);
+    let report = dispatcher.deliver(&ticket("t3", "q-1")).await.unwrap();
+    assert_eq!(
+        statuses(&report),
+        [(
+            format!("{LISTENER_A} /events/ticket"),
+            DeliveryStatus::Delivered(200)
+        )]
+    );
+    // The day's one invocation is used: the next event is refused by quota.
+    let report = dispatcher.deliver(&ticket("t3", "q-2")).await.unwrap();
+    assert!(
+        matches!(&report.deliveries[0].status, DeliveryStatus::DeadLettered(r) if r.contains("quota_exceeded")),
+        "{report:?}"
+    );
+    let dead = letters.read_all().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 1, "quota refusals are not retried");
+    // A queued delivery (SQS) is settled on its first attempt too.
+    let report = dispatcher
+        .deliver_attempt(&ticket("t3", "q-3"), 1)
+        .await
+        .unwrap();
+    assert!(report.settled(), "{report:?}");
+    assert_eq!(letters.read_all().unwrap().len(), 2);
+}
+
+/// Issue 14 item 7: host-app topics are the host's: an extension's emit of
+/// `ticket.created` is refused (`denied`), and an event of that topic from an
+/// extension's source never reaches the host topic's subscribers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_07_extensions_cannot_emit_host_topics() {
+    let data = tempfile::tempdir().unwrap();
+    let backends = Backends::local(data.path()).unwrap();
+    let bus = Arc::new(LocalBus::default());
+    let mut rx = bus.take_receiver().unwrap();
+    let publisher: Arc<dyn EventPublisher> = bus.clone();
+    let gateway = fleet(&backends, Some((publisher, 10))).await;
+    let out = run_emit(&gateway, "t1", SPOOFER).await;
+    assert_eq!(out.envelope.status, 400, "denied: {:?}", out.envelope);
+    assert!(rx.try_recv().is_err(), "nothing was published");
+
+    // The same event arriving from the bus with an extension's source.
+    let letters = Arc::new(FileDeadLetters::new(data.path().join("dl.jsonl")));
+    let dispatcher = Dispatcher::new(gateway.clone(), letters, FAST);
+    let mut spoofed = ticket("t1", "spoof-1");
+    spoofed.source = format!("alga.extension/{SPOOFER}");
+    let report = dispatcher.deliver(&spoofed).await;
+    assert!(
+        report.as_ref().map_or(true, |r| r.deliveries.is_empty()),
+        "{report:?}"
+    );
+    assert_eq!(runs(&backends, "t1", LISTENER_A).await, 0);
+    assert_eq!(runs(&backends, "t1", LISTENER_B).await, 0);
+    // The host's own event of that topic is still delivered.
+    let report = dispatcher.deliver(&ticket("t1", "real-1")).await.unwrap();
+    assert!(!report.deliveries.is_empty());
+    assert_eq!(runs(&backends, "t1", LISTENER_A).await, 1);
+}
+
+/// Issue 14 item 6: emits are rate-limited per tenant (a quota-store counter per
+/// minute, shared by every process): past it, `too-many`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_06_emits_are_rate_limited_per_tenant() {
+    let data = tempfile::tempdir().unwrap();
+    let backends = Backends::local(data.path()).unwrap();
+    let bus = Arc::new(LocalBus::default());
+    let mut rx = bus.take_receiver().unwrap();
+    let publisher: Arc<dyn EventPublisher> = bus.clone();
+    let settings = runtime_core::host::events::EmitSettings {
+        per_tenant_per_minute: 2,
+        ..10.into()
+    };
+    let gateway = support::event_fleet::fleet_with(&backends, Some((publisher, settings))).await;
+    // Two extensions of one tenant share its budget.
+    assert_eq!(run_emitter(&gateway, "t1").await.envelope.status, 200);
+    assert_eq!(run_emit(&gateway, "t1", LOOPER).await.envelope.status, 200);
+    let out = run_emitter(&gateway, "t1").await;
+    assert_eq!(out.envelope.status, 403, "too-many: {:?}", out.envelope);
+    assert!(
+        out.logs.iter().any(|l| l.message.contains("rate_limited")),
+        "{:?}",
+        out.logs
+    );
+    assert!(rx.try_recv().is_ok() && rx.try_recv().is_ok());
+    assert!(rx.try_recv().is_err(), "the third emit was not published");
 }

@@ -650,3 +650,101 @@ async fn an_upload_over_the_size_limit_is_refused_unread_and_leaves_only_its_rec
             .is_empty()
     );
 }
+
+/// The local blob store as a second publisher sees it: its signature write waits
+/// until `go` turns true, and every artifact write fails (a storage fault late in
+/// its run).
+struct LosingStore {
+    inner: Arc<dyn runtime_core::store::BlobStore>,
+    go: tokio::sync::watch::Receiver<bool>,
+}
+
+#[async_trait::async_trait]
+impl runtime_core::store::BlobStore for LosingStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, runtime_core::store::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), runtime_core::store::StoreError> {
+        if key.ends_with("bundle.sig.json") {
+            let mut go = self.go.clone();
+            go.wait_for(|go| *go).await.unwrap();
+        }
+        if key.starts_with("artifacts/") {
+            return Err(runtime_core::store::StoreError::Unavailable(
+                "injected fault".into(),
+            ));
+        }
+        self.inner.put(key, bytes).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), runtime_core::store::StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+/// Issue 14 item 10: two publishes of the same bundle race; the one that fails
+/// late (a storage fault) must not roll back blobs the other one registered:
+/// neither the bundle it wrote first itself (another version references it now)
+/// nor the signature the winner created while it waited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_10_a_failed_concurrent_publish_keeps_the_winners_blobs() {
+    let env = Env::new();
+    let bundle = pack(MANIFEST, &guests::hello());
+    let sig = env.signed(&bundle);
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let loser = Publisher::new(
+        Arc::new(LosingStore {
+            inner: env.local.blobs.clone(),
+            go: go_rx,
+        }),
+        env.local.registry.clone(),
+        env.trust(),
+        env.config.engine.clone(),
+    )
+    .with_targets(vec![Target::host()]);
+    let winner = env.publisher(env.trust());
+
+    // The loser stores the bundle first, then waits; the winner publishes and
+    // registers meanwhile; then the loser's artifact write fails.
+    let losing = {
+        let (bundle, sig) = (bundle.clone(), sig.clone());
+        async move { loser.publish(&bundle, Some(&sig), &no_progress).await }
+    };
+    let winning = async {
+        // Wait until the loser's bundle is in the store, then publish.
+        let key = bundle_key(&ContentHash::of(&bundle));
+        while !env.local.blobs.exists(&key).await.unwrap() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let won = winner.publish(&bundle, Some(&sig), &no_progress).await;
+        go_tx.send(true).unwrap();
+        won
+    };
+    let (lost, won) = tokio::join!(losing, winning);
+    let won = won.unwrap();
+    assert_eq!(won.outcome, Registered::Created);
+    assert_eq!(lost.unwrap_err().code(), "backend_unavailable");
+
+    // Everything the registered version needs is still there, and it runs.
+    let blobs = &env.local.blobs;
+    let content = won.content_hash;
+    for key in [
+        bundle_key(&content),
+        runtime_core::publish::signature_key(&content),
+        ui_key(&content, "index.html"),
+        ui_key(&content, "assets/app.js"),
+        won.artifacts[0].key.blob_key(),
+    ] {
+        assert!(blobs.exists(&key).await.unwrap(), "{key} was rolled back");
+    }
+    env.local
+        .registry
+        .install(&InstallRequest {
+            tenant: "t".into(),
+            extension_id: "com.example.test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let out = execute(&env.executor(env.trust()), "t", &content, None).await;
+    assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
+}

@@ -204,26 +204,22 @@ fn assert_error(r: &UiResponse, status: u16, code: &str, what: &str) {
 async fn serves_html_js_css_png_woff2_with_exact_headers() {
     let f = Fixture::new().await;
     let s = f.server(UiSettings::default());
-    let cases: [(&str, &str, &[u8], bool); 5] = [
-        ("/index.html", "text/html", INDEX.as_bytes(), true),
-        (
-            "/assets/app.js",
-            "text/javascript",
-            APP_JS.as_bytes(),
-            false,
-        ),
-        ("/assets/style.css", "text/css", STYLE.as_bytes(), false),
-        ("/img/logo.png", "image/png", LOGO, false),
-        ("/fonts/inter.woff2", "font/woff2", b"wOF2font", false),
+    let cases: [(&str, &str, &[u8]); 5] = [
+        ("/index.html", "text/html", INDEX.as_bytes()),
+        ("/assets/app.js", "text/javascript", APP_JS.as_bytes()),
+        ("/assets/style.css", "text/css", STYLE.as_bytes()),
+        ("/img/logo.png", "image/png", LOGO),
+        ("/fonts/inter.woff2", "font/woff2", b"wOF2font"),
     ];
-    for (tail, ct, body, html) in cases {
+    for (tail, ct, body) in cases {
         let r = get(&s, &f.url(tail)).await;
         assert_eq!(r.status, 200, "{tail}: {r:?}");
         assert_eq!(r.code, None);
         assert_eq!(r.body, body, "{tail}");
         assert_eq!(
             sorted_headers(&r),
-            expected_200(ct, body, html.then_some(DEFAULT_CSP)),
+            // Every file carries the CSP (issue 14 item 11).
+            expected_200(ct, body, Some(DEFAULT_CSP)),
             "{tail}"
         );
     }
@@ -259,6 +255,7 @@ async fn if_none_match_gives_304_for_exact_list_star_and_weak() {
                         "cache-control".into(),
                         "public, max-age=31536000, immutable".into()
                     ),
+                    ("content-security-policy".into(), DEFAULT_CSP.into()),
                     ("etag".into(), etag.clone()),
                     ("x-content-type-options".into(), "nosniff".into()),
                 ],
@@ -508,7 +505,7 @@ async fn spa_fallback_serves_the_entry_for_app_routes() {
     let r = get(&s, &f.url("/LICENSE")).await;
     assert_eq!(r.body, b"MIT");
     assert_eq!(r.header("content-type"), Some("application/octet-stream"));
-    assert_eq!(r.header("content-security-policy"), None);
+    assert_eq!(r.header("content-security-policy"), Some(DEFAULT_CSP));
     // A directory is not a file: app route → entry.
     let r = get(&s, &f.url("/assets")).await;
     assert_eq!(r.body, INDEX.as_bytes());
@@ -635,9 +632,9 @@ async fn csp_variants_from_settings() {
         let r = send(&s, "GET", &f.url(""), Some(&etag_of(INDEX.as_bytes()))).await;
         assert_eq!(r.status, 304);
         assert_eq!(r.header("content-security-policy"), Some(csp.as_str()));
-        // Never on non-HTML.
+        // And on every other file too (issue 14 item 11).
         let r = get(&s, &f.url("/assets/app.js")).await;
-        assert_eq!(r.header("content-security-policy"), None);
+        assert_eq!(r.header("content-security-policy"), Some(csp.as_str()));
     }
 }
 
@@ -822,4 +819,102 @@ async fn a_registry_failure_is_503_never_cached() {
     let r = get(&s, &f.url("/index.html")).await;
     assert_eq!((r.status, r.body.as_slice()), (200, INDEX.as_bytes()));
     assert_eq!(s.access_stats().lookups, 3, "failures were not cached");
+}
+
+/// Issue 14 item 11: an SVG (or any file a browser may render as a document when
+/// it is opened directly) runs script on the UI origin unless its response carries
+/// the CSP, so every file response carries it: 200 and 304, every content type.
+#[tokio::test]
+async fn sec_11_every_ui_file_response_carries_the_csp() {
+    let f = Fixture::new().await;
+    let s = f.server(UiSettings::default());
+    for tail in [
+        "/index.html",
+        "/assets/app.js",
+        "/assets/style.css",
+        "/img/logo.png",
+        "/fonts/inter.woff2",
+        "/LICENSE",
+        "/settings",
+    ] {
+        let r = get(&s, &f.url(tail)).await;
+        assert_eq!(r.status, 200, "{tail}");
+        assert_eq!(
+            r.header("content-security-policy"),
+            Some(DEFAULT_CSP),
+            "200 {tail}"
+        );
+        let etag = r.header("etag").unwrap().to_string();
+        for method in ["GET", "HEAD"] {
+            let r = send(&s, method, &f.url(tail), Some(&etag)).await;
+            assert_eq!(r.status, 304, "{method} {tail}");
+            assert_eq!(
+                r.header("content-security-policy"),
+                Some(DEFAULT_CSP),
+                "304 {method} {tail}"
+            );
+        }
+    }
+}
+
+/// Counts the bytes whole-object reads hand out, per key prefix.
+struct CountingReads {
+    inner: Arc<dyn BlobStore>,
+    whole_bytes: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl BlobStore for CountingReads {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let got = self.inner.get(key).await?;
+        if let Some(b) = &got {
+            self.whole_bytes.fetch_add(b.len(), Ordering::SeqCst);
+        }
+        Ok(got)
+    }
+    async fn get_bounded(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<runtime_core::store::BoundedGet, StoreError> {
+        // The real store's bounded read (the local one checks the file's size).
+        self.inner.get_bounded(key, max_bytes).await
+    }
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner.put(key, bytes).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+/// Issue 14 item 21: a UI file over the size bound is refused from its size,
+/// before its bytes are read (a huge file must not be pulled into memory first).
+#[tokio::test]
+async fn sec_21_oversized_ui_files_are_refused_before_being_read() {
+    let f = Fixture::new().await;
+    let counting = Arc::new(CountingReads {
+        inner: f.local.blobs.clone(),
+        whole_bytes: Default::default(),
+    });
+    let s = UiServer::new(
+        counting.clone(),
+        f.local.registry.clone(),
+        UiSettings {
+            max_asset_bytes: 10,
+            ..UiSettings::default()
+        },
+    );
+    for tail in ["/index.html", "/assets/app.js", "", "/settings"] {
+        let r = get(&s, &f.url(tail)).await;
+        assert_error(&r, 500, "asset_too_large", tail);
+    }
+    assert_eq!(
+        counting.whole_bytes.load(Ordering::SeqCst),
+        0,
+        "no oversized file was read whole"
+    );
+    // Files within the bound are still served (and read).
+    let r = get(&s, &f.url("/fonts/inter.woff2")).await;
+    assert_eq!((r.status, r.body.as_slice()), (200, b"wOF2font".as_slice()));
 }

@@ -49,7 +49,8 @@ impl EventsFunction {
     pub fn new(gateway: Arc<Gateway>, policy: RetryPolicy, fields: EventFields) -> Self {
         let dead_letters = gateway.backends().dead_letters.clone();
         EventsFunction {
-            dispatcher: Dispatcher::new(gateway.clone(), dead_letters, policy),
+            dispatcher: Dispatcher::new(gateway.clone(), dead_letters, policy)
+                .with_host_topics(runtime_core::events::HostTopics::from_env()),
             gateway,
             fields,
         }

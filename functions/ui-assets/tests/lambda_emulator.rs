@@ -54,7 +54,8 @@ fn fn_ui_assets_answers_the_sample_event_under_cargo_lambdas_emulator() {
     assert!(header(&r, "content-security-policy").is_some(), "{r}");
     assert!(body_bytes(&r).is_empty(), "{r}");
 
-    // Another asset of the same bundle: its own content type, no CSP.
+    // Another asset of the same bundle: its own content type, and the CSP too
+    // (every UI file carries it: issue 14 item 11).
     let mut css = sample.clone();
     let css_path = format!("/ext-ui/com.example.hello/sha256%3A{hex}/style.css");
     css["rawPath"] = css_path.clone().into();
@@ -66,7 +67,7 @@ fn fn_ui_assets_answers_the_sample_event_under_cargo_lambdas_emulator() {
     let r = lambda.invoke("fn-ui-assets", &css);
     assert_eq!(r["statusCode"], 200, "{r}");
     assert_eq!(header(&r, "content-type"), Some("text/css"), "{r}");
-    assert!(header(&r, "content-security-policy").is_none(), "{r}");
+    assert_eq!(header(&r, "content-security-policy"), Some(csp), "{r}");
 
     // A binary asset: base64 in the Lambda response, the file's exact bytes.
     let mut png = css.clone();
@@ -84,7 +85,7 @@ fn fn_ui_assets_answers_the_sample_event_under_cargo_lambdas_emulator() {
         Some(icon.len().to_string().as_str()),
         "{r}"
     );
-    assert!(header(&r, "content-security-policy").is_none(), "{r}");
+    assert_eq!(header(&r, "content-security-policy"), Some(csp), "{r}");
 
     // A traversal attempt: 400.
     let mut traversal = sample.clone();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::dead_letter::{DeadLetter, DeadLetterSink};
-use super::{Event, now_rfc3339};
+use super::{Event, HostTopics, MAX_EVENT_HOPS, now_rfc3339};
 use crate::gateway::{Gateway, InternalCall, Route};
 use crate::store::{Claim, RegistryError, StoreError, Subscription};
 
@@ -69,7 +69,8 @@ pub enum DeliveryStatus {
     Failed {
         /// The error code or the handler's status, with detail.
         reason: String,
-        /// Worth another attempt (5xx, timeouts, quotas, backend trouble).
+        /// Worth another attempt (5xx, timeouts, backend trouble; never a quota
+        /// refusal, which is dead-lettered at once).
         retryable: bool,
     },
     /// Given up and kept as a dead letter with its reason.
@@ -128,6 +129,7 @@ pub struct Dispatcher {
     gateway: Arc<Gateway>,
     dead_letters: Arc<dyn DeadLetterSink>,
     policy: RetryPolicy,
+    host_topics: HostTopics,
 }
 
 fn dedup_key(event: &Event, sub: &Subscription) -> String {
@@ -150,7 +152,28 @@ impl Dispatcher {
             gateway,
             dead_letters,
             policy,
+            host_topics: HostTopics::default(),
         }
+    }
+
+    /// Reserves these topics for the host app (default [`HostTopics::default`];
+    /// processes read `ALGA_EVENTS_HOST_TOPICS` with [`HostTopics::from_env`]).
+    pub fn with_host_topics(mut self, host_topics: HostTopics) -> Self {
+        self.host_topics = host_topics;
+        self
+    }
+
+    /// Why an event must not be delivered at all, whatever reached the bus: an
+    /// extension's event on a host topic (same-tenant spoofing), or one past the
+    /// emit-chain bound. Emit refuses both first; this is the second wall.
+    fn refusal(&self, event: &Event) -> Option<&'static str> {
+        if event.is_from_extension() && self.host_topics.reserves(&event.topic) {
+            return Some("reserved_topic");
+        }
+        if event.hops > MAX_EVENT_HOPS {
+            return Some("hop_limit");
+        }
+        None
     }
 
     /// The retry policy in force.
@@ -158,8 +181,23 @@ impl Dispatcher {
         self.policy
     }
 
-    /// One attempt at every subscription of `event` not yet delivered.
+    /// One attempt at every subscription of `event` not yet delivered. A
+    /// refused event (see `refusal`) reaches no subscription: the report is
+    /// empty, so it is settled and never retried.
     pub async fn attempt(&self, event: &Event) -> Result<Report, DispatchError> {
+        if let Some(code) = self.refusal(event) {
+            tracing::warn!(
+                target: "alga::events",
+                event = %event.id,
+                tenant = %event.tenant,
+                topic = %event.topic,
+                source = %event.source,
+                hops = event.hops,
+                code,
+                "event refused"
+            );
+            return Ok(Report::default());
+        }
         let subs = self
             .gateway
             .backends()
@@ -219,6 +257,7 @@ impl Dispatcher {
                 body: Some(&body),
                 headers: &[],
                 route: Route::Event,
+                event_hops: event.hops,
             })
             .await;
         let env = &outcome.envelope;
@@ -234,6 +273,12 @@ impl Dispatcher {
                     tracing::warn!(event = %event.id, error = %e, "delivery not recorded");
                 }
                 return DeliveryStatus::Delivered(env.status);
+            }
+            // A quota refusal is final for this delivery: retrying within the
+            // window only spends more of the quota (and an emit loop would keep
+            // hammering it), so it goes to the dead letters at once.
+            Some(_) if outcome.metrics.outcome == "quota_exceeded" => {
+                failed(env.error.clone().unwrap_or_default(), false)
             }
             Some(error) => failed(error.clone(), !matches!(env.status, 400..=428 | 430..=499)),
             None => failed(

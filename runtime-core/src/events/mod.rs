@@ -12,6 +12,7 @@ pub mod dead_letter;
 pub mod dispatch;
 pub mod local;
 pub mod publish;
+pub mod topics;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,7 @@ pub use dead_letter::{DeadLetter, DeadLetterSink, FileDeadLetters};
 pub use dispatch::{Delivery, DeliveryStatus, DispatchError, Dispatcher, Report, RetryPolicy};
 pub use publish::new_event;
 pub use publish::{EventPublisher, LocalBus};
+pub use topics::HostTopics;
 
 /// Largest event data, serialized (EventBridge allows 256 KiB per entry; a
 /// handler body should stay well below the execute body limit).
@@ -29,6 +31,19 @@ pub const MAX_TOPIC_CHARS: usize = 256;
 pub const MAX_ID_CHARS: usize = 128;
 /// Longest tenant id.
 pub const MAX_TENANT_CHARS: usize = 256;
+/// Longest chain of extension emits: an event emitted while handling an event
+/// of depth n has depth n + 1, and an emit past this depth is refused
+/// (`too-many`), so an extension emitting a topic it subscribes to stops.
+pub const MAX_EVENT_HOPS: u32 = 8;
+/// Source prefix of extensions' events (`alga.extension/<extension id>`); no
+/// other sender may use it (the EventBridge rule and IAM keep it the runner's).
+pub const EXTENSION_SOURCE_PREFIX: &str = "alga.extension/";
+/// Field of an extension event's EventBridge `detail` carrying its depth (the
+/// host writes it over whatever the guest's payload says; read back and removed
+/// from `data` by [`Event::from_eventbridge`]).
+pub const HOPS_FIELD: &str = "alga_event_hops";
+/// Field of `detail` the host always writes an extension event's tenant into.
+pub const TENANT_ID_FIELD: &str = "tenant_id";
 
 /// One event for one tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +61,14 @@ pub struct Event {
     pub time: String,
     /// The event's data (EventBridge `detail`): a JSON object.
     pub data: serde_json::Value,
+    /// Depth in a chain of extension emits: 0 for the host app's events, n + 1
+    /// for an event an extension emitted while handling one of depth n.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hops: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why an event was refused; never retried.
@@ -106,6 +129,12 @@ impl Event {
         check_len("id", &self.id, MAX_ID_CHARS)?;
         check_len("tenant", &self.tenant, MAX_TENANT_CHARS)?;
         check_len("topic", &self.topic, MAX_TOPIC_CHARS)?;
+        if self.hops > MAX_EVENT_HOPS {
+            return Err(InvalidEvent(format!(
+                "hop_limit: the event is {} emits deep; at most {MAX_EVENT_HOPS} are allowed",
+                self.hops
+            )));
+        }
         if !self.data.is_object() {
             return Err(InvalidEvent("data must be a JSON object".into()));
         }
@@ -118,8 +147,33 @@ impl Event {
         Ok(())
     }
 
+    /// Whether an extension emitted it (its source is `alga.extension/...`).
+    pub fn is_from_extension(&self) -> bool {
+        self.source.starts_with(EXTENSION_SOURCE_PREFIX)
+    }
+
+    /// The EventBridge `detail` of an event put on the bus: its data, plus the
+    /// depth of an extension's event (which [`Event::from_eventbridge`] reads back).
+    pub fn eventbridge_detail(&self) -> serde_json::Value {
+        let mut detail = self.data.clone();
+        if self.is_from_extension()
+            && let Some(obj) = detail.as_object_mut()
+        {
+            obj.insert(HOPS_FIELD.into(), self.hops.into());
+        }
+        detail
+    }
+
     /// Reads an EventBridge event (`id`, `detail-type`, `source`, `time`,
     /// `detail`), taking tenant and topic where `fields` says.
+    ///
+    /// An extension's event (source `alga.extension/...`) is read only from the
+    /// fields the host wrote over the guest's payload: the tenant from the
+    /// configured field, which must agree with `tenant_id` (the host writes
+    /// both; a runner configured with another field than this function writes
+    /// only `tenant_id`, and a guest's own value in the other field is then
+    /// refused, never believed); the topic from `detail-type`; the depth from
+    /// [`HOPS_FIELD`].
     pub fn from_eventbridge(
         value: &serde_json::Value,
         fields: &EventFields,
@@ -130,12 +184,15 @@ impl Event {
                 .map(String::from)
                 .ok_or_else(|| InvalidEvent(format!("{name} is missing or not a string")))
         };
-        let detail = value
+        let mut detail = value
             .get("detail")
             .filter(|d| d.is_object())
             .cloned()
             .ok_or_else(|| InvalidEvent("detail is missing or not an object".into()))?;
+        let source = text(value, "source").unwrap_or_default();
+        let from_extension = source.starts_with(EXTENSION_SOURCE_PREFIX);
         let topic = match &fields.topic_field {
+            _ if from_extension => text(value, "detail-type")?,
             None => text(value, "detail-type")?,
             Some(field) => text(&detail, field).map_err(|_| {
                 InvalidEvent(format!(
@@ -149,13 +206,32 @@ impl Event {
                 fields.tenant_field
             ))
         })?;
+        let mut hops = 0;
+        if from_extension {
+            if text(&detail, TENANT_ID_FIELD).ok().as_deref() != Some(tenant.as_str()) {
+                return Err(InvalidEvent(format!(
+                    "an extension's event names its tenant in detail.{} and detail.{TENANT_ID_FIELD} differently",
+                    fields.tenant_field
+                )));
+            }
+            let obj = detail.as_object_mut().expect("checked above");
+            hops = match obj.remove(HOPS_FIELD) {
+                // Written by every emit; an extension's event is at least one deep.
+                None => 1,
+                Some(n) => n
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| InvalidEvent(format!("detail.{HOPS_FIELD} is not a count")))?,
+            };
+        }
         let event = Event {
             id: text(value, "id")?,
             tenant,
             topic,
-            source: text(value, "source").unwrap_or_default(),
+            source,
             time: text(value, "time").unwrap_or_default(),
             data: detail,
+            hops,
         };
         event.validate()?;
         Ok(event)
@@ -214,6 +290,44 @@ mod tests {
             (e.tenant.as_str(), e.topic.as_str()),
             ("t9", "invoice.paid")
         );
+    }
+
+    #[test]
+    fn extension_events_are_read_only_from_host_written_fields() {
+        let ext = |detail: serde_json::Value| {
+            json!({
+                "id": "e-2", "detail-type": "widget.made", "source": "alga.extension/x",
+                "time": "2026-11-22T10:00:00Z", "detail": detail
+            })
+        };
+        let org = EventFields {
+            tenant_field: "org".into(),
+            topic_field: Some("kind".into()),
+        };
+        // The host wrote both fields and the depth: read back, depth removed.
+        let e = Event::from_eventbridge(
+            &ext(json!({"org": "t1", "tenant_id": "t1", "kind": "ticket.created", HOPS_FIELD: 3})),
+            &org,
+        )
+        .unwrap();
+        assert_eq!((e.tenant.as_str(), e.hops), ("t1", 3));
+        assert_eq!(
+            e.topic, "widget.made",
+            "the topic is detail-type, never the payload's"
+        );
+        assert!(e.data.get(HOPS_FIELD).is_none());
+        assert_eq!(e.eventbridge_detail()[HOPS_FIELD], 3);
+        // A guest's own value in the configured field disagrees with tenant_id.
+        let spoofed = ext(json!({"org": "t2", "tenant_id": "t1"}));
+        assert!(Event::from_eventbridge(&spoofed, &org).is_err());
+        // Past the hop bound: refused.
+        let deep = ext(json!({"org": "t1", "tenant_id": "t1", HOPS_FIELD: MAX_EVENT_HOPS + 1}));
+        assert!(Event::from_eventbridge(&deep, &org).is_err());
+        // The host app's events keep their data as it is, at depth 0.
+        let mut host = bridge();
+        host["detail"][HOPS_FIELD] = json!(5);
+        let e = Event::from_eventbridge(&host, &EventFields::default()).unwrap();
+        assert_eq!((e.hops, &e.data[HOPS_FIELD]), (0, &json!(5)));
     }
 
     #[test]

@@ -82,5 +82,6 @@ pub fn new_event(tenant: &str, topic: &str, source: &str, data: serde_json::Valu
         source: source.to_string(),
         time: now_rfc3339(),
         data,
+        hops: 0,
     }
 }

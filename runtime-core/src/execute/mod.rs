@@ -108,7 +108,10 @@ pub struct Executor {
     fingerprint: String,
     quotas: Option<QuotaPolicy>,
     scheduler: Option<Arc<crate::schedule::Scheduler>>,
-    events: Option<(Arc<dyn crate::events::EventPublisher>, u32)>,
+    events: Option<(
+        Arc<dyn crate::events::EventPublisher>,
+        Arc<host::events::EmitSettings>,
+    )>,
 }
 
 impl Executor {
@@ -152,14 +155,16 @@ impl Executor {
         self
     }
 
-    /// Lets guests emit up to `max_per_invocation` events to `publisher`
-    /// (without it, `emit` answers `unavailable`).
+    /// Lets guests emit to `publisher` as `settings` allow (a number: that many
+    /// per invocation, the other settings' defaults); without it, `emit`
+    /// answers `unavailable`. The per-tenant emit rate is counted in the quota
+    /// store of [`with_quotas`](Self::with_quotas), when there is one.
     pub fn with_events(
         mut self,
         publisher: Arc<dyn crate::events::EventPublisher>,
-        max_per_invocation: u32,
+        settings: impl Into<host::events::EmitSettings>,
     ) -> Self {
-        self.events = Some((publisher, max_per_invocation));
+        self.events = Some((publisher, Arc::new(settings.into())));
         self
     }
 
@@ -191,10 +196,24 @@ impl Executor {
 
     /// Runs one request. Never panics on guest behaviour; every failure is an envelope.
     pub async fn execute(&self, routing: &RoutingHeaders, req: &ExecuteRequest) -> Outcome {
+        self.execute_at_depth(routing, req, 0).await
+    }
+
+    /// Runs one request delivering an event `event_hops` emits deep (0: not an
+    /// event of an extension's), so the guest's own emits are one deeper.
+    pub async fn execute_at_depth(
+        &self,
+        routing: &RoutingHeaders,
+        req: &ExecuteRequest,
+        event_hops: u32,
+    ) -> Outcome {
         let started = Instant::now();
         let mut metrics = Metrics::default();
         let mut logs = Vec::new();
-        let envelope = match self.run(routing, req, &mut metrics, &mut logs).await {
+        let envelope = match self
+            .run(routing, req, event_hops, &mut metrics, &mut logs)
+            .await
+        {
             Ok(env) => {
                 metrics.outcome = "ok";
                 env
@@ -217,6 +236,7 @@ impl Executor {
         &self,
         routing: &RoutingHeaders,
         req: &ExecuteRequest,
+        event_hops: u32,
         metrics: &mut Metrics,
         logs: &mut Vec<LogLine>,
     ) -> Result<Envelope, ExecError> {
@@ -338,8 +358,13 @@ impl Executor {
         if let Some(scheduler) = &self.scheduler {
             state.attach_scheduler(scheduler.clone());
         }
-        if let Some((publisher, max)) = &self.events {
-            state.attach_events(publisher.clone(), *max);
+        if let Some((publisher, settings)) = &self.events {
+            state.attach_events(
+                publisher.clone(),
+                settings.clone(),
+                self.quotas.as_ref().map(QuotaPolicy::store),
+                event_hops,
+            );
         }
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);

@@ -42,6 +42,11 @@ impl QuotaPolicy {
         QuotaPolicy { store, limits }
     }
 
+    /// The counters' store (the per-tenant emit rate counts there too).
+    pub fn store(&self) -> Arc<dyn QuotaStore> {
+        self.store.clone()
+    }
+
     /// Counts one invocation in every window, or says which window is exhausted.
     ///
     /// The minute is charged first: a request refused by the minute window does

@@ -27,6 +27,9 @@ pub struct InternalCall<'a> {
     pub headers: &'a [(&'a str, &'a str)],
     /// What the record calls it.
     pub route: Route,
+    /// For an event delivery, the event's depth in a chain of extension emits
+    /// ([`crate::events::Event::hops`]); 0 otherwise.
+    pub event_hops: u32,
 }
 
 impl Gateway {
@@ -71,7 +74,10 @@ impl Gateway {
             extension: Some(install.extension_id.clone()),
             request_id: Some(request_id),
         };
-        let outcome = self.executor.execute(&routing, &execute).await;
+        let outcome = self
+            .executor
+            .execute_at_depth(&routing, &execute, call.event_hops)
+            .await;
         self.record(call.route, &install.tenant, &install.extension_id, &outcome)
             .await;
         outcome

@@ -46,6 +46,7 @@ impl Gateway {
             body: schedule.payload.as_deref().map(str::as_bytes),
             headers: &[("x-alga-schedule-id", &schedule.id)],
             route: Route::Schedule,
+            event_hops: 0,
         })
         .await
     }

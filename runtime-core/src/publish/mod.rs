@@ -1,7 +1,9 @@
 //! The publish pipeline: verify signature → hash → unpack → validate manifest →
 //! precompile for every target → store bundle, UI files and artifacts under
 //! content-addressed keys → register. Nothing is written until every check and
-//! compile has passed, and a failure while writing removes what this run created.
+//! compile has passed, and a failure while writing removes what this run created
+//! — unless a concurrent publish of the same bundle registered it meanwhile (all
+//! keys are named by the bundle's hash, so they are that version's blobs too).
 
 pub mod uploads;
 
@@ -14,7 +16,9 @@ use crate::bundle::trust::TrustBundle;
 use crate::config::EngineSettings;
 use crate::engine::{self, Target};
 use crate::manifest::{self, Manifest, ManifestError};
-use crate::store::{BlobStore, Registered, Registry, RegistryError, StoreError, VersionRecord};
+use crate::store::{
+    BlobStore, PutOutcome, Registered, Registry, RegistryError, StoreError, VersionRecord,
+};
 
 /// The component every bundle carries (the seed runner hard-codes this path too).
 pub const COMPONENT_PATH: &str = "dist/main.wasm";
@@ -253,14 +257,23 @@ impl Publisher {
         }
 
         progress(Stage::Storing);
+        let signature_json = signature.to_json();
         let mut writer = Writer::new(self.blobs.as_ref());
         let stored = self
-            .store_all(&mut writer, &content, bundle, &signature, &files, &compiled)
+            .store_all(
+                &mut writer,
+                &content,
+                bundle,
+                signature_json.as_bytes(),
+                &files,
+                &compiled,
+            )
             .await;
         let artifacts = match stored {
             Ok(a) => a,
             Err(e) => {
-                writer.roll_back().await;
+                self.roll_back(writer, &manifest.name, &version, &content)
+                    .await;
                 return Err(e);
             }
         };
@@ -284,10 +297,15 @@ impl Publisher {
         let outcome = match self.registry.register_version(&record).await {
             Ok(o) => o,
             Err(e) => {
-                writer.roll_back().await;
+                self.roll_back(writer, &manifest.name, &version, &content)
+                    .await;
                 return Err(e.into());
             }
         };
+        // A concurrent publish of the same bundle that failed may have removed
+        // blobs it created before this run registered them; they are
+        // content-addressed, so putting them back is always right.
+        writer.restore_missing().await?;
         Ok(Published {
             ui_files: files.under("ui/").count(),
             manifest,
@@ -345,6 +363,46 @@ impl Publisher {
         Ok(out)
     }
 
+    /// Whether a registered version is this very bundle (a concurrent publish
+    /// of the same bytes won): then every key this run wrote is that version's.
+    async fn registered_elsewhere(
+        &self,
+        extension: &str,
+        version: &str,
+        content: &ContentHash,
+    ) -> bool {
+        match self.registry.get_version(extension, version).await {
+            Ok(Some(v)) => v.content_hash == *content,
+            Ok(None) => false,
+            // Unknown: keeping a few orphan blobs beats deleting a live version's.
+            Err(_) => true,
+        }
+    }
+
+    /// Undoes a failed run: removes the blobs its own conditional puts created,
+    /// unless a version referencing this bundle is registered. Checked again
+    /// after deleting, since a concurrent publish may register in between; then
+    /// the deleted blobs are put back.
+    async fn roll_back(
+        &self,
+        writer: Writer<'_>,
+        extension: &str,
+        version: &str,
+        content: &ContentHash,
+    ) {
+        if self.registered_elsewhere(extension, version, content).await {
+            return;
+        }
+        let removed = writer.roll_back().await;
+        if !removed.is_empty() && self.registered_elsewhere(extension, version, content).await {
+            for (key, bytes) in removed {
+                if let Err(e) = self.blobs.put(&key, bytes).await {
+                    tracing::warn!(key, error = %e, "could not restore a blob of a concurrent publish");
+                }
+            }
+        }
+    }
+
     async fn compile(&self, wasm: &[u8], target: &Target) -> Result<Vec<u8>, PublishError> {
         let (wasm, target, settings) = (wasm.to_vec(), target.clone(), self.engine.clone());
         tokio::task::spawn_blocking(move || artifact::precompile(&wasm, &target, &settings))
@@ -353,19 +411,17 @@ impl Publisher {
             .map_err(|e| PublishError::Compile(e.to_string()))
     }
 
-    async fn store_all(
+    async fn store_all<'a>(
         &self,
-        writer: &mut Writer<'_>,
+        writer: &mut Writer<'a>,
         content: &ContentHash,
-        bundle: &[u8],
-        signature: &Signature,
-        files: &BundleFiles,
-        compiled: &[(Target, Vec<u8>)],
+        bundle: &'a [u8],
+        signature_json: &'a [u8],
+        files: &'a BundleFiles,
+        compiled: &'a [(Target, Vec<u8>)],
     ) -> Result<Vec<ArtifactRef>, PublishError> {
         writer.put(&bundle_key(content), bundle).await?;
-        writer
-            .put(&signature_key(content), signature.to_json().as_bytes())
-            .await?;
+        writer.put(&signature_key(content), signature_json).await?;
         for (path, bytes) in files.under("ui/") {
             let rel = path.strip_prefix("ui/").unwrap_or(path);
             writer.put(&ui_key(content, rel), bytes).await?;
@@ -397,35 +453,60 @@ fn artifact_ref(
     }
 }
 
-/// Writes blobs and remembers which keys it created, to remove them on failure.
-/// Keys that already held the same bytes (content addressing) are left alone.
+/// Writes blobs and remembers which keys its own conditional puts created, to
+/// remove only those on failure. Keys that already held the same bytes
+/// (content addressing: another run, or an earlier publish, stored them) are
+/// never this run's to delete.
 struct Writer<'a> {
     blobs: &'a dyn BlobStore,
-    created: Vec<String>,
+    /// Every key written, with its bytes.
+    written: Vec<(String, &'a [u8])>,
+    /// Indexes into `written` of the keys this run created.
+    created: Vec<usize>,
 }
 
 impl<'a> Writer<'a> {
     fn new(blobs: &'a dyn BlobStore) -> Self {
         Writer {
             blobs,
+            written: Vec::new(),
             created: Vec::new(),
         }
     }
 
-    async fn put(&mut self, key: &str, bytes: &[u8]) -> Result<(), PublishError> {
-        let existed = self.blobs.exists(key).await?;
-        self.blobs.put(key, bytes).await?;
-        if !existed {
-            self.created.push(key.to_string());
+    async fn put(&mut self, key: &str, bytes: &'a [u8]) -> Result<(), PublishError> {
+        let outcome = self.blobs.put_created(key, bytes).await?;
+        if outcome == PutOutcome::Created {
+            self.created.push(self.written.len());
         }
+        self.written.push((key.to_string(), bytes));
         Ok(())
     }
 
-    async fn roll_back(self) {
-        for key in self.created.iter().rev() {
-            if let Err(e) = self.blobs.delete(key).await {
-                tracing::warn!(key, error = %e, "could not remove a blob of a failed publish");
+    /// Deletes the keys this run created; answers them with their bytes.
+    async fn roll_back(self) -> Vec<(String, &'a [u8])> {
+        let mut removed = Vec::new();
+        for &i in self.created.iter().rev() {
+            let (key, bytes) = &self.written[i];
+            match self.blobs.delete(key).await {
+                Ok(()) => removed.push((key.clone(), *bytes)),
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "could not remove a blob of a failed publish")
+                }
             }
         }
+        removed
+    }
+
+    /// Puts back any written key that is gone (removed by a failed concurrent
+    /// publish of the same bundle before this run registered it).
+    async fn restore_missing(&self) -> Result<(), PublishError> {
+        for (key, bytes) in &self.written {
+            if !self.blobs.exists(key).await? {
+                tracing::warn!(key, "restoring a blob a failed concurrent publish removed");
+                self.blobs.put(key, bytes).await?;
+            }
+        }
+        Ok(())
     }
 }

@@ -15,14 +15,76 @@ pub struct Cron {
     weekdays_any: bool,
 }
 
-fn field(text: &str, min: u32, max: u32, name: &str) -> Result<u64, String> {
+/// Why a cron expression was refused; each variant names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    /// Not five whitespace-separated fields.
+    #[error("expected 5 fields, found {0}")]
+    FieldCount(usize),
+    /// A value, range bound or step is not a number.
+    #[error("{field}: bad {what} {text:?}")]
+    NotANumber {
+        /// The field (`minute`, `hour`, ...).
+        field: &'static str,
+        /// `value` or `step`.
+        what: &'static str,
+        /// The text found.
+        text: String,
+    },
+    /// A step of zero.
+    #[error("{field}: step 0")]
+    ZeroStep {
+        /// The field.
+        field: &'static str,
+    },
+    /// A value or range outside the field's bounds, or reversed.
+    #[error("{field}: {part:?} is outside {min}-{max}")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The list element.
+        part: String,
+        /// The field's lowest value.
+        min: u32,
+        /// The field's highest value.
+        max: u32,
+    },
+    /// A step longer than the values its range holds: meaningless, and before
+    /// this check `1-59/4294967295` overflowed the stepping arithmetic.
+    #[error("{field}: step {step} in {part:?} is larger than its range ({span} values)")]
+    StepTooLarge {
+        /// The field.
+        field: &'static str,
+        /// The list element.
+        part: String,
+        /// The step.
+        step: u32,
+        /// Values in the range.
+        span: u32,
+    },
+}
+
+impl From<CronError> for String {
+    fn from(e: CronError) -> String {
+        e.to_string()
+    }
+}
+
+fn field(text: &str, min: u32, max: u32, name: &'static str) -> Result<u64, CronError> {
+    let number = |what: &'static str, t: &str| {
+        t.parse::<u32>().map_err(|_| CronError::NotANumber {
+            field: name,
+            what,
+            text: t.to_string(),
+        })
+    };
     let mut bits = 0u64;
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
             Some((r, s)) => {
-                let step: u32 = s.parse().map_err(|_| format!("{name}: bad step {s:?}"))?;
+                let step = number("step", s)?;
                 if step == 0 {
-                    return Err(format!("{name}: step 0"));
+                    return Err(CronError::ZeroStep { field: name });
                 }
                 (r, step)
             }
@@ -31,23 +93,37 @@ fn field(text: &str, min: u32, max: u32, name: &str) -> Result<u64, String> {
         let (lo, hi) = if range == "*" {
             (min, max)
         } else if let Some((a, b)) = range.split_once('-') {
-            let a: u32 = a.parse().map_err(|_| format!("{name}: bad value {a:?}"))?;
-            let b: u32 = b.parse().map_err(|_| format!("{name}: bad value {b:?}"))?;
-            (a, b)
+            (number("value", a)?, number("value", b)?)
         } else {
-            let v: u32 = range
-                .parse()
-                .map_err(|_| format!("{name}: bad value {range:?}"))?;
+            let v = number("value", range)?;
             // `5/15` means from 5 to the end, every 15.
             (v, if part.contains('/') { max } else { v })
         };
         if lo < min || hi > max || lo > hi {
-            return Err(format!("{name}: {part:?} is outside {min}-{max}"));
+            return Err(CronError::OutOfRange {
+                field: name,
+                part: part.to_string(),
+                min,
+                max,
+            });
         }
-        let mut v = lo;
-        while v <= hi {
-            bits |= 1 << v;
-            v += step;
+        // Bounded above by 64 (the bit set), so `span` cannot overflow; a step
+        // beyond it is refused before any stepping arithmetic.
+        let span = hi - lo + 1;
+        if step > span {
+            return Err(CronError::StepTooLarge {
+                field: name,
+                part: part.to_string(),
+                step,
+                span,
+            });
+        }
+        // `checked_add`: the loop ends on overflow instead of wrapping (release)
+        // or panicking (debug), whatever the step.
+        let mut v = Some(lo);
+        while let Some(x) = v.filter(|x| *x <= hi) {
+            bits |= 1 << x;
+            v = x.checked_add(step);
         }
     }
     Ok(bits)
@@ -55,10 +131,10 @@ fn field(text: &str, min: u32, max: u32, name: &str) -> Result<u64, String> {
 
 impl Cron {
     /// Parses five whitespace-separated fields.
-    pub fn parse(expr: &str) -> Result<Cron, String> {
+    pub fn parse(expr: &str) -> Result<Cron, CronError> {
         let f: Vec<&str> = expr.split_whitespace().collect();
         if f.len() != 5 {
-            return Err(format!("expected 5 fields, found {}", f.len()));
+            return Err(CronError::FieldCount(f.len()));
         }
         let mut weekdays = field(f[4], 0, 7, "day-of-week")?;
         if weekdays & (1 << 7) != 0 {
@@ -253,5 +329,39 @@ mod tests {
         ] {
             assert!(Cron::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Issue 14 item 16: a step near `u32::MAX` used to overflow `v += step`
+    /// (a panic in debug builds, a wrapped loop in release). Every step larger
+    /// than its range is refused with a typed error before any arithmetic.
+    #[test]
+    fn sec_16_huge_cron_steps_are_refused_without_overflow() {
+        for expr in [
+            "1-59/4294967295 * * * *",
+            "*/4294967295 * * * *",
+            "5/4294967295 * * * *",
+            "0 0-23/4294967290 * * *",
+            "0 0 * * 0-7/4294967295",
+            "0 0 1-31/4294967295 * *",
+            "0 0 * 1-12/4294967295 *",
+        ] {
+            let parsed = std::panic::catch_unwind(|| Cron::parse(expr));
+            let result = parsed.unwrap_or_else(|_| panic!("{expr}: parsing panicked"));
+            let e = result.expect_err(expr);
+            assert!(matches!(e, CronError::StepTooLarge { .. }), "{expr}: {e:?}");
+            assert!(e.to_string().contains("step"), "{expr}: {e}");
+        }
+        // A step as long as its range fires once per range; one more is refused.
+        assert!(Cron::parse("0-59/59 * * * *").is_ok());
+        assert!(Cron::parse("*/60 * * * *").is_ok());
+        assert!(Cron::parse("5-5/1 * * * *").is_ok());
+        assert!(matches!(
+            Cron::parse("*/61 * * * *"),
+            Err(CronError::StepTooLarge {
+                step: 61,
+                span: 60,
+                ..
+            })
+        ));
     }
 }

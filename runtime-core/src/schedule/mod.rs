@@ -18,7 +18,7 @@ mod sync;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::Manifest;
-pub use cron::Cron;
+pub use cron::{Cron, CronError};
 pub use fire::{FireError, ScheduleFiring, fire, fire_message};
 pub use service::{InstallScope, SchedulePatch, Scheduler, SchedulerFailure, new_schedule_id};
 pub use sync::{MANIFEST_PREFIX, SyncReport, remove_for_install, sync_for_install, sync_installed};

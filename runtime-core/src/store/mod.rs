@@ -43,14 +43,63 @@ pub enum StoreError {
     Internal(String),
 }
 
+/// What a size-bounded read found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoundedGet {
+    /// No such key.
+    Missing,
+    /// The object is larger than allowed; its bytes were not read whole.
+    TooLarge {
+        /// Its size, or how far the read got before stopping.
+        size: u64,
+    },
+    /// The whole object.
+    Found(Vec<u8>),
+}
+
+/// Whether a [`BlobStore::put_created`] wrote the object or found it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// This call created the object.
+    Created,
+    /// The same bytes were already stored (by anyone, at any time).
+    AlreadyStored,
+}
+
 /// Immutable, content-addressed blobs: bundles, UI files, compiled artifacts.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     /// The bytes under `key`, or `None`.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The bytes under `key` if there are at most `max_bytes` of them. Stores
+    /// that know an object's size first (files, S3) refuse a larger one without
+    /// reading it; this default reads it whole, then checks.
+    async fn get_bounded(&self, key: &str, max_bytes: u64) -> Result<BoundedGet, StoreError> {
+        Ok(match self.get(key).await? {
+            None => BoundedGet::Missing,
+            Some(b) if b.len() as u64 > max_bytes => BoundedGet::TooLarge {
+                size: b.len() as u64,
+            },
+            Some(b) => BoundedGet::Found(b),
+        })
+    }
     /// Stores `bytes` under `key`; storing the same bytes again succeeds, other bytes
     /// under an existing key are a `Conflict`.
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// [`put`](Self::put) that says whether this call created the object, so a
+    /// caller undoing its own work deletes only what it made. Stores with an
+    /// atomic create (S3's `If-None-Match: *`, a hard link, a lock) answer
+    /// exactly; this default checks first and may claim `Created` when a
+    /// concurrent writer stored the same bytes in between.
+    async fn put_created(&self, key: &str, bytes: &[u8]) -> Result<PutOutcome, StoreError> {
+        let existed = self.exists(key).await?;
+        self.put(key, bytes).await?;
+        Ok(if existed {
+            PutOutcome::AlreadyStored
+        } else {
+            PutOutcome::Created
+        })
+    }
     /// Removes `key` (missing is fine).
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Whether `key` exists.

@@ -14,7 +14,7 @@ pub mod settings;
 use std::sync::Arc;
 
 use crate::artifact::ContentHash;
-use crate::store::{BlobStore, StoreError};
+use crate::store::{BlobStore, BoundedGet, StoreError};
 
 pub use access::{AccessCache, AccessStats, Decision};
 pub use response::UiResponse;
@@ -50,7 +50,8 @@ pub struct UiServer {
 /// A file found for a request.
 struct Found {
     name: String,
-    bytes: Vec<u8>,
+    /// Its bytes, or `None` when it is over the size bound (and was not read).
+    bytes: Option<Vec<u8>>,
 }
 
 impl UiServer {
@@ -122,22 +123,22 @@ impl UiServer {
                 return unavailable(head);
             }
         };
-        if found.bytes.len() > self.settings.max_asset_bytes {
+        let Some(bytes) = found.bytes else {
             return UiResponse::error(
                 500,
                 "asset_too_large",
                 "the file is larger than this server may send",
                 head,
             );
-        }
-        let etag = headers::etag(&found.bytes);
+        };
+        let etag = headers::etag(&bytes);
         if req
             .if_none_match
             .is_some_and(|v| headers::if_none_match(v, &etag))
         {
-            return UiResponse::not_modified(&found.name, etag, &self.settings.csp);
+            return UiResponse::not_modified(etag, &self.settings.csp);
         }
-        UiResponse::file(&found.name, found.bytes, etag, &self.settings.csp, head)
+        UiResponse::file(&found.name, bytes, etag, &self.settings.csp, head)
     }
 
     /// The file for a route: the entry for an empty path; the file itself when the name
@@ -156,17 +157,28 @@ impl UiServer {
         self.fetch(hash, entry).await
     }
 
+    /// Reads one file through the store's bounded read: a file over
+    /// `max_asset_bytes` is refused from its size, never pulled into memory first.
     async fn fetch(&self, hash: &ContentHash, path: &str) -> Result<Option<Found>, StoreError> {
         let key = asset_key(hash, path);
-        let bytes = tokio::time::timeout(self.settings.backend_timeout, self.blobs.get(&key))
-            .await
-            .map_err(|_| {
-                StoreError::Unavailable(format!(
-                    "no answer within {:?}",
-                    self.settings.backend_timeout
-                ))
-            })??;
-        Ok(bytes.map(|bytes| Found {
+        let max = self.settings.max_asset_bytes as u64;
+        let got = tokio::time::timeout(
+            self.settings.backend_timeout,
+            self.blobs.get_bounded(&key, max),
+        )
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable(format!(
+                "no answer within {:?}",
+                self.settings.backend_timeout
+            ))
+        })??;
+        let bytes = match got {
+            BoundedGet::Missing => return Ok(None),
+            BoundedGet::TooLarge { .. } => None,
+            BoundedGet::Found(bytes) => Some(bytes),
+        };
+        Ok(Some(Found {
             name: path.to_string(),
             bytes,
         }))

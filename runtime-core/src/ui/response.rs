@@ -47,19 +47,19 @@ impl UiResponse {
         }
     }
 
-    /// 200 with the file (no body for HEAD).
+    /// 200 with the file (no body for HEAD). Every file carries the CSP, not
+    /// only HTML: an SVG (or anything a browser renders as a document when it is
+    /// opened directly) runs script on the UI origin unless its response limits it.
     pub(crate) fn file(name: &str, bytes: Vec<u8>, etag: String, csp: &str, head: bool) -> Self {
         let ct = content_type::for_file(name);
-        let mut headers = vec![
+        let headers = vec![
             h("content-type", ct),
             h("content-length", &bytes.len().to_string()),
             h("etag", &etag),
             h("cache-control", headers::CACHE_IMMUTABLE),
             h("x-content-type-options", "nosniff"),
+            h("content-security-policy", csp),
         ];
-        if content_type::is_html(ct) {
-            headers.push(h("content-security-policy", csp));
-        }
         UiResponse {
             status: 200,
             headers,
@@ -68,16 +68,15 @@ impl UiResponse {
         }
     }
 
-    /// 304: the validators and caching headers a 200 would carry, no body.
-    pub(crate) fn not_modified(name: &str, etag: String, csp: &str) -> Self {
-        let mut headers = vec![
+    /// 304: the validators, caching headers and CSP a 200 would carry, no body
+    /// (a cache may update the stored response's headers from it).
+    pub(crate) fn not_modified(etag: String, csp: &str) -> Self {
+        let headers = vec![
             h("etag", &etag),
             h("cache-control", headers::CACHE_IMMUTABLE),
             h("x-content-type-options", "nosniff"),
+            h("content-security-policy", csp),
         ];
-        if content_type::is_html(content_type::for_file(name)) {
-            headers.push(h("content-security-policy", csp));
-        }
         UiResponse {
             status: 304,
             headers,

@@ -4,14 +4,22 @@ use std::time::Duration;
 
 use crate::config::ConfigError;
 
-/// The Content-Security-Policy of HTML files when the operator sets none (ALGA-COMPAT §4).
+/// The Content-Security-Policy of every UI file when the operator sets none
+/// (ALGA-COMPAT §4).
+///
+/// No `sandbox` directive: inside the host's iframe the iframe's own `sandbox`
+/// attribute already gives the UI an opaque origin, and a UI opened on its own
+/// calls its extension's direct route same-origin with the user's credentials
+/// (the example does), which an opaque origin would turn into a credential-less
+/// CORS request that fails. Operators whose UIs only ever run framed can add
+/// `sandbox allow-scripts` through `EXT_UI_CONTENT_SECURITY_POLICY`.
 pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'";
 
 /// Settings from the environment (`EXT_UI_FRAME_ANCESTORS`, `EXT_UI_CONTENT_SECURITY_POLICY`,
 /// `ALGA_UI_*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UiSettings {
-    /// The CSP sent with every HTML response (and its 304).
+    /// The CSP sent with every file response (200 and 304, every content type).
     pub csp: String,
     /// How long a positive registry decision (hash belongs to an installed version of
     /// the extension) is reused.

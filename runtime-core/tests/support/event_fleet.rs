@@ -16,8 +16,9 @@ use runtime_core::config::RuntimeConfig;
 use runtime_core::engine::Target;
 use runtime_core::events::EventPublisher;
 use runtime_core::execute::Outcome;
-use runtime_core::execute::RegistryResolver;
+use runtime_core::execute::{QuotaLimits, QuotaPolicy, RegistryResolver};
 use runtime_core::gateway::{Gateway, GatewaySettings, InternalCall, Route};
+use runtime_core::host::events::EmitSettings;
 use runtime_core::publish::Publisher;
 use runtime_core::store::InstallRequest;
 use serde_json::json;
@@ -33,6 +34,16 @@ pub const BROKEN: &str = "com.example.broken";
 /// Emits `widget.made` on GET /api/emit (t1 with cap:events.emit, t2 without).
 pub const EMITTER: &str = "com.example.emitter";
 
+/// Emits `widget.made` with `{"n":1,"org":"other-tenant","tenant_id":"other-tenant"}`
+/// on every request and subscribes to `widget.made` itself (handler `/api/emit`):
+/// an emit loop, and a payload naming another tenant (t1 and other-tenant, both
+/// with cap:events.emit).
+pub const LOOPER: &str = "com.example.looper";
+/// The tenant LOOPER's payload names.
+pub const OTHER_TENANT: &str = "other-tenant";
+/// Emits the host app's topic `ticket.created` (t1, with cap:events.emit).
+pub const SPOOFER: &str = "com.example.spoofer";
+
 /// Records each request's body in kv (`sched`, key = the request id) on
 /// `POST /api/tick` (t1, with cap:storage.kv): the target of schedule firings.
 pub const SCHEDULED: &str = "com.example.scheduled";
@@ -40,16 +51,29 @@ pub const SCHEDULED: &str = "com.example.scheduled";
 /// The guest `emit("widget.made", {"n":1,"tenant_id":"spoofed"})`: 200 + the
 /// event id, or 400 + the `emit-error` index.
 pub fn emitter_guest() -> Vec<u8> {
-    // WAT escapes: the payload is `{"n":1,"tenant_id":"spoofed"}`, 29 bytes.
-    let payload = r#"{\"n\":1,\"tenant_id\":\"spoofed\"}"#;
+    emit_guest("widget.made", r#"{"n":1,"tenant_id":"spoofed"}"#)
+}
+
+/// A guest calling `emit(topic, payload)` on every request: 200 + the event id,
+/// or 400 + the `emit-error` index.
+pub fn emit_guest(topic: &str, payload: &str) -> Vec<u8> {
+    let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     guests::result_caller(
         "alga:extension/events",
         "emit",
         "i32 i32 i32 i32",
-        "(i32.const 1024) (i32.const 11) (i32.const 1100) (i32.const 29)",
+        &format!(
+            "(i32.const 1024) (i32.const {}) (i32.const 1400) (i32.const {})",
+            topic.len(),
+            payload.len()
+        ),
         4,
         true,
-        &format!(r#"(data (i32.const 1024) "widget.made") (data (i32.const 1100) "{payload}")"#),
+        &format!(
+            r#"(data (i32.const 1024) "{}") (data (i32.const 1400) "{}")"#,
+            escape(topic),
+            escape(payload)
+        ),
     )
 }
 
@@ -78,6 +102,14 @@ pub async fn fleet(
     backends: &Backends,
     events: Option<(Arc<dyn EventPublisher>, u32)>,
 ) -> Arc<Gateway> {
+    fleet_with(backends, events.map(|(p, max)| (p, max.into()))).await
+}
+
+/// [`fleet`] whose guests emit with these settings.
+pub async fn fleet_with(
+    backends: &Backends,
+    events: Option<(Arc<dyn EventPublisher>, EmitSettings)>,
+) -> Arc<Gateway> {
     let key = SigningKey::generate("events-test").unwrap();
     let trust = TrustBundle::default().with_key(key.public());
     let mut config = RuntimeConfig::default();
@@ -102,6 +134,21 @@ pub async fn fleet(
         (BROKEN, vec![], ticket, guests::trap()),
         (EMITTER, vec!["cap:events.emit"], json!([]), emitter_guest()),
         (
+            LOOPER,
+            vec!["cap:events.emit"],
+            json!([{"topic": "widget.made", "handler": "/api/emit"}]),
+            emit_guest(
+                "widget.made",
+                r#"{"n":1,"org":"other-tenant","tenant_id":"other-tenant"}"#,
+            ),
+        ),
+        (
+            SPOOFER,
+            vec!["cap:events.emit"],
+            json!([]),
+            emit_guest("ticket.created", r#"{"ticket":666}"#),
+        ),
+        (
             SCHEDULED,
             vec!["cap:storage.kv"],
             json!([]),
@@ -121,6 +168,9 @@ pub async fn fleet(
         ("t1", LISTENER_B, vec![]),
         ("t1", BROKEN, vec![]),
         ("t1", EMITTER, vec!["cap:events.emit".to_string()]),
+        ("t1", LOOPER, vec!["cap:events.emit".to_string()]),
+        (OTHER_TENANT, LOOPER, vec!["cap:events.emit".to_string()]),
+        ("t1", SPOOFER, vec!["cap:events.emit".to_string()]),
         ("t2", LISTENER_A, vec![]),
         ("t2", EMITTER, vec![]),
         ("t1", SCHEDULED, vec!["cap:storage.kv".to_string()]),
@@ -144,9 +194,13 @@ pub async fn fleet(
         Arc::new(RegistryResolver::new(backends.registry.clone(), trust)),
         backends.host_services(),
     )
-    .unwrap();
-    if let Some((publisher, max)) = events {
-        executor = executor.with_events(publisher, max);
+    .unwrap()
+    .with_quotas(QuotaPolicy::new(
+        backends.quotas.clone(),
+        QuotaLimits::default(),
+    ));
+    if let Some((publisher, settings)) = events {
+        executor = executor.with_events(publisher, settings);
     }
     Arc::new(Gateway::new(
         Arc::new(executor),
@@ -157,10 +211,15 @@ pub async fn fleet(
 
 /// Runs `tenant`'s install of the emitter (GET /api/emit) on `gateway`.
 pub async fn run_emitter(gateway: &Gateway, tenant: &str) -> Outcome {
+    run_emit(gateway, tenant, EMITTER).await
+}
+
+/// Runs `tenant`'s install of `extension` (GET /api/emit) on `gateway`.
+pub async fn run_emit(gateway: &Gateway, tenant: &str, extension: &str) -> Outcome {
     let install = gateway
         .backends()
         .registry
-        .get_install(tenant, EMITTER)
+        .get_install(tenant, extension)
         .await
         .unwrap()
         .unwrap();
@@ -172,6 +231,7 @@ pub async fn run_emitter(gateway: &Gateway, tenant: &str) -> Outcome {
             body: None,
             headers: &[],
             route: Route::Event,
+            event_hops: 0,
         })
         .await
 }

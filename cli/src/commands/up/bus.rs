@@ -19,11 +19,14 @@ pub const EVENTS_PATH: &str = "/__alga/events";
 pub fn start(backends: &Backends, gateway: Arc<Gateway>) -> Option<Arc<LocalBus>> {
     let bus = backends.local_bus.clone()?;
     let rx = bus.take_receiver()?;
-    let dispatcher = Arc::new(Dispatcher::new(
-        gateway,
-        backends.dead_letters.clone(),
-        RetryPolicy::from_env(),
-    ));
+    let dispatcher = Arc::new(
+        Dispatcher::new(
+            gateway,
+            backends.dead_letters.clone(),
+            RetryPolicy::from_env(),
+        )
+        .with_host_topics(runtime_core::events::HostTopics::from_env()),
+    );
     tokio::spawn(runtime_core::events::local::drain(rx, dispatcher));
     Some(bus)
 }

@@ -10,7 +10,8 @@ use crate::events::{DeadLetter, DeadLetterSink, Event, EventPublisher};
 use crate::store::StoreError;
 
 /// Publishes events on an EventBridge bus: `source` and `detail-type` (the
-/// topic) as the event says, `detail` = its data (which carries `tenant_id`).
+/// topic) as the event says, `detail` = its data (which carries the tenant) plus
+/// an extension event's depth ([`Event::eventbridge_detail`]).
 #[derive(Clone, Debug)]
 pub struct EventBridgePublisher {
     client: aws_sdk_eventbridge::Client,
@@ -34,7 +35,7 @@ impl EventPublisher for EventBridgePublisher {
             .event_bus_name(&self.bus)
             .source(&event.source)
             .detail_type(&event.topic)
-            .detail(event.data.to_string())
+            .detail(event.eventbridge_detail().to_string())
             .build();
         let out = self
             .client

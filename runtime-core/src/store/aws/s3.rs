@@ -10,7 +10,7 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use super::error::{code, map_sdk};
 use crate::store::stream::{left_nothing, read_into_file};
-use crate::store::{BlobStore, FileFetch, StoreError};
+use crate::store::{BlobStore, BoundedGet, FileFetch, PutOutcome, StoreError};
 
 /// A [`BlobStore`] over one S3 bucket.
 #[derive(Clone, Debug)]
@@ -64,7 +64,37 @@ impl BlobStore for S3BlobStore {
         Ok(Some(body.into_bytes().to_vec()))
     }
 
+    async fn get_bounded(&self, key: &str, max_bytes: u64) -> Result<BoundedGet, StoreError> {
+        use tokio::io::AsyncReadExt;
+        let Some(out) = self.get_object(key).await? else {
+            return Ok(BoundedGet::Missing);
+        };
+        // Refuse on the declared length before reading a byte of the body.
+        if let Some(size) = out.content_length().and_then(|n| u64::try_from(n).ok())
+            && size > max_bytes
+        {
+            return Ok(BoundedGet::TooLarge { size });
+        }
+        let mut bytes = Vec::new();
+        out.body
+            .into_async_read()
+            .take(max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("GetObject body of {key}: {e}")))?;
+        if bytes.len() as u64 > max_bytes {
+            return Ok(BoundedGet::TooLarge {
+                size: bytes.len() as u64,
+            });
+        }
+        Ok(BoundedGet::Found(bytes))
+    }
+
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.put_created(key, bytes).await.map(|_| ())
+    }
+
+    async fn put_created(&self, key: &str, bytes: &[u8]) -> Result<PutOutcome, StoreError> {
         let result = self
             .client
             .put_object()
@@ -75,7 +105,8 @@ impl BlobStore for S3BlobStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            // The conditional put succeeded: this call created the object.
+            Ok(_) => Ok(PutOutcome::Created),
             // The key exists (412), or a concurrent conditional write is in flight (409):
             // compare with what is stored.
             Err(e)
@@ -85,7 +116,7 @@ impl BlobStore for S3BlobStore {
                 ) =>
             {
                 match self.get(key).await? {
-                    Some(existing) if existing == bytes => Ok(()),
+                    Some(existing) if existing == bytes => Ok(PutOutcome::AlreadyStored),
                     Some(_) => Err(StoreError::Conflict(key.into())),
                     None => Err(StoreError::Unavailable(format!(
                         "PutObject {key}: conflicting write in flight"

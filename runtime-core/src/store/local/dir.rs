@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use crate::store::stream::{left_nothing, read_into_file};
-use crate::store::{BlobStore, FileFetch, StoreError};
+use crate::store::{BlobStore, BoundedGet, FileFetch, PutOutcome, StoreError};
 
 /// Blobs as files; keys are relative paths of safe segments.
 pub struct DirBlobStore {
@@ -36,6 +36,23 @@ impl DirBlobStore {
 
 fn io_err(e: std::io::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+/// Creates `path` with `bytes` unless it exists: a temp file hard-linked into
+/// place, which fails atomically when another writer got there first. Answers
+/// whether this call created it.
+fn create_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = crate::store::stream::temp_path_in(dir, "tmp");
+    std::fs::write(&tmp, bytes)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Writes `bytes` to `path` so that readers see the old file or the whole new one.
@@ -74,20 +91,65 @@ impl BlobStore for DirBlobStore {
         }
     }
 
+    async fn get_bounded(&self, key: &str, max_bytes: u64) -> Result<BoundedGet, StoreError> {
+        use tokio::io::AsyncReadExt;
+        let Ok(path) = self.path(key) else {
+            return Ok(BoundedGet::Missing);
+        };
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BoundedGet::Missing),
+            Err(e) => return Err(io_err(e)),
+        };
+        let meta = file.metadata().await.map_err(io_err)?;
+        if !meta.is_file() {
+            return Ok(BoundedGet::Missing);
+        }
+        // Refused from its size, before a byte is read.
+        if meta.len() > max_bytes {
+            return Ok(BoundedGet::TooLarge { size: meta.len() });
+        }
+        // The file may grow after the check: read at most one byte past the bound.
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(io_err)?;
+        if bytes.len() as u64 > max_bytes {
+            return Ok(BoundedGet::TooLarge {
+                size: bytes.len() as u64,
+            });
+        }
+        Ok(BoundedGet::Found(bytes))
+    }
+
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.put_created(key, bytes).await.map(|_| ())
+    }
+
+    async fn put_created(&self, key: &str, bytes: &[u8]) -> Result<PutOutcome, StoreError> {
         let path = self.path(key)?;
         if let Some(existing) = self.get(key).await? {
             return if existing == bytes {
-                Ok(())
+                Ok(PutOutcome::AlreadyStored)
             } else {
                 Err(StoreError::Conflict(key.into()))
             };
         }
-        let bytes = bytes.to_vec();
-        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
+        let owned = bytes.to_vec();
+        let created = tokio::task::spawn_blocking(move || create_atomic(&path, &owned))
             .await
             .map_err(|e| StoreError::Internal(e.to_string()))?
-            .map_err(io_err)
+            .map_err(io_err)?;
+        if created {
+            return Ok(PutOutcome::Created);
+        }
+        // Another writer created it between the check and the link: the same
+        // bytes are fine, other bytes a conflict, as for any existing key.
+        match self.get(key).await? {
+            Some(existing) if existing == bytes => Ok(PutOutcome::AlreadyStored),
+            _ => Err(StoreError::Conflict(key.into())),
+        }
     }
 
     async fn get_to_file(
@@ -159,5 +221,40 @@ mod tests {
         assert_eq!(s.get("a/b.cwasm/c").await.unwrap(), None);
         s.delete("a/b.cwasm").await.unwrap();
         assert_eq!(s.get("a/b.cwasm").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn put_created_says_who_created_and_get_bounded_checks_the_size_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DirBlobStore::new(dir.path());
+        assert_eq!(
+            s.put_created("k/v", b"12345").await.unwrap(),
+            PutOutcome::Created
+        );
+        assert_eq!(
+            s.put_created("k/v", b"12345").await.unwrap(),
+            PutOutcome::AlreadyStored
+        );
+        assert_eq!(
+            s.put_created("k/v", b"other").await,
+            Err(StoreError::Conflict("k/v".into()))
+        );
+        assert_eq!(
+            s.get_bounded("k/v", 4).await.unwrap(),
+            BoundedGet::TooLarge { size: 5 }
+        );
+        assert_eq!(
+            s.get_bounded("k/v", 5).await.unwrap(),
+            BoundedGet::Found(b"12345".to_vec())
+        );
+        assert_eq!(s.get_bounded("k/w", 5).await.unwrap(), BoundedGet::Missing);
+        assert_eq!(s.get_bounded("k", 5).await.unwrap(), BoundedGet::Missing);
+        assert_eq!(s.get_bounded("../x", 5).await.unwrap(), BoundedGet::Missing);
+        // No temp files are left beside the blob.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("k"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["v"]);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::store::kv::{self, KvEntry, KvError, KvLimits, KvPage, KvScope, KvStore};
-use crate::store::{BlobStore, SecretBundle, SecretStore, StoreError};
+use crate::store::{BlobStore, PutOutcome, SecretBundle, SecretStore, StoreError};
 
 /// Blobs in a map.
 #[derive(Default)]
@@ -21,13 +21,17 @@ impl BlobStore for MemoryBlobStore {
     }
 
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.put_created(key, bytes).await.map(|_| ())
+    }
+
+    async fn put_created(&self, key: &str, bytes: &[u8]) -> Result<PutOutcome, StoreError> {
         let mut blobs = self.blobs.lock().unwrap();
         match blobs.get(key) {
             Some(existing) if existing != bytes => Err(StoreError::Conflict(key.into())),
-            Some(_) => Ok(()),
+            Some(_) => Ok(PutOutcome::AlreadyStored),
             None => {
                 blobs.insert(key.into(), bytes.to_vec());
-                Ok(())
+                Ok(PutOutcome::Created)
             }
         }
     }
