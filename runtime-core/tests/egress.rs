@@ -517,3 +517,66 @@ fn runtime_config_reads_the_egress_variables() {
     assert_eq!(c.egress.max_redirects, 2);
     assert_eq!(c.egress.response_body_max, 100);
 }
+
+#[tokio::test]
+async fn sec_02_refused_wasi_http_requests_are_charged_and_noted_briefly() {
+    use wasmtime_wasi_http::p2::bindings::http::outgoing_handler::Host as _;
+    use wasmtime_wasi_http::p2::types::HostOutgoingRequest;
+    let net = network(settings(&[]));
+    // Without the capability: every `outgoing-handler.handle` is a host call, so
+    // the budget (1000 here) ends a loop of refused requests with a typed limit.
+    let mut s = host_state(&[], &net);
+    let long_host = format!("{}.example", "a".repeat(1 << 20));
+    let mut refused = 0;
+    let trap = loop {
+        let request = s
+            .http()
+            .table
+            .push(HostOutgoingRequest {
+                method: wasmtime_wasi_http::p2::bindings::http::types::Method::Get,
+                scheme: Some(wasmtime_wasi_http::p2::bindings::http::types::Scheme::Https),
+                authority: Some("example.com".into()),
+                path_with_query: Some("/".into()),
+                headers: Default::default(),
+                body: None,
+            })
+            .unwrap();
+        match s.handle(request, None) {
+            Ok(future) => {
+                refused += 1;
+                s.http().table.delete(future).unwrap();
+            }
+            Err(e) => break e,
+        }
+        assert!(refused <= 1000, "never charged");
+    };
+    assert_eq!(refused, 1000);
+    let trap = trap.downcast().unwrap_err();
+    assert!(
+        matches!(
+            trap.downcast_ref::<runtime_core::host::limits::LimitExceeded>(),
+            Some(runtime_core::host::limits::LimitExceeded::HostCalls { .. })
+        ),
+        "{trap:?}"
+    );
+
+    // The refusal notes of a 1 MB URL are clipped.
+    let mut s = host_state(&[Capability::HttpFetch], &net);
+    for _ in 0..20 {
+        let r = wasi_send(&mut s, http::Method::GET, &format!("https://{long_host}/")).await;
+        assert!(
+            matches!(r, Err(wasmtime_wasi_http::Error::HttpRequestDenied)),
+            "{r:?}"
+        );
+    }
+    let lines = s.logs().lines();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        assert!(
+            l.message.len() <= 1024,
+            "a note of {} bytes",
+            l.message.len()
+        );
+    }
+    assert!(lines[0].message.contains('…'), "{:.300}", lines[0].message);
+}
