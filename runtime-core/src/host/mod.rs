@@ -296,11 +296,41 @@ impl WasiHttpView for HostState {
 impl bindings::alga::extension::types::Host for HostState {}
 
 /// Builds the process-wide linker: WASI 0.2, `wasi:http` (through our egress
-/// policy) and every `alga:extension` interface.
+/// policy, each outgoing request charged to the host-call budget) and every
+/// `alga:extension` interface.
 pub fn link(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    http::link_charged_outgoing_handler(&mut linker)?;
     Runner::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_charged_outgoing_handler_replaces_wasmtimes() {
+        let config = crate::engine::build_config(&Default::default(), None).unwrap();
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        super::link(&engine).unwrap();
+        // Wasmtime's own `handle` lives under the name we shadow: defining it
+        // again without shadowing fails only if so.
+        let mut linker = wasmtime::component::Linker::<super::HostState>::new(&engine);
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).unwrap();
+        let again = linker
+            .instance(&format!(
+                "wasi:http/outgoing-handler@{}",
+                super::http::WASI_HTTP_VERSION
+            ))
+            .unwrap()
+            .func_wrap(
+                "handle",
+                |_: wasmtime::StoreContextMut<'_, super::HostState>, (): ()| Ok(()),
+            );
+        assert!(
+            again.is_err(),
+            "wasmtime's handle is not under that version"
+        );
+    }
 }

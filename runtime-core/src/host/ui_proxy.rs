@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::HostState;
 use super::bindings::alga::extension::types::ProxyError;
 use super::bindings::alga::extension::ui_proxy;
-use super::logging::LogLevel;
+use super::logging::{LogLevel, clip};
 use crate::capability::Capability;
 
 /// The path (with query) under the host API base for `route`, or `None` when the
@@ -62,14 +62,20 @@ impl ui_proxy::Host for HostState {
         let Some(path) = proxy_path(&self.invocation.extension_id, &route) else {
             self.logs.note(
                 LogLevel::Warn,
-                format!("ui-proxy.call-route {route:?}: not an acceptable route"),
+                format!(
+                    "ui-proxy.call-route {:?}: not an acceptable route",
+                    clip(&route)
+                ),
             );
             return Ok(Err(ProxyError::BadRequest));
         };
         let Some(api) = self.host_api.clone() else {
             self.logs.note(
                 LogLevel::Error,
-                format!("ui-proxy.call-route {route:?}: no host API is configured"),
+                format!(
+                    "ui-proxy.call-route {:?}: no host API is configured",
+                    clip(&route)
+                ),
             );
             return Ok(Err(ProxyError::Internal));
         };
@@ -94,7 +100,8 @@ impl ui_proxy::Host for HostState {
                 self.logs.note(
                     LogLevel::Warn,
                     format!(
-                        "ui-proxy.call-route {route:?}: host API answered {}",
+                        "ui-proxy.call-route {:?}: host API answered {}",
+                        clip(&route),
                         r.status
                     ),
                 );
@@ -108,7 +115,12 @@ impl ui_proxy::Host for HostState {
             Err(e) => {
                 self.logs.note(
                     LogLevel::Error,
-                    format!("ui-proxy.call-route {route:?}: {}: {e}", e.code()),
+                    format!(
+                        "ui-proxy.call-route {:?}: {}: {}",
+                        clip(&route),
+                        e.code(),
+                        clip(&e.to_string())
+                    ),
                 );
                 Err(ProxyError::Internal)
             }

@@ -19,12 +19,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use wasmtime_wasi_http::{Error as WasiHttpError, WasiBody, WasiHttpHooks};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi_http::p2::bindings::http::outgoing_handler;
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
+use wasmtime_wasi_http::{Error as WasiHttpError, WasiBody, WasiHttpHooks, WasiHttpView};
 
 use super::HostState;
 use super::bindings::alga::extension::http;
 use super::bindings::alga::extension::types::{HttpError, HttpHeader, HttpRequest, HttpResponse};
-use super::logging::{LogLevel, LogSink};
+use super::logging::{LogLevel, LogSink, clip};
 
 pub use client::{HttpClient, OutboundResponse};
 pub use egress::{Egress, EgressSession, OutboundRequest};
@@ -64,11 +69,63 @@ pub fn wasi_error(e: &EgressError) -> WasiHttpError {
     }
 }
 
+/// Notes a refused or failed outbound request. `url` comes clipped ([`clip`]);
+/// the method and error text hold guest strings too (a refused host name is part
+/// of the error), so they are clipped here. The note counts against the log budget.
 fn note_refusal(logs: &LogSink, via: &str, method: &str, url: &str, e: &EgressError) {
     logs.note(
         LogLevel::Warn,
-        format!("{via} {method} {url}: {} ({e})", e.code()),
+        format!(
+            "{via} {} {}: {} ({})",
+            clip(method),
+            url,
+            e.code(),
+            clip(&e.to_string())
+        ),
     );
+}
+
+/// The `wasi:http` package version wasmtime-wasi-http implements (its WIT); the
+/// budgeted `handle` below replaces wasmtime's under this name. A unit test
+/// fails if the name stops matching after a wasmtime upgrade.
+pub(crate) const WASI_HTTP_VERSION: &str = "0.2.12";
+
+/// `wasi:http/outgoing-handler.handle` with the request's host-call budget in
+/// front: every request is charged, refused ones included (the egress policy
+/// decides later, in [`WasiHttpEgress`]), so a guest cannot loop refused requests
+/// for free. Past the budget the guest traps with the typed host-call limit.
+pub fn handle_charged(
+    state: &mut HostState,
+    request: Resource<HostOutgoingRequest>,
+    options: Option<Resource<wasmtime_wasi_http::RequestOptions>>,
+) -> wasmtime::Result<Result<Resource<HostFutureIncomingResponse>, ErrorCode>> {
+    state.budget.charge()?;
+    match outgoing_handler::Host::handle(&mut state.http(), request, options) {
+        Ok(future) => Ok(Ok(future)),
+        Err(e) => Ok(Err(e.downcast()?)),
+    }
+}
+
+/// Replaces wasmtime's `outgoing-handler.handle` (linked just before) with
+/// [`handle_charged`]. The bindgen traits cannot be wrapped one function at a
+/// time (the interface trait requires every `wasi:http/types` resource), so the
+/// one function is shadowed in the linker.
+pub(crate) fn link_charged_outgoing_handler(
+    linker: &mut Linker<HostState>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker
+        .instance(&format!("wasi:http/outgoing-handler@{WASI_HTTP_VERSION}"))?
+        .func_wrap(
+            "handle",
+            |mut store: StoreContextMut<'_, HostState>,
+             (request, options): (
+                Resource<HostOutgoingRequest>,
+                Option<Resource<wasmtime_wasi_http::RequestOptions>>,
+            )| { Ok((handle_charged(store.data_mut(), request, options)?,)) },
+        )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 impl http::Host for HostState {
@@ -81,9 +138,11 @@ impl http::Host for HostState {
             Ok(m) => m,
             Err(_) => return Ok(Err(HttpError::InvalidUrl)),
         };
+        // Only a clipped copy of the URL is kept for the refusal note.
+        let noted_url = clip(&request.url).into_owned();
         let outbound = OutboundRequest {
             method: method.clone(),
-            url: request.url.clone(),
+            url: request.url,
             headers: request
                 .headers
                 .into_iter()
@@ -103,7 +162,7 @@ impl http::Host for HostState {
                 body: Some(r.body.to_vec()),
             }),
             Err(e) => {
-                note_refusal(&self.logs, "http.fetch", method.as_str(), &request.url, &e);
+                note_refusal(&self.logs, "http.fetch", method.as_str(), &noted_url, &e);
                 Err(fetch_error(&e))
             }
         })
@@ -186,7 +245,7 @@ impl WasiHttpHooks for WasiHttpEgress {
                     ))
                 }
                 Err(e) => {
-                    note_refusal(&logs, "wasi:http", parts.method.as_str(), &url, &e);
+                    note_refusal(&logs, "wasi:http", parts.method.as_str(), &clip(&url), &e);
                     Err(wasi_error(&e))
                 }
             }
