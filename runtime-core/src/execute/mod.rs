@@ -482,6 +482,28 @@ fn classify(e: wasmtime::Error, timeout: Duration, fuel: Option<u64>) -> ExecErr
             LimitExceeded::LogBytes { .. } => ExecError::LogLimit(limit.to_string()),
         };
     }
+    if let Some(full) = e.downcast_ref::<wasmtime::component::ResourceTableError>() {
+        // The only way to fill the table is to hold more handles than
+        // `RESOURCE_TABLE_MAX`: host memory held for the guest, so a memory limit.
+        if matches!(full, wasmtime::component::ResourceTableError::Full) {
+            return ExecError::MemoryLimit(format!(
+                "resource table limit of {} handles exceeded",
+                host::RESOURCE_TABLE_MAX
+            ));
+        }
+    }
+    if let Some(
+        wasmtime_wasi_http::FieldMapError::TotalSizeTooBig
+        | wasmtime_wasi_http::FieldMapError::TooManyFields,
+    ) = e.downcast_ref::<wasmtime_wasi_http::FieldMapError>()
+    {
+        // Wasmtime traps (rather than answering `header-error`) when one fields
+        // resource would hold more than `WASI_HTTP_FIELDS_MAX`.
+        return ExecError::MemoryLimit(format!(
+            "wasi:http fields limit of {} KiB exceeded",
+            host::WASI_HTTP_FIELDS_MAX >> 10
+        ));
+    }
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         return match trap {
             wasmtime::Trap::Interrupt => ExecError::Timeout(timeout.as_millis() as u64),

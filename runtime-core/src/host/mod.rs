@@ -137,6 +137,19 @@ pub struct HostState {
     pub(crate) events: events::EmitState,
 }
 
+/// Handles (WASI streams and pollables, `wasi:http` fields, requests, bodies, ...)
+/// one request may hold at once. Wasmtime's default is 1,000,000, which lets a
+/// guest make the host allocate without bound by creating resources in a loop;
+/// a guest with 20 outbound calls in flight needs a few hundred. Past the cap the
+/// call traps and the request ends with `memory_limit`.
+pub const RESOURCE_TABLE_MAX: usize = 1024;
+
+/// Bytes (roughly: names plus values plus map overhead) one `wasi:http` fields
+/// resource may hold. Wasmtime's default is 128 KiB; real header sections stay
+/// under 8 KiB (the usual proxy limit). With [`RESOURCE_TABLE_MAX`] this bounds
+/// what a request's headers can pin in host memory.
+pub const WASI_HTTP_FIELDS_MAX: usize = 16 << 10;
+
 /// Guest metric values per invocation unless configured (`ALGA_METRICS_MAX_VALUES`).
 pub const DEFAULT_METRICS_MAX_VALUES: u32 = 1000;
 
@@ -191,10 +204,14 @@ impl HostState {
                 None,
             ),
         );
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(RESOURCE_TABLE_MAX);
+        let mut http_ctx = WasiHttpCtx::new();
+        http_ctx.set_field_size_limit(WASI_HTTP_FIELDS_MAX);
         HostState {
             wasi,
-            table: ResourceTable::new(),
-            http_ctx: WasiHttpCtx::new(),
+            table,
+            http_ctx,
             http_hooks: http::WasiHttpEgress::new(egress.clone(), logs.clone()),
             limiter: GuestLimiter::new(limits.memory_bytes),
             budget: HostCallBudget::new(limits.host_calls),
