@@ -329,11 +329,8 @@ impl Executor {
                 log_bytes: self.limits.log_bytes_max,
             },
         );
-        state.attach_network(
-            &self.network,
-            install_allowlist.as_deref(),
-            Some(Instant::now() + timeout),
-        );
+        let deadline = Instant::now() + timeout;
+        state.attach_network(&self.network, install_allowlist.as_deref(), Some(deadline));
         state.set_metrics_limit(self.metrics_max);
         if let Some(scheduler) = &self.scheduler {
             state.attach_scheduler(scheduler.clone());
@@ -343,8 +340,22 @@ impl Executor {
         }
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(self.engine.ticks_for(timeout));
-        store.epoch_deadline_trap();
+        // Fairness: wasm never blocks a worker thread for more than one epoch tick.
+        // At every tick the guest yields to the executor (tokio's `yield_now`, so
+        // queued requests run first) until its wall-clock deadline has passed;
+        // then it traps with `Trap::Interrupt`, which is the `timeout` code.
+        // Without this a spinning guest holds its worker until the deadline, and
+        // two of them stall every other request on a two-core host.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                return Ok(wasmtime::UpdateDeadline::Interrupt);
+            }
+            Ok(wasmtime::UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
         let fuel = if self.engine.settings().fuel {
             let f = req
                 .limits
