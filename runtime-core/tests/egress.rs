@@ -580,3 +580,25 @@ async fn sec_02_refused_wasi_http_requests_are_charged_and_noted_briefly() {
     }
     assert!(lines[0].message.contains('…'), "{:.300}", lines[0].message);
 }
+
+#[tokio::test]
+async fn sec_20_outgoing_bodies_share_one_buffer_budget() {
+    let net = network(settings(&[]));
+    let mut s = host_state(&[Capability::HttpFetch], &net);
+    // A guest creating (and never sending) an outgoing body per resource handle:
+    // each body may buffer `chunk size × buffer chunks` bytes before it is sent.
+    let mut pinned = 0usize;
+    for _ in 0..1024 {
+        let http = s.http();
+        let chunks = http.hooks.p2_outgoing_body_buffer_chunks();
+        pinned += chunks * http.hooks.p2_outgoing_body_chunk_size();
+    }
+    assert!(
+        pinned <= 32 << 20,
+        "1,024 unsent bodies may buffer {} MiB",
+        pinned >> 20
+    );
+    // The first ones still get wasmtime's full 1 MiB chunk (the egress body cap).
+    let mut s = host_state(&[Capability::HttpFetch], &net);
+    assert_eq!(s.http().hooks.p2_outgoing_body_chunk_size(), 1 << 20);
+}

@@ -173,12 +173,28 @@ impl http::Host for HostState {
 pub struct WasiHttpEgress {
     session: Arc<EgressSession>,
     logs: LogSink,
+    /// Outgoing-body buffer this request may still hand out, in bytes.
+    body_buffer_left: usize,
 }
+
+/// Buffer all outgoing bodies of one request share. Each body buffers one chunk
+/// until its request is sent (wasmtime's default chunk is 1 MiB, our egress body
+/// cap), so without a shared budget a guest pins 1 MiB per body it creates and
+/// never sends. 20 MiB covers the default 20 outbound calls at full size.
+pub const OUTGOING_BODY_BUFFER_MAX: usize = 20 << 20;
+
+/// The chunk a body gets once the shared budget is spent: it still streams
+/// (after `handle`), it just cannot pin more before its request is sent.
+const OUTGOING_BODY_MIN_CHUNK: usize = 4 << 10;
 
 impl WasiHttpEgress {
     /// Hooks sending through `session`, noting refusals in `logs`.
     pub fn new(session: Arc<EgressSession>, logs: LogSink) -> Self {
-        WasiHttpEgress { session, logs }
+        WasiHttpEgress {
+            session,
+            logs,
+            body_buffer_left: OUTGOING_BODY_BUFFER_MAX,
+        }
     }
 }
 
@@ -191,6 +207,20 @@ type SendResult = Result<
 >;
 
 impl WasiHttpHooks for WasiHttpEgress {
+    /// Called once per outgoing body created: each takes its chunk (the most it
+    /// buffers unsent; one chunk per body) from the request's shared budget.
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        let chunk = wasmtime_wasi_http::p2::DEFAULT_OUTGOING_BODY_CHUNK_SIZE
+            .min(self.body_buffer_left)
+            .max(OUTGOING_BODY_MIN_CHUNK);
+        self.body_buffer_left = self.body_buffer_left.saturating_sub(chunk);
+        chunk
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
     fn send_request(
         &mut self,
         request: ::http::Request<WasiBody>,
