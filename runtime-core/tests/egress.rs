@@ -644,3 +644,88 @@ async fn sec_15_allowlist_entries_with_a_port_allow_only_that_port() {
         .await;
     assert_eq!(&r.unwrap().body[..], b"other port");
 }
+
+#[tokio::test]
+async fn sec_02_refused_wasi_http_requests_are_charged_and_noted_briefly() {
+    use wasmtime_wasi_http::p2::types::HostOutgoingRequest;
+    let net = network(settings(&[]));
+    // Without the capability: every `outgoing-handler.handle` is a host call, so
+    // the budget (1000 here) ends a loop of refused requests with a typed limit.
+    let mut s = host_state(&[], &net);
+    // Near the longest URI `http` accepts (64 KiB).
+    let long_host = format!("{}.example", "a".repeat(60_000));
+    let mut refused = 0;
+    let trap = loop {
+        let request = s
+            .http()
+            .table
+            .push(HostOutgoingRequest {
+                method: wasmtime_wasi_http::p2::bindings::http::types::Method::Get,
+                scheme: Some(wasmtime_wasi_http::p2::bindings::http::types::Scheme::Https),
+                authority: Some("example.com".into()),
+                path_with_query: Some("/".into()),
+                headers: Default::default(),
+                body: None,
+            })
+            .unwrap();
+        match runtime_core::host::http::handle_charged(&mut s, request, None) {
+            Ok(Ok(future)) => {
+                refused += 1;
+                s.http().table.delete(future).unwrap();
+            }
+            Ok(Err(code)) => panic!("{code:?}"),
+            Err(trap) => break trap,
+        }
+        assert!(refused <= 1000, "never charged");
+    };
+    assert_eq!(refused, 1000);
+    assert!(
+        matches!(
+            trap.downcast_ref::<runtime_core::host::limits::LimitExceeded>(),
+            Some(runtime_core::host::limits::LimitExceeded::HostCalls { .. })
+        ),
+        "{trap:?}"
+    );
+
+    // The refusal notes of a 60 KB URL are clipped.
+    let mut s = host_state(&[Capability::HttpFetch], &net);
+    for _ in 0..20 {
+        let r = wasi_send(&mut s, http::Method::GET, &format!("https://{long_host}/")).await;
+        assert!(
+            matches!(r, Err(wasmtime_wasi_http::Error::HttpRequestDenied)),
+            "{r:?}"
+        );
+    }
+    let lines = s.logs().lines();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        assert!(
+            l.message.len() <= 1024,
+            "a note of {} bytes",
+            l.message.len()
+        );
+    }
+    assert!(lines[0].message.contains('…'), "{:.300}", lines[0].message);
+}
+
+#[tokio::test]
+async fn sec_20_outgoing_bodies_share_one_buffer_budget() {
+    let net = network(settings(&[]));
+    let mut s = host_state(&[Capability::HttpFetch], &net);
+    // A guest creating (and never sending) an outgoing body per resource handle:
+    // each body may buffer `chunk size × buffer chunks` bytes before it is sent.
+    let mut pinned = 0usize;
+    for _ in 0..1024 {
+        let http = s.http();
+        let chunks = http.hooks.p2_outgoing_body_buffer_chunks();
+        pinned += chunks * http.hooks.p2_outgoing_body_chunk_size();
+    }
+    assert!(
+        pinned <= 32 << 20,
+        "1,024 unsent bodies may buffer {} MiB",
+        pinned >> 20
+    );
+    // The first ones still get wasmtime's full 1 MiB chunk (the egress body cap).
+    let mut s = host_state(&[Capability::HttpFetch], &net);
+    assert_eq!(s.http().hooks.p2_outgoing_body_chunk_size(), 1 << 20);
+}

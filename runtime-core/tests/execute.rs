@@ -261,3 +261,68 @@ async fn seed_error_strings_in_their_order() {
     assert_eq!(out.metrics.outcome, "artifact_missing");
     assert_eq!(out.envelope.status, 503);
 }
+
+/// Runs `req` as its own task, like a server does per request; returns the outcome
+/// and the time from spawn to completion.
+async fn spawned(
+    h: &std::sync::Arc<Harness>,
+    req: serde_json::Value,
+) -> (runtime_core::execute::Outcome, Duration) {
+    let h = h.clone();
+    let started = Instant::now();
+    let out = tokio::spawn(async move { h.run(req).await }).await.unwrap();
+    (out, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_22_spinning_guests_do_not_hold_the_workers() {
+    let h = std::sync::Arc::new(Harness::new());
+    let (spin, _) = h.publish(&guests::infinite_loop()).await;
+    let (hello, _) = h.publish(&guests::hello()).await;
+    let hello_req = request(&hello, "GET", "/", json!({}));
+    // Warm both components, then time the hello alone.
+    let warm = spawned(
+        &h,
+        request(&spin, "GET", "/", json!({"limits": {"timeout_ms": 20}})),
+    )
+    .await;
+    assert_eq!(warm.0.metrics.outcome, "timeout");
+    let mut alone = Duration::ZERO;
+    for _ in 0..5 {
+        let (out, took) = spawned(&h, hello_req.clone()).await;
+        assert_eq!(out.envelope.status, 200);
+        alone = alone.max(took);
+    }
+
+    // Two guests spin for 3 s, one per worker thread.
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let h = h.clone();
+            let req = request(&spin, "GET", "/", json!({"limits": {"timeout_ms": 3000}}));
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let out = h.run(req).await;
+                (out, started.elapsed())
+            })
+        })
+        .collect();
+    // A blocking sleep: this thread is not a worker, and with both workers busy
+    // nothing would drive tokio's timer for an async one.
+    std::thread::sleep(Duration::from_millis(300));
+    let (out, with_spinners) = spawned(&h, hello_req.clone()).await;
+    assert_eq!(out.envelope.status, 200);
+    assert!(
+        with_spinners < alone + Duration::from_millis(500),
+        "hello took {with_spinners:?} beside two spinners, {alone:?} alone"
+    );
+    // The spinners still end with the timeout code at their deadline.
+    for s in spinners {
+        let (out, took) = s.await.unwrap();
+        assert_eq!(out.metrics.outcome, "timeout", "{:?}", out.envelope);
+        assert_eq!(out.envelope.status, 504);
+        assert!(
+            took >= Duration::from_millis(3000) && took < Duration::from_millis(4000),
+            "a 3000 ms deadline took {took:?}"
+        );
+    }
+}

@@ -571,3 +571,164 @@ async fn guests_see_the_gates() {
         (200, Some(b"tenant-a".to_vec()))
     );
 }
+
+// --- Per-request budgets of what the host keeps on a guest's behalf ---
+
+/// Runs `wasm` with `url` as the request body, with the capabilities `caps`.
+async fn run_with_body(
+    h: &Harness,
+    content: &runtime_core::artifact::ContentHash,
+    caps: &[&str],
+    body: &[u8],
+) -> runtime_core::execute::Outcome {
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, body);
+    let mut req = request(
+        content,
+        "POST",
+        "/",
+        json!({"http": {"body_b64": b64}, "limits": {"timeout_ms": 30000}}),
+    );
+    req["providers"] = json!(caps);
+    h.run(req).await
+}
+
+#[tokio::test]
+async fn sec_02_refused_fetch_notes_are_bounded() {
+    let h = Harness::new();
+    let (hello, _) = h.publish(&guests::hello()).await;
+    // A 1 MB URL whose host name is the 1 MB part, so the refusal's own message
+    // (not allowlisted: <host>) carries it too.
+    let url = format!("https://{}.example/", "a".repeat(1 << 20));
+    let log_budget = h.config.limits.log_bytes_max;
+    let check_notes = |out: &runtime_core::execute::Outcome| {
+        let notes: Vec<_> = out.logs.iter().filter(|l| l.source == "host").collect();
+        assert!(!notes.is_empty(), "the refusals are noted");
+        let total: usize = notes.iter().map(|l| l.message.len()).sum();
+        assert!(
+            total <= log_budget + 1024,
+            "{total} bytes of notes against a {log_budget} byte log budget"
+        );
+        for n in &notes {
+            assert!(
+                n.message.len() <= 1024,
+                "a note of {} bytes",
+                n.message.len()
+            );
+        }
+        assert!(
+            notes[0].message.contains('…'),
+            "the guest's URL is truncated: {:.300}",
+            notes[0].message
+        );
+    };
+
+    // Without the capability, and with it (empty allowlist): 100 refusals first,
+    // so unbounded notes fail here (~200 MB) before the big run below.
+    let (small, _) = h.publish(&guests::fetch_loop(100)).await;
+    for caps in [&[][..], &["cap:http.fetch"][..]] {
+        let before = support::rss_bytes();
+        let out = run_with_body(&h, &small, caps, url.as_bytes()).await;
+        assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
+        let growth = support::rss_bytes().saturating_sub(before);
+        assert!(growth < 64 << 20, "RSS grew by {} MiB", growth >> 20);
+        assert_eq!(out.metrics.host_calls, 100);
+        check_notes(&out);
+    }
+
+    // 10,000 refused fetches of the 1 MB URL (10 GB of notes before the fix).
+    let (big, _) = h.publish(&guests::fetch_loop(10_000)).await;
+    let before = support::rss_bytes();
+    let out = run_with_body(&h, &big, &[], url.as_bytes()).await;
+    let growth = support::rss_bytes().saturating_sub(before);
+    assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
+    assert_eq!(out.metrics.host_calls, 10_000, "every refusal is charged");
+    check_notes(&out);
+    drop(out);
+    assert!(
+        growth < 64 << 20,
+        "RSS grew by {} MiB over 10,000 refused fetches",
+        growth >> 20
+    );
+    // One more refusal than the host-call budget allows: a typed limit.
+    let (over, _) = h.publish(&guests::fetch_loop(10_001)).await;
+    let out = run_with_body(&h, &over, &[], b"https://example.com/").await;
+    assert_eq!(out.metrics.outcome, "host_call_limit", "{:?}", out.envelope);
+    // The next request works.
+    assert_eq!(
+        h.run(request(&hello, "GET", "/", json!({})))
+            .await
+            .envelope
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn sec_02_host_notes_count_against_the_log_budget() {
+    use ext::http::Host as _;
+    use ext::logging::Host as _;
+    // Budget 1000 bytes: refusals of a long URL fill it; each note is clipped.
+    let mut s = state(&[], false, true, None);
+    // `/x` makes byte 256 fall inside an `é`: the cut must find a char boundary.
+    let long = format!("https://example.com/x{}", "é".repeat(5000));
+    for _ in 0..50 {
+        let r = s
+            .fetch(HttpRequest {
+                method: "GET".into(),
+                url: long.clone(),
+                headers: vec![],
+                body: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(r, Err(HttpError::NotAllowed));
+    }
+    let lines = s.logs().lines();
+    let total: usize = lines.iter().map(|l| l.message.len()).sum();
+    assert!(
+        total <= 1000 + 200,
+        "{total} bytes in {} notes",
+        lines.len()
+    );
+    assert!(lines.len() < 10, "{} notes kept", lines.len());
+    assert!(lines[0].message.contains('…'), "{}", lines[0].message);
+    assert!(s.logs().bytes() > 500, "the notes were charged");
+    // The guest's own log now finds the budget spent by the notes.
+    let err = s.log_info("x".repeat(600)).await.unwrap_err();
+    assert!(err.to_string().contains("log limit"), "{err}");
+}
+
+#[tokio::test]
+async fn sec_20_wasi_resources_are_capped() {
+    let h = Harness::new();
+    let (hello, _) = h.publish(&guests::hello()).await;
+    let before = support::rss_bytes();
+    // 10,000 `wasi:http` fields kept alive, each asked to hold one header of
+    // 32 KiB (320 MB of host memory before the fix) or of 8 KiB (80 MB, and
+    // 10,000 handles: the table allowed 1,000,000).
+    for (value, limit) in [
+        (32 << 10, "wasi:http fields limit"),
+        (8 << 10, "resource table"),
+    ] {
+        let (hoard, _) = h.publish(&guests::fields_hoarder(10_000, value)).await;
+        let req = request(&hoard, "GET", "/", json!({"limits": {"timeout_ms": 30000}}));
+        let out = h.run(req).await;
+        assert_eq!(out.metrics.outcome, "memory_limit", "{:?}", out.envelope);
+        assert_eq!(out.envelope.status, 500);
+        let error = out.envelope.error.unwrap();
+        assert!(error.contains(limit), "{error}");
+    }
+    let growth = support::rss_bytes().saturating_sub(before);
+    assert!(growth < 64 << 20, "RSS grew by {} MiB", growth >> 20);
+    // Fewer fields than the cap, each with a small header: fine.
+    let (few, _) = h.publish(&guests::fields_hoarder(100, 1024)).await;
+    let out = h.run(request(&few, "GET", "/", json!({}))).await;
+    assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
+    assert_eq!(
+        h.run(request(&hello, "GET", "/", json!({})))
+            .await
+            .envelope
+            .status,
+        200
+    );
+}

@@ -349,11 +349,8 @@ impl Executor {
                 log_bytes: self.limits.log_bytes_max,
             },
         );
-        state.attach_network(
-            &self.network,
-            install_allowlist.as_deref(),
-            Some(Instant::now() + timeout),
-        );
+        let deadline = Instant::now() + timeout;
+        state.attach_network(&self.network, install_allowlist.as_deref(), Some(deadline));
         state.set_metrics_limit(self.metrics_max);
         if let Some(scheduler) = &self.scheduler {
             state.attach_scheduler(scheduler.clone());
@@ -368,8 +365,22 @@ impl Executor {
         }
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(self.engine.ticks_for(timeout));
-        store.epoch_deadline_trap();
+        // Fairness: wasm never blocks a worker thread for more than one epoch tick.
+        // At every tick the guest yields to the executor (tokio's `yield_now`, so
+        // queued requests run first) until its wall-clock deadline has passed;
+        // then it traps with `Trap::Interrupt`, which is the `timeout` code.
+        // Without this a spinning guest holds its worker until the deadline, and
+        // two of them stall every other request on a two-core host.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                return Ok(wasmtime::UpdateDeadline::Interrupt);
+            }
+            Ok(wasmtime::UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
         let fuel = if self.engine.settings().fuel {
             let f = req
                 .limits
@@ -506,6 +517,28 @@ fn classify(e: wasmtime::Error, timeout: Duration, fuel: Option<u64>) -> ExecErr
             LimitExceeded::HostCalls { .. } => ExecError::HostCallLimit(limit.to_string()),
             LimitExceeded::LogBytes { .. } => ExecError::LogLimit(limit.to_string()),
         };
+    }
+    if let Some(full) = e.downcast_ref::<wasmtime::component::ResourceTableError>() {
+        // The only way to fill the table is to hold more handles than
+        // `RESOURCE_TABLE_MAX`: host memory held for the guest, so a memory limit.
+        if matches!(full, wasmtime::component::ResourceTableError::Full) {
+            return ExecError::MemoryLimit(format!(
+                "resource table limit of {} handles exceeded",
+                host::RESOURCE_TABLE_MAX
+            ));
+        }
+    }
+    if let Some(
+        wasmtime_wasi_http::FieldMapError::TotalSizeTooBig
+        | wasmtime_wasi_http::FieldMapError::TooManyFields,
+    ) = e.downcast_ref::<wasmtime_wasi_http::FieldMapError>()
+    {
+        // Wasmtime traps (rather than answering `header-error`) when one fields
+        // resource would hold more than `WASI_HTTP_FIELDS_MAX`.
+        return ExecError::MemoryLimit(format!(
+            "wasi:http fields limit of {} KiB exceeded",
+            host::WASI_HTTP_FIELDS_MAX >> 10
+        ));
     }
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         return match trap {

@@ -137,6 +137,19 @@ pub struct HostState {
     pub(crate) events: events::EmitState,
 }
 
+/// Handles (WASI streams and pollables, `wasi:http` fields, requests, bodies, ...)
+/// one request may hold at once. Wasmtime's default is 1,000,000, which lets a
+/// guest make the host allocate without bound by creating resources in a loop;
+/// a guest with 20 outbound calls in flight needs a few hundred. Past the cap the
+/// call traps and the request ends with `memory_limit`.
+pub const RESOURCE_TABLE_MAX: usize = 1024;
+
+/// Bytes (roughly: names plus values plus map overhead) one `wasi:http` fields
+/// resource may hold. Wasmtime's default is 128 KiB; real header sections stay
+/// under 8 KiB (the usual proxy limit). With [`RESOURCE_TABLE_MAX`] this bounds
+/// what a request's headers can pin in host memory.
+pub const WASI_HTTP_FIELDS_MAX: usize = 16 << 10;
+
 /// Guest metric values per invocation unless configured (`ALGA_METRICS_MAX_VALUES`).
 pub const DEFAULT_METRICS_MAX_VALUES: u32 = 1000;
 
@@ -191,10 +204,14 @@ impl HostState {
                 None,
             ),
         );
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(RESOURCE_TABLE_MAX);
+        let mut http_ctx = WasiHttpCtx::new();
+        http_ctx.set_field_size_limit(WASI_HTTP_FIELDS_MAX);
         HostState {
             wasi,
-            table: ResourceTable::new(),
-            http_ctx: WasiHttpCtx::new(),
+            table,
+            http_ctx,
             http_hooks: http::WasiHttpEgress::new(egress.clone(), logs.clone()),
             limiter: GuestLimiter::new(limits.memory_bytes),
             budget: HostCallBudget::new(limits.host_calls),
@@ -296,11 +313,41 @@ impl WasiHttpView for HostState {
 impl bindings::alga::extension::types::Host for HostState {}
 
 /// Builds the process-wide linker: WASI 0.2, `wasi:http` (through our egress
-/// policy) and every `alga:extension` interface.
+/// policy, each outgoing request charged to the host-call budget) and every
+/// `alga:extension` interface.
 pub fn link(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    http::link_charged_outgoing_handler(&mut linker)?;
     Runner::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_charged_outgoing_handler_replaces_wasmtimes() {
+        let config = crate::engine::build_config(&Default::default(), None).unwrap();
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        super::link(&engine).unwrap();
+        // Wasmtime's own `handle` lives under the name we shadow: defining it
+        // again without shadowing fails only if so.
+        let mut linker = wasmtime::component::Linker::<super::HostState>::new(&engine);
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).unwrap();
+        let again = linker
+            .instance(&format!(
+                "wasi:http/outgoing-handler@{}",
+                super::http::WASI_HTTP_VERSION
+            ))
+            .unwrap()
+            .func_wrap(
+                "handle",
+                |_: wasmtime::StoreContextMut<'_, super::HostState>, (): ()| Ok(()),
+            );
+        assert!(
+            again.is_err(),
+            "wasmtime's handle is not under that version"
+        );
+    }
 }

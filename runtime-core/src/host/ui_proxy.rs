@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::bindings::alga::extension::types::ProxyError;
 use super::bindings::alga::extension::ui_proxy;
 use super::host_api::Credential;
-use super::logging::LogLevel;
+use super::logging::{LogLevel, clip};
 use super::{HostState, Invocation};
 use crate::capability::Capability;
 
@@ -239,14 +239,20 @@ impl ui_proxy::Host for HostState {
             Err(RouteRefusal::Internal) => {
                 self.logs.note(
                     LogLevel::Warn,
-                    format!("ui-proxy.call-route {route:?}: the host app's internal API is not proxyable"),
+                    format!(
+                        "ui-proxy.call-route {:?}: the host app's internal API is not proxyable",
+                        clip(&route)
+                    ),
                 );
                 return Ok(Err(ProxyError::Denied));
             }
             Err(RouteRefusal::Malformed) => {
                 self.logs.note(
                     LogLevel::Warn,
-                    format!("ui-proxy.call-route {route:?}: not an acceptable route"),
+                    format!(
+                        "ui-proxy.call-route {:?}: not an acceptable route",
+                        clip(&route)
+                    ),
                 );
                 return Ok(Err(ProxyError::BadRequest));
             }
@@ -254,14 +260,20 @@ impl ui_proxy::Host for HostState {
         let Some(api) = self.host_api.clone() else {
             self.logs.note(
                 LogLevel::Error,
-                format!("ui-proxy.call-route {route:?}: no host API is configured"),
+                format!(
+                    "ui-proxy.call-route {:?}: no host API is configured",
+                    clip(&route)
+                ),
             );
             return Ok(Err(ProxyError::Internal));
         };
         if !route_allowed(&path, &self.invocation.extension_id, api.ui_proxy_routes()) {
             self.logs.note(
                 LogLevel::Warn,
-                format!("ui-proxy.call-route {route:?}: not under a proxyable prefix (ALGA_UI_PROXY_ROUTES)"),
+                format!(
+                    "ui-proxy.call-route {:?}: not under a proxyable prefix (ALGA_UI_PROXY_ROUTES)",
+                    clip(&route)
+                ),
             );
             return Ok(Err(ProxyError::Denied));
         }
@@ -288,7 +300,8 @@ impl ui_proxy::Host for HostState {
                 self.logs.note(
                     LogLevel::Warn,
                     format!(
-                        "ui-proxy.call-route {route:?}: host API answered {}",
+                        "ui-proxy.call-route {:?}: host API answered {}",
+                        clip(&route),
                         r.status
                     ),
                 );
@@ -302,7 +315,12 @@ impl ui_proxy::Host for HostState {
             Err(e) => {
                 self.logs.note(
                     LogLevel::Error,
-                    format!("ui-proxy.call-route {route:?}: {}: {e}", e.code()),
+                    format!(
+                        "ui-proxy.call-route {:?}: {}: {}",
+                        clip(&route),
+                        e.code(),
+                        clip(&e.to_string())
+                    ),
                 );
                 Err(ProxyError::Internal)
             }

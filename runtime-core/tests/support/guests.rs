@@ -398,3 +398,97 @@ pub fn scheduler_guest() -> Vec<u8> {
           (call $respond (i32.const 200) (local.get $bp) (local.get $bl)))"#,
     )
 }
+
+/// `http.fetch` GET of the URL given as the request body, `n` times in a row
+/// (every answer ignored), then 200 `done`.
+pub fn fetch_loop(n: u32) -> Vec<u8> {
+    module(
+        r#"(import "alga:extension/http" "fetch" (func $fetch (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)))"#,
+        &format!(
+            r#"(data (i32.const 1024) "GET")
+            (data (i32.const 1040) "done")
+            (func (export "handler") (param $req i32) (result i32)
+              (local $i i32)
+              (block $done
+                (loop $l
+                  (br_if $done (i32.ge_u (local.get $i) (i32.const {n})))
+                  (call $fetch (i32.const 1024) (i32.const 3)
+                    (i32.load offset=80 (local.get $req)) (i32.load offset=84 (local.get $req))
+                    (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+                    (i32.const 2048))
+                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                  (br $l)))
+              (call $respond (i32.const 200) (i32.const 1040) (i32.const 4)))"#
+        ),
+    )
+}
+
+/// A minimal `wasi:http/types` (only what [`fields_hoarder`] imports): a guest may
+/// import a subset of an instance the host provides.
+const WASI_HTTP_FIELDS_WIT: &str = r#"
+package wasi:http@0.2.0;
+interface types {
+  variant header-error { invalid-syntax, forbidden, immutable }
+  resource fields {
+    constructor();
+    append: func(name: string, value: list<u8>) -> result<_, header-error>;
+  }
+}
+"#;
+
+/// Creates `n` `wasi:http` fields resources and never drops them, appending a
+/// `value_len`-byte header value to each (errors ignored), then 200 `done`.
+pub fn fields_hoarder(n: u32, value_len: u32) -> Vec<u8> {
+    let wat = format!(
+        r#"(module
+          (import "wasi:http/types@0.2.0" "[constructor]fields" (func $new (result i32)))
+          (import "wasi:http/types@0.2.0" "[method]fields.append" (func $append (param i32 i32 i32 i32 i32 i32)))
+          {PRELUDE}
+          (data (i32.const 1024) "x-big")
+          (data (i32.const 1040) "done")
+          (func (export "handler") (param $req i32) (result i32)
+            (local $i i32) (local $value i32)
+            (local.set $value (call $alloc (i32.const {value_len}) (i32.const 1)))
+            (memory.fill (local.get $value) (i32.const 97) (i32.const {value_len}))
+            (block $done
+              (loop $l
+                (br_if $done (i32.ge_u (local.get $i) (i32.const {n})))
+                (call $append (call $new) (i32.const 1024) (i32.const 5)
+                  (local.get $value) (i32.const {value_len}) (i32.const 2048))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br $l)))
+            (call $respond (i32.const 200) (i32.const 1040) (i32.const 4))))"#
+    );
+    let mut core = wat::parse_str(&wat).expect("valid WAT");
+    let mut resolve = wit_parser::Resolve::default();
+    let (runner_pkg, _) = resolve.push_dir(wit_dir()).expect("wit/ parses");
+    resolve
+        .push_str("wasi-http.wit", WASI_HTTP_FIELDS_WIT)
+        .expect("wasi:http subset parses");
+    let runner_name = resolve.id_of_name(runner_pkg, "runner");
+    let pkg = resolve
+        .push_str(
+            "guest.wit",
+            &format!(
+                "package test:guest;\nworld hoarder {{\n  include {runner_name};\n  import wasi:http/types@0.2.0;\n}}\n"
+            ),
+        )
+        .expect("guest world parses");
+    let world = resolve
+        .select_world(&[pkg], Some("hoarder"))
+        .expect("world hoarder");
+    wit_component::embed_component_metadata(
+        &mut core,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+        false,
+    )
+    .expect("embed metadata");
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(&core)
+        .expect("module")
+        .encode()
+        .expect("encode component")
+}

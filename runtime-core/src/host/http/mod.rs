@@ -19,12 +19,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use wasmtime_wasi_http::{Error as WasiHttpError, WasiBody, WasiHttpHooks};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi_http::p2::bindings::http::outgoing_handler;
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
+use wasmtime_wasi_http::{Error as WasiHttpError, WasiBody, WasiHttpHooks, WasiHttpView};
 
 use super::HostState;
 use super::bindings::alga::extension::http;
 use super::bindings::alga::extension::types::{HttpError, HttpHeader, HttpRequest, HttpResponse};
-use super::logging::{LogLevel, LogSink};
+use super::logging::{LogLevel, LogSink, clip};
 
 pub use client::{HttpClient, OutboundResponse};
 pub use egress::{Egress, EgressSession, OutboundRequest};
@@ -65,11 +70,63 @@ pub fn wasi_error(e: &EgressError) -> WasiHttpError {
     }
 }
 
+/// Notes a refused or failed outbound request. `url` comes clipped ([`clip`]);
+/// the method and error text hold guest strings too (a refused host name is part
+/// of the error), so they are clipped here. The note counts against the log budget.
 fn note_refusal(logs: &LogSink, via: &str, method: &str, url: &str, e: &EgressError) {
     logs.note(
         LogLevel::Warn,
-        format!("{via} {method} {url}: {} ({e})", e.code()),
+        format!(
+            "{via} {} {}: {} ({})",
+            clip(method),
+            url,
+            e.code(),
+            clip(&e.to_string())
+        ),
     );
+}
+
+/// The `wasi:http` package version wasmtime-wasi-http implements (its WIT); the
+/// budgeted `handle` below replaces wasmtime's under this name. A unit test
+/// fails if the name stops matching after a wasmtime upgrade.
+pub(crate) const WASI_HTTP_VERSION: &str = "0.2.12";
+
+/// `wasi:http/outgoing-handler.handle` with the request's host-call budget in
+/// front: every request is charged, refused ones included (the egress policy
+/// decides later, in [`WasiHttpEgress`]), so a guest cannot loop refused requests
+/// for free. Past the budget the guest traps with the typed host-call limit.
+pub fn handle_charged(
+    state: &mut HostState,
+    request: Resource<HostOutgoingRequest>,
+    options: Option<Resource<wasmtime_wasi_http::RequestOptions>>,
+) -> wasmtime::Result<Result<Resource<HostFutureIncomingResponse>, ErrorCode>> {
+    state.budget.charge()?;
+    match outgoing_handler::Host::handle(&mut state.http(), request, options) {
+        Ok(future) => Ok(Ok(future)),
+        Err(e) => Ok(Err(e.downcast()?)),
+    }
+}
+
+/// Replaces wasmtime's `outgoing-handler.handle` (linked just before) with
+/// [`handle_charged`]. The bindgen traits cannot be wrapped one function at a
+/// time (the interface trait requires every `wasi:http/types` resource), so the
+/// one function is shadowed in the linker.
+pub(crate) fn link_charged_outgoing_handler(
+    linker: &mut Linker<HostState>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker
+        .instance(&format!("wasi:http/outgoing-handler@{WASI_HTTP_VERSION}"))?
+        .func_wrap(
+            "handle",
+            |mut store: StoreContextMut<'_, HostState>,
+             (request, options): (
+                Resource<HostOutgoingRequest>,
+                Option<Resource<wasmtime_wasi_http::RequestOptions>>,
+            )| { Ok((handle_charged(store.data_mut(), request, options)?,)) },
+        )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 impl http::Host for HostState {
@@ -82,9 +139,11 @@ impl http::Host for HostState {
             Ok(m) => m,
             Err(_) => return Ok(Err(HttpError::InvalidUrl)),
         };
+        // Only a clipped copy of the URL is kept for the refusal note.
+        let noted_url = clip(&request.url).into_owned();
         let outbound = OutboundRequest {
             method: method.clone(),
-            url: request.url.clone(),
+            url: request.url,
             headers: request
                 .headers
                 .into_iter()
@@ -104,7 +163,7 @@ impl http::Host for HostState {
                 body: Some(r.body.to_vec()),
             }),
             Err(e) => {
-                note_refusal(&self.logs, "http.fetch", method.as_str(), &request.url, &e);
+                note_refusal(&self.logs, "http.fetch", method.as_str(), &noted_url, &e);
                 Err(fetch_error(&e))
             }
         })
@@ -115,12 +174,28 @@ impl http::Host for HostState {
 pub struct WasiHttpEgress {
     session: Arc<EgressSession>,
     logs: LogSink,
+    /// Outgoing-body buffer this request may still hand out, in bytes.
+    body_buffer_left: usize,
 }
+
+/// Buffer all outgoing bodies of one request share. Each body buffers one chunk
+/// until its request is sent (wasmtime's default chunk is 1 MiB, our egress body
+/// cap), so without a shared budget a guest pins 1 MiB per body it creates and
+/// never sends. 20 MiB covers the default 20 outbound calls at full size.
+pub const OUTGOING_BODY_BUFFER_MAX: usize = 20 << 20;
+
+/// The chunk a body gets once the shared budget is spent: it still streams
+/// (after `handle`), it just cannot pin more before its request is sent.
+const OUTGOING_BODY_MIN_CHUNK: usize = 4 << 10;
 
 impl WasiHttpEgress {
     /// Hooks sending through `session`, noting refusals in `logs`.
     pub fn new(session: Arc<EgressSession>, logs: LogSink) -> Self {
-        WasiHttpEgress { session, logs }
+        WasiHttpEgress {
+            session,
+            logs,
+            body_buffer_left: OUTGOING_BODY_BUFFER_MAX,
+        }
     }
 }
 
@@ -133,6 +208,20 @@ type SendResult = Result<
 >;
 
 impl WasiHttpHooks for WasiHttpEgress {
+    /// Called once per outgoing body created: each takes its chunk (the most it
+    /// buffers unsent; one chunk per body) from the request's shared budget.
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        let chunk = wasmtime_wasi_http::p2::DEFAULT_OUTGOING_BODY_CHUNK_SIZE
+            .min(self.body_buffer_left)
+            .max(OUTGOING_BODY_MIN_CHUNK);
+        self.body_buffer_left = self.body_buffer_left.saturating_sub(chunk);
+        chunk
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
     fn send_request(
         &mut self,
         request: ::http::Request<WasiBody>,
@@ -187,7 +276,7 @@ impl WasiHttpHooks for WasiHttpEgress {
                     ))
                 }
                 Err(e) => {
-                    note_refusal(&logs, "wasi:http", parts.method.as_str(), &url, &e);
+                    note_refusal(&logs, "wasi:http", parts.method.as_str(), &clip(&url), &e);
                     Err(wasi_error(&e))
                 }
             }
