@@ -432,7 +432,7 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         (r.status, r.header("content-type")),
         (200, Some("text/javascript"))
     );
-    // Every UI file carries the CSP, not only HTML (issue 14 item 11).
+    // Every UI file carries the CSP, not only HTML.
     assert_eq!(r.header("content-security-policy"), Some(DEFAULT_CSP));
     let r = send(up.addr, "GET", &format!("{ui}/style.css"), &[], b"");
     assert_eq!(

@@ -518,7 +518,7 @@ fn runtime_config_reads_the_egress_variables() {
     assert_eq!(c.egress.response_body_max, 100);
 }
 
-/// Item 14: a redirect to another origin (same host, other port) must not carry
+/// A redirect to another origin (same host, other port) must not carry
 /// the guest's credentials or custom headers; a same-origin redirect keeps them.
 #[tokio::test]
 async fn sec_14_redirects_to_another_origin_drop_secret_headers() {
@@ -589,7 +589,7 @@ async fn sec_14_redirects_to_another_origin_drop_secret_headers() {
     }
 }
 
-/// Item 15: an allowlist entry with a port allows that port only, also after a
+/// An allowlist entry with a port allows that port only, also after a
 /// redirect; an entry without a port keeps allowing any port.
 #[tokio::test]
 async fn sec_15_allowlist_entries_with_a_port_allow_only_that_port() {

@@ -25,6 +25,20 @@ const FAST: RetryPolicy = RetryPolicy {
     first_backoff: Duration::from_millis(5),
 };
 
+/// A local data directory, its backends, and an in-process bus guests emit on.
+fn local_bus() -> (
+    tempfile::TempDir,
+    Backends,
+    Arc<dyn EventPublisher>,
+    tokio::sync::mpsc::Receiver<Event>,
+) {
+    let data = tempfile::tempdir().unwrap();
+    let backends = Backends::local(data.path()).unwrap();
+    let bus = Arc::new(LocalBus::default());
+    let rx = bus.take_receiver().unwrap();
+    (data, backends, bus, rx)
+}
+
 fn ticket(tenant: &str, id: &str) -> Event {
     let mut e = new_event(
         tenant,
@@ -233,11 +247,7 @@ async fn a_handler_gets_the_event_as_a_json_post() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guests_emit_for_their_own_tenant_only_when_granted_and_bounded() {
-    let data = tempfile::tempdir().unwrap();
-    let backends = Backends::local(data.path()).unwrap();
-    let bus = Arc::new(LocalBus::default());
-    let mut rx = bus.take_receiver().unwrap();
-    let publisher: Arc<dyn EventPublisher> = bus.clone();
+    let (data, backends, publisher, mut rx) = local_bus();
     let gateway = fleet(&backends, Some((publisher.clone(), 1))).await;
     let out = run_emitter(&gateway, "t1").await;
     assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
@@ -314,7 +324,7 @@ impl ThroughEventBridge {
     }
 }
 
-/// Issue 14 item 4: with `ALGA_EVENTS_TENANT_FIELD=org`, a guest putting
+/// With `ALGA_EVENTS_TENANT_FIELD=org`, a guest putting
 /// `{"org": "other-tenant"}` in its payload must not reach other-tenant's
 /// subscribers: the events side reads the tenant of an extension's event only
 /// from the host-written field.
@@ -370,16 +380,12 @@ async fn sec_04_a_guest_cannot_name_another_tenant_in_the_configured_tenant_fiel
     assert_eq!(runs(&backends, OTHER_TENANT, LOOPER).await, 0);
 }
 
-/// Issue 14 item 6: an extension that emits a topic it subscribes to stops after
+/// An extension that emits a topic it subscribes to stops after
 /// the hop bound: each emitted event carries its depth, and the emit past the
 /// bound is refused (`too-many`), its delivery dead-lettered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sec_06_an_emit_loop_stops_at_the_hop_bound() {
-    let data = tempfile::tempdir().unwrap();
-    let backends = Backends::local(data.path()).unwrap();
-    let bus = Arc::new(LocalBus::default());
-    let mut rx = bus.take_receiver().unwrap();
-    let publisher: Arc<dyn EventPublisher> = bus.clone();
+    let (data, backends, publisher, mut rx) = local_bus();
     let gateway = fleet(&backends, Some((publisher, 10))).await;
     let letters = Arc::new(FileDeadLetters::new(data.path().join("dl.jsonl")));
     let dispatcher = Dispatcher::new(gateway.clone(), letters.clone(), FAST);
@@ -402,7 +408,7 @@ async fn sec_06_an_emit_loop_stops_at_the_hop_bound() {
     );
 }
 
-/// Issue 14 item 6: a delivery refused by the install's quota goes to the dead
+/// A delivery refused by the install's quota goes to the dead
 /// letters at once: retrying within the same window only burns more quota.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sec_06_a_quota_refusal_is_dead_lettered_without_retries() {
@@ -451,16 +457,12 @@ async fn sec_06_a_quota_refusal_is_dead_lettered_without_retries() {
     assert_eq!(letters.read_all().unwrap().len(), 2);
 }
 
-/// Issue 14 item 7: host-app topics are the host's: an extension's emit of
+/// Host-app topics are the host's: an extension's emit of
 /// `ticket.created` is refused (`denied`), and an event of that topic from an
 /// extension's source never reaches the host topic's subscribers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sec_07_extensions_cannot_emit_host_topics() {
-    let data = tempfile::tempdir().unwrap();
-    let backends = Backends::local(data.path()).unwrap();
-    let bus = Arc::new(LocalBus::default());
-    let mut rx = bus.take_receiver().unwrap();
-    let publisher: Arc<dyn EventPublisher> = bus.clone();
+    let (data, backends, publisher, mut rx) = local_bus();
     let gateway = fleet(&backends, Some((publisher, 10))).await;
     let out = run_emit(&gateway, "t1", SPOOFER).await;
     assert_eq!(out.envelope.status, 400, "denied: {:?}", out.envelope);
@@ -484,15 +486,11 @@ async fn sec_07_extensions_cannot_emit_host_topics() {
     assert_eq!(runs(&backends, "t1", LISTENER_A).await, 1);
 }
 
-/// Issue 14 item 6: emits are rate-limited per tenant (a quota-store counter per
+/// Emits are rate-limited per tenant (a quota-store counter per
 /// minute, shared by every process): past it, `too-many`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sec_06_emits_are_rate_limited_per_tenant() {
-    let data = tempfile::tempdir().unwrap();
-    let backends = Backends::local(data.path()).unwrap();
-    let bus = Arc::new(LocalBus::default());
-    let mut rx = bus.take_receiver().unwrap();
-    let publisher: Arc<dyn EventPublisher> = bus.clone();
+    let (_data, backends, publisher, mut rx) = local_bus();
     let settings = runtime_core::host::events::EmitSettings {
         per_tenant_per_minute: 2,
         ..10.into()

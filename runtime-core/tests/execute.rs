@@ -120,13 +120,7 @@ async fn infinite_loop_times_out_on_time_and_the_next_request_works() {
             took >= Duration::from_millis(timeout_ms),
             "fired early: {took:?}"
         );
-        assert_eq!(
-            h.run(request(&hello, "GET", "/", json!({})))
-                .await
-                .envelope
-                .status,
-            200
-        );
+        h.assert_next_request_works(&hello).await;
     }
 }
 
@@ -171,13 +165,7 @@ async fn memory_grower_hits_memory_limit_and_rss_stays_flat() {
         "RSS grew by {} MiB over 1,000 memory-limit requests",
         growth >> 20
     );
-    assert_eq!(
-        h.run(request(&hello, "GET", "/", json!({})))
-            .await
-            .envelope
-            .status,
-        200
-    );
+    h.assert_next_request_works(&hello).await;
 }
 
 #[tokio::test]
@@ -197,13 +185,7 @@ async fn recursion_trap_huge_response_and_floods_get_typed_errors() {
         assert_eq!(out.metrics.outcome, code, "{:?}", out.envelope);
         assert_eq!(out.envelope.status, status);
         assert!(out.envelope.error.as_deref().unwrap().starts_with(code));
-        assert_eq!(
-            h.run(request(&hello, "GET", "/", json!({})))
-                .await
-                .envelope
-                .status,
-            200
-        );
+        h.assert_next_request_works(&hello).await;
     }
 }
 

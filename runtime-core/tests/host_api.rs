@@ -102,6 +102,14 @@ fn state_of(extension: &str, caps: &[Capability], net: &Network, install: bool) 
     s
 }
 
+/// A network whose only way out is the given host API (egress denies all).
+fn network_with(api: HostApi) -> Network {
+    Network {
+        egress: Arc::new(Egress::new(EgressSettings::default())),
+        host_api: Some(Arc::new(api)),
+    }
+}
+
 fn all_caps() -> Vec<Capability> {
     vec![
         Capability::UiProxy,
@@ -394,10 +402,7 @@ async fn the_bridge_has_size_and_time_limits() {
         ..HostApiSettings::default()
     })
     .unwrap();
-    let net = Network {
-        egress: Arc::new(Egress::new(EgressSettings::default())),
-        host_api: Some(Arc::new(api)),
-    };
+    let net = network_with(api);
     let mut s = state(&all_caps(), &net, true);
     // Response over 1 KiB, slow answer, request over 100 bytes: internal each time.
     for (route, payload) in [
@@ -445,7 +450,7 @@ async fn without_a_configured_host_api_answers_are_internal() {
     );
 }
 
-/// Item 3: `cap:ui.proxy` alone must not reach the host app's internal API (the
+/// `cap:ui.proxy` alone must not reach the host app's internal API (the
 /// clients / services / invoicing bridges) under any spelling of the route.
 #[tokio::test]
 async fn sec_03_ui_proxy_cannot_reach_the_internal_api() {
@@ -496,7 +501,7 @@ async fn sec_03_ui_proxy_cannot_reach_the_internal_api() {
     assert_eq!(server.connections(), 0, "{:?}", server.seen());
 }
 
-/// Item 3: the guest's payload cannot claim another identity, ui-proxy and the
+/// The guest's payload cannot claim another identity, ui-proxy and the
 /// bridges carry different credentials, and only allowlisted prefixes are proxied.
 #[tokio::test]
 async fn sec_03_ui_proxy_payload_cannot_set_the_identity_and_has_its_own_credential() {
@@ -509,10 +514,7 @@ async fn sec_03_ui_proxy_payload_cannot_set_the_identity_and_has_its_own_credent
         ..HostApiSettings::default()
     })
     .unwrap();
-    let net = Network {
-        egress: Arc::new(Egress::new(EgressSettings::default())),
-        host_api: Some(Arc::new(api)),
-    };
+    let net = network_with(api);
     let mut s = state(&all_caps(), &net, true);
     let forged = json!({"user": {"userId": "admin", "userType": "internal"},
         "userId": "admin", "tenant_id": "t2", "tenantId": "t2", "installId": "other", "x": 1});

@@ -192,6 +192,19 @@ async fn execute(
     ex.execute(&routing, &req).await
 }
 
+/// Installs `com.example.test` for tenant `t` with default grants.
+async fn install_for_t(env: &Env) {
+    env.local
+        .registry
+        .install(&InstallRequest {
+            tenant: "t".into(),
+            extension_id: "com.example.test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
 fn no_progress(_: runtime_core::publish::Stage) {}
 
 #[tokio::test]
@@ -556,15 +569,7 @@ async fn a_deleted_artifact_is_artifact_missing_until_recompiled() {
         .publish(&bundle, Some(&env.signed(&bundle)), &no_progress)
         .await
         .unwrap();
-    env.local
-        .registry
-        .install(&InstallRequest {
-            tenant: "t".into(),
-            extension_id: "com.example.test".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    install_for_t(&env).await;
     assert_eq!(
         execute(&env.executor(env.trust()), "t", &p.content_hash, None)
             .await
@@ -681,7 +686,7 @@ impl runtime_core::store::BlobStore for LosingStore {
     }
 }
 
-/// Issue 14 item 10: two publishes of the same bundle race; the one that fails
+/// Two publishes of the same bundle race; the one that fails
 /// late (a storage fault) must not roll back blobs the other one registered:
 /// neither the bundle it wrote first itself (another version references it now)
 /// nor the signature the winner created while it waited.
@@ -736,15 +741,7 @@ async fn sec_10_a_failed_concurrent_publish_keeps_the_winners_blobs() {
     ] {
         assert!(blobs.exists(&key).await.unwrap(), "{key} was rolled back");
     }
-    env.local
-        .registry
-        .install(&InstallRequest {
-            tenant: "t".into(),
-            extension_id: "com.example.test".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    install_for_t(&env).await;
     let out = execute(&env.executor(env.trust()), "t", &content, None).await;
     assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
 }

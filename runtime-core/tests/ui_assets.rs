@@ -218,7 +218,7 @@ async fn serves_html_js_css_png_woff2_with_exact_headers() {
         assert_eq!(r.body, body, "{tail}");
         assert_eq!(
             sorted_headers(&r),
-            // Every file carries the CSP (issue 14 item 11).
+            // Every file carries the CSP.
             expected_200(ct, body, Some(DEFAULT_CSP)),
             "{tail}"
         );
@@ -632,7 +632,7 @@ async fn csp_variants_from_settings() {
         let r = send(&s, "GET", &f.url(""), Some(&etag_of(INDEX.as_bytes()))).await;
         assert_eq!(r.status, 304);
         assert_eq!(r.header("content-security-policy"), Some(csp.as_str()));
-        // And on every other file too (issue 14 item 11).
+        // And on every other file too.
         let r = get(&s, &f.url("/assets/app.js")).await;
         assert_eq!(r.header("content-security-policy"), Some(csp.as_str()));
     }
@@ -821,7 +821,7 @@ async fn a_registry_failure_is_503_never_cached() {
     assert_eq!(s.access_stats().lookups, 3, "failures were not cached");
 }
 
-/// Issue 14 item 11: an SVG (or any file a browser may render as a document when
+/// An SVG (or any file a browser may render as a document when
 /// it is opened directly) runs script on the UI origin unless its response carries
 /// the CSP, so every file response carries it: 200 and 304, every content type.
 #[tokio::test]
@@ -888,7 +888,7 @@ impl BlobStore for CountingReads {
     }
 }
 
-/// Issue 14 item 21: a UI file over the size bound is refused from its size,
+/// A UI file over the size bound is refused from its size,
 /// before its bytes are read (a huge file must not be pulled into memory first).
 #[tokio::test]
 async fn sec_21_oversized_ui_files_are_refused_before_being_read() {

@@ -290,7 +290,7 @@ async fn eventbridge_rule_to_sqs_to_the_function_delivers_once_per_install_and_d
     let v: Value = serde_json::from_str(emitted[0].body().unwrap()).unwrap();
     assert_eq!(v["detail-type"], "widget.made");
     assert_eq!(v["source"], format!("alga.extension/{EMITTER}"));
-    // The detail carries the event's depth in a chain of emits (issue 14 item 6).
+    // The detail carries the event's depth in a chain of emits.
     assert_eq!(
         v["detail"],
         json!({"n": 1, "tenant_id": "t1", "alga_event_hops": 1})

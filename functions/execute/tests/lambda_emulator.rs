@@ -34,17 +34,7 @@ fn envelope_guest_body(response: &serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn fn_execute_answers_the_sample_events_under_cargo_lambdas_emulator() {
-    let data = tempfile::tempdir().unwrap();
-    let hex = emulator::publish_example(data.path(), "acme");
-    let mut lambda = Emulator::start();
-    lambda.attach(
-        "fn-execute",
-        env!("CARGO_BIN_EXE_fn-execute"),
-        &[
-            ("ALGA_DATA", data.path().to_str().unwrap()),
-            ("RUNNER_SERVICE_TOKEN", SERVICE_TOKEN),
-        ],
-    );
+    let (_data, hex, lambda) = start_execute("token");
 
     // HTTP API v2, POST /v1/execute with the service token: the envelope carries
     // the guest's answer for tenant acme.

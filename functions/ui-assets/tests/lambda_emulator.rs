@@ -55,7 +55,7 @@ fn fn_ui_assets_answers_the_sample_event_under_cargo_lambdas_emulator() {
     assert!(body_bytes(&r).is_empty(), "{r}");
 
     // Another asset of the same bundle: its own content type, and the CSP too
-    // (every UI file carries it: issue 14 item 11).
+    // (every UI file carries it).
     let mut css = sample.clone();
     let css_path = format!("/ext-ui/com.example.hello/sha256%3A{hex}/style.css");
     css["rawPath"] = css_path.clone().into();

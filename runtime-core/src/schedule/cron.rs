@@ -331,7 +331,7 @@ mod tests {
         }
     }
 
-    /// Issue 14 item 16: a step near `u32::MAX` used to overflow `v += step`
+    /// A step near `u32::MAX` used to overflow `v += step`
     /// (a panic in debug builds, a wrapped loop in release). Every step larger
     /// than its range is refused with a typed error before any arithmetic.
     #[test]

@@ -17,15 +17,20 @@ fn wit_dir() -> std::path::PathBuf {
 
 /// Wraps a core module (WAT) into a component of world `runner`.
 pub fn component(wat: &str) -> Vec<u8> {
-    let mut core = wat::parse_str(wat).expect("valid WAT");
     let mut resolve = wit_parser::Resolve::default();
     let (pkg, _) = resolve.push_dir(wit_dir()).expect("wit/ parses");
     let world = resolve
         .select_world(&[pkg], Some("runner"))
         .expect("world runner");
+    encode(wat, &resolve, world)
+}
+
+/// Embeds `world`'s metadata into the core module and encodes the component.
+fn encode(wat: &str, resolve: &wit_parser::Resolve, world: wit_parser::WorldId) -> Vec<u8> {
+    let mut core = wat::parse_str(wat).expect("valid WAT");
     wit_component::embed_component_metadata(
         &mut core,
-        &resolve,
+        resolve,
         world,
         wit_component::StringEncoding::UTF8,
         false,
@@ -459,7 +464,6 @@ pub fn fields_hoarder(n: u32, value_len: u32) -> Vec<u8> {
                 (br $l)))
             (call $respond (i32.const 200) (i32.const 1040) (i32.const 4))))"#
     );
-    let mut core = wat::parse_str(&wat).expect("valid WAT");
     let mut resolve = wit_parser::Resolve::default();
     let (runner_pkg, _) = resolve.push_dir(wit_dir()).expect("wit/ parses");
     resolve
@@ -477,18 +481,5 @@ pub fn fields_hoarder(n: u32, value_len: u32) -> Vec<u8> {
     let world = resolve
         .select_world(&[pkg], Some("hoarder"))
         .expect("world hoarder");
-    wit_component::embed_component_metadata(
-        &mut core,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-        false,
-    )
-    .expect("embed metadata");
-    wit_component::ComponentEncoder::default()
-        .validate(true)
-        .module(&core)
-        .expect("module")
-        .encode()
-        .expect("encode component")
+    encode(&wat, &resolve, world)
 }

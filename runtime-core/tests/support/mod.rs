@@ -92,6 +92,19 @@ impl Harness {
     pub async fn run(&self, req: serde_json::Value) -> Outcome {
         run_on(&self.executor, req).await
     }
+
+    /// Runs a plain `GET /` on `content` and asserts it answers 200: after a
+    /// hostile request, the next one works.
+    pub async fn assert_next_request_works(&self, content: &ContentHash) {
+        let out = self
+            .run(request(content, "GET", "/", serde_json::json!({})))
+            .await;
+        assert_eq!(
+            out.envelope.status, 200,
+            "the next request: {:?}",
+            out.envelope
+        );
+    }
 }
 
 /// Runs a `/v1/execute`-shaped request on `executor`, routed to its own context's
