@@ -264,24 +264,43 @@ fn up_serves_the_example_through_the_lambda_handlers() {
     let replay = execute(&up, &hash, &[auth, key]);
     assert_eq!(replay.header("x-idempotent-replay"), Some("true"));
     assert_eq!(replay.json(), first, "the replay is the first response");
-    let reused = send(
-        up.addr,
-        "POST",
-        "/v1/execute",
-        &[
-            auth,
-            key,
-            ("content-type", "application/json"),
-            ("x-alga-tenant", up.tenant.as_str()),
-            ("x-alga-extension", EXT),
-        ],
-        &execute_body(&up.tenant, &hash, "/api/echo"),
-    );
+    let with_key = |body: &[u8]| {
+        send(
+            up.addr,
+            "POST",
+            "/v1/execute",
+            &[
+                auth,
+                key,
+                ("content-type", "application/json"),
+                ("x-alga-tenant", up.tenant.as_str()),
+                ("x-alga-extension", EXT),
+            ],
+            body,
+        )
+    };
+    let reused = with_key(&execute_body(&up.tenant, &hash, "/api/echo"));
     assert!(
         reused.json()["error"]
             .as_str()
             .unwrap()
             .starts_with("idempotency_key_reused")
+    );
+    assert_eq!(
+        reused.json()["headers"],
+        serde_json::json!({}),
+        "an error envelope's headers are an empty object"
+    );
+    // Alga retries with the same key and a fresh context.request_id: a replay.
+    let mut retry: serde_json::Value =
+        serde_json::from_slice(&execute_body(&up.tenant, &hash, "/api/hello")).unwrap();
+    retry["context"]["request_id"] = "alga-retry-2".into();
+    let retried = with_key(&serde_json::to_vec(&retry).unwrap());
+    assert_eq!(retried.header("x-idempotent-replay"), Some("true"));
+    assert_eq!(
+        retried.json(),
+        first,
+        "a retry with a fresh request id replays"
     );
 
     // The direct route: the local authorizer's identity, the guest's own response.
@@ -362,8 +381,22 @@ fn up_serves_the_example_through_the_lambda_handlers() {
         (r.status, r.json()["error"].as_str().unwrap()),
         (404, "not_installed")
     );
-    // Oversize body: 413 from the handler, and the server keeps serving.
-    let big = vec![b'x'; 6 << 20];
+    // A 7 MiB body (Alga's gateway forwards up to 10 MB) reaches the guest: the
+    // echo of it is then over the 5 MiB response limit.
+    let r = send(
+        up.addr,
+        "POST",
+        &format!("/api/ext/{EXT}/api/echo"),
+        &[("content-type", "application/json")],
+        &vec![b'x'; 7 << 20],
+    );
+    assert_eq!(
+        (r.status, r.json()["error"].as_str().unwrap()),
+        (502, "output_too_large"),
+        "the body was taken and echoed"
+    );
+    // Oversize body (over 10 MiB): 413 from the handler, and the server keeps serving.
+    let big = vec![b'x'; 11 << 20];
     let r = send(
         up.addr,
         "POST",

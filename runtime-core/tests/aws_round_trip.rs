@@ -230,7 +230,7 @@ async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn execute_quotas_and_idempotency_on_dynamodb() {
     use runtime_core::execute::{QuotaLimits, QuotaPolicy};
-    use runtime_core::gateway::{ExecuteAuth, Gateway, GatewaySettings};
+    use runtime_core::gateway::{ExecuteAuth, Gateway, GatewaySettings, idempotency_store_key};
     use runtime_core::store::Claim;
 
     let env = AwsEnv::new().await;
@@ -342,7 +342,11 @@ async fn execute_quotas_and_idempotency_on_dynamodb() {
     // A key someone holds right now: 409, nothing run.
     assert_eq!(
         b.idempotency
-            .claim("other", "key-2", std::time::Duration::from_secs(60))
+            .claim(
+                "other",
+                &idempotency_store_key("com.example.q", "key-2"),
+                std::time::Duration::from_secs(60)
+            )
             .await
             .unwrap(),
         Claim::Claimed
@@ -364,7 +368,11 @@ async fn execute_quotas_and_idempotency_on_dynamodb() {
     assert_eq!(throttled["status"], 429, "{throttled}");
     assert_eq!(
         b.idempotency
-            .claim("acme", "key-1", std::time::Duration::from_secs(60))
+            .claim(
+                "acme",
+                &idempotency_store_key("com.example.q", "key-1"),
+                std::time::Duration::from_secs(60)
+            )
             .await
             .unwrap(),
         Claim::Claimed,

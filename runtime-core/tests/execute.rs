@@ -47,7 +47,12 @@ async fn the_envelope_always_has_four_keys() {
     let v = serde_json::to_value(&out.envelope).unwrap();
     let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys, ["body_b64", "error", "headers", "status"]);
-    assert!(v["body_b64"].is_null() && v["headers"].is_null());
+    assert!(v["body_b64"].is_null());
+    assert_eq!(
+        v["headers"],
+        json!({}),
+        "an error's headers are an empty object"
+    );
 }
 
 #[tokio::test]

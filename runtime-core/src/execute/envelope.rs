@@ -13,12 +13,25 @@ use super::error::ExecError;
 pub struct Envelope {
     /// The guest's status, or the error's.
     pub status: u16,
-    /// Response headers (last duplicate wins), or null.
+    /// Response headers (last duplicate wins); serialized as `{}` when there are
+    /// none, since Alga's callers read it as an object (the seed sends `{}` too).
+    #[serde(serialize_with = "headers_object")]
     pub headers: Option<BTreeMap<String, String>>,
     /// Standard padded base64 of the body, or null.
     pub body_b64: Option<String>,
     /// `code` or `code: detail`, or null on success.
     pub error: Option<String>,
+}
+
+/// `None` (an envelope stored before headers were always set) as `{}`.
+fn headers_object<S: serde::Serializer>(
+    headers: &Option<BTreeMap<String, String>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match headers {
+        Some(h) => h.serialize(serializer),
+        None => BTreeMap::<String, String>::new().serialize(serializer),
+    }
 }
 
 impl Envelope {
@@ -36,7 +49,7 @@ impl Envelope {
     pub fn error(e: &ExecError) -> Self {
         Envelope {
             status: e.status(),
-            headers: None,
+            headers: Some(BTreeMap::new()),
             body_b64: None,
             error: Some(e.to_string()),
         }
@@ -46,7 +59,7 @@ impl Envelope {
     pub fn error_code(status: u16, code: &str, detail: &str) -> Self {
         Envelope {
             status,
-            headers: None,
+            headers: Some(BTreeMap::new()),
             body_b64: None,
             error: Some(format!("{code}: {detail}")),
         }

@@ -46,13 +46,37 @@ fn backend_failure(detail: String, request_id: &str) -> HttpReply {
     envelope_reply(&public_envelope(&Envelope::error(&e), e.code(), request_id))
 }
 
+/// The key an `x-idempotency-key` is stored under within its tenant's scope: keys
+/// are per tenant *and* extension, so two extensions of one tenant never share one.
+/// A newline cannot occur in an HTTP header, so the pair is unambiguous.
+pub fn idempotency_store_key(extension: &str, key: &str) -> String {
+    format!("{extension}\n{key}")
+}
+
+/// The sha256 a replay must match: the request's JSON without
+/// `context.request_id`, which Alga's callers make fresh on every retry of the
+/// same request. `value` is left as it was.
+fn request_fingerprint(value: &mut serde_json::Value) -> String {
+    let context = value.get_mut("context").and_then(|c| c.as_object_mut());
+    let request_id = context.and_then(|c| c.remove("request_id"));
+    let digest = hex::encode(Sha256::digest(
+        serde_json::to_vec(value).unwrap_or_default(),
+    ));
+    if let Some(id) = request_id
+        && let Some(context) = value.get_mut("context").and_then(|c| c.as_object_mut())
+    {
+        context.insert("request_id".into(), id);
+    }
+    digest
+}
+
 /// An envelope for a failure outside the guest, with its own HTTP status.
 fn refusal(http_status: u16, code: &str, message: &str) -> HttpReply {
     HttpReply::json(
         http_status,
         &serde_json::json!({
             "status": http_status,
-            "headers": null,
+            "headers": {},
             "body_b64": null,
             "error": format!("{code}: {message}"),
         }),
@@ -155,10 +179,13 @@ impl Gateway {
                 "send application/json",
             ));
         }
-        let value: serde_json::Value = match serde_json::from_slice(body) {
+        let mut value: serde_json::Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => return Err(refusal(400, "malformed_json", &e.to_string())),
         };
+        let fingerprint = header(headers, "x-idempotency-key")
+            .is_some()
+            .then(|| request_fingerprint(&mut value));
         let mut req: ExecuteRequest = match serde_json::from_value(value) {
             Ok(r) => r,
             Err(e) => return Err(refusal(422, "invalid_execute_request", &e.to_string())),
@@ -180,8 +207,12 @@ impl Gateway {
             req.context.request_id = routing.request_id.clone();
         }
 
-        let idempotency = match (header(headers, "x-idempotency-key"), &routing.tenant) {
-            (Some(key), Some(tenant)) => {
+        let idempotency = match (
+            header(headers, "x-idempotency-key"),
+            &routing.tenant,
+            fingerprint,
+        ) {
+            (Some(key), Some(tenant), Some(digest)) => {
                 if key.len() > IDEMPOTENCY_KEY_MAX {
                     return Err(refusal(
                         400,
@@ -189,10 +220,11 @@ impl Gateway {
                         &format!("at most {IDEMPOTENCY_KEY_MAX} characters"),
                     ));
                 }
+                let extension = routing.extension.as_deref().unwrap_or_default();
                 Some((
                     tenant.clone(),
-                    key.to_string(),
-                    hex::encode(Sha256::digest(body)),
+                    idempotency_store_key(extension, key),
+                    digest,
                 ))
             }
             _ => None,

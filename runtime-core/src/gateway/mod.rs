@@ -29,6 +29,7 @@ use crate::manifest::Manifest;
 
 pub use caller::{Caller, Claims};
 pub use direct::DirectRequest;
+pub use execute_api::idempotency_store_key;
 pub use internal::InternalCall;
 pub use record::Route;
 pub use settings::{ExecuteAuth, GatewaySettings, IamPrincipal};

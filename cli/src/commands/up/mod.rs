@@ -73,9 +73,19 @@ pub struct UpArgs {
     watch: bool,
 }
 
+/// `up`'s request body limit unless `ALGA_REQUEST_MAX_BYTES` says otherwise: what
+/// Alga's gateway accepts (10 MB).
+const UP_REQUEST_BODY_MAX: usize = 10 << 20;
+
 /// Runs `up`.
 pub async fn up(args: UpArgs, data: &Path) -> crate::Outcome {
-    let config = RuntimeConfig::from_env()?;
+    let mut config = RuntimeConfig::from_env()?;
+    let body_max_set = std::env::var_os("ALGA_REQUEST_MAX_BYTES").is_some();
+    if !body_max_set {
+        // Alga's gateway forwards bodies up to 10 MB; locally no Lambda payload
+        // limit stands in the way of taking what it sends.
+        config.limits.request_body_max = UP_REQUEST_BODY_MAX;
+    }
     let dir = args.dir.clone();
     // Taken before the build: an edit made while the first build and publish run
     // (a minute for the JS example) is a change for --watch, not the baseline.
@@ -104,6 +114,9 @@ pub async fn up(args: UpArgs, data: &Path) -> crate::Outcome {
         .clone()
         .unwrap_or_else(runtime_core::gateway::new_request_id);
     let mut settings = GatewaySettings::from_env()?;
+    if !body_max_set {
+        settings.body_max = UP_REQUEST_BODY_MAX;
+    }
     settings.execute_auth = ExecuteAuth::Token(Some(token.clone()));
     if settings.publish_token.is_none() {
         settings.publish_token = Some(token.clone());
