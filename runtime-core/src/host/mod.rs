@@ -37,18 +37,23 @@ use crate::store::{KvScope, KvStore, SecretStore};
 use limits::{GuestLimiter, HostCallBudget};
 use logging::{LogLevel, LogSink};
 
-/// Generated bindings of the `runner` world.
+/// Generated bindings of the `runner-plus` world: Alga's `runner` plus our
+/// `metrics` and `events`. Binding the superset links guests built against
+/// either world, since a `runner` guest imports a subset of it and both export
+/// the same `handler`.
 pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "runner",
+        world: "runner-plus",
         imports: { default: async | trappable },
         exports: { default: async },
         additional_derives: [PartialEq],
     });
 }
 
-pub use bindings::{Runner, RunnerPre};
+// Named after the guest contract rather than the bound world: the whole crate
+// instantiates and calls guests through these, whichever world they were built against.
+pub use bindings::{RunnerPlus as Runner, RunnerPlusPre as RunnerPre};
 pub use network::Network;
 
 /// The install configuration key holding the install's egress allowlist

@@ -55,10 +55,10 @@ pub fn emitter_guest() -> Vec<u8> {
 }
 
 /// A guest calling `emit(topic, payload)` on every request: 200 + the event id,
-/// or 400 + the `emit-error` index.
+/// or 400 + the `emit-error` index. World `runner-plus`, which has `events`.
 pub fn emit_guest(topic: &str, payload: &str) -> Vec<u8> {
     let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    guests::result_caller(
+    guests::result_caller_plus(
         "alga:extension/events",
         "emit",
         "i32 i32 i32 i32",

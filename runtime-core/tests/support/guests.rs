@@ -7,7 +7,7 @@
 
 /// The repository's `wit/`, found upwards from the including crate (this file is
 /// shared by crates at different depths).
-fn wit_dir() -> std::path::PathBuf {
+pub fn wit_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .map(|dir| dir.join("wit"))
@@ -15,13 +15,24 @@ fn wit_dir() -> std::path::PathBuf {
         .expect("the repository's wit/ folder")
 }
 
-/// Wraps a core module (WAT) into a component of world `runner`.
+/// Wraps a core module (WAT) into a component of world `runner` (Alga's own: a
+/// module importing `metrics` or `events` does not encode against it).
 pub fn component(wat: &str) -> Vec<u8> {
+    component_of("runner", wat)
+}
+
+/// Wraps a core module (WAT) into a component of world `runner-plus` (`runner`
+/// plus our `metrics` and `events`).
+pub fn component_plus(wat: &str) -> Vec<u8> {
+    component_of("runner-plus", wat)
+}
+
+fn component_of(world_name: &str, wat: &str) -> Vec<u8> {
     let mut resolve = wit_parser::Resolve::default();
     let (pkg, _) = resolve.push_dir(wit_dir()).expect("wit/ parses");
     let world = resolve
-        .select_world(&[pkg], Some("runner"))
-        .expect("world runner");
+        .select_world(&[pkg], Some(world_name))
+        .unwrap_or_else(|e| panic!("world {world_name}: {e:#}"));
     encode(wat, &resolve, world)
 }
 
@@ -74,8 +85,13 @@ const PRELUDE: &str = r#"
     (i32.const 256))
 "#;
 
+fn module_wat(imports: &str, body: &str) -> String {
+    format!("(module {imports} {PRELUDE} {body})")
+}
+
+/// A component of world `runner` from [`module_wat`].
 fn module(imports: &str, body: &str) -> Vec<u8> {
-    component(&format!("(module {imports} {PRELUDE} {body})"))
+    component(&module_wat(imports, body))
 }
 
 /// 200, `content-type: text/plain`, body `hello`.
@@ -204,7 +220,8 @@ pub fn host_call_flood() -> Vec<u8> {
 /// else an empty body; err → 400 + the enum's index.
 ///
 /// `sig` is the core signature's params (without the return pointer), `args` the
-/// WAT pushing them, `payload` the payload's offset in the return area.
+/// WAT pushing them, `payload` the payload's offset in the return area. A
+/// component of world `runner`; [`result_caller_plus`] for `metrics`/`events`.
 pub fn result_caller(
     module_name: &str,
     func: &str,
@@ -214,6 +231,47 @@ pub fn result_caller(
     ok_is_string: bool,
     data: &str,
 ) -> Vec<u8> {
+    component(&result_caller_wat(
+        module_name,
+        func,
+        sig,
+        args,
+        payload,
+        ok_is_string,
+        data,
+    ))
+}
+
+/// [`result_caller`] as a component of world `runner-plus`.
+pub fn result_caller_plus(
+    module_name: &str,
+    func: &str,
+    sig: &str,
+    args: &str,
+    payload: u32,
+    ok_is_string: bool,
+    data: &str,
+) -> Vec<u8> {
+    component_plus(&result_caller_wat(
+        module_name,
+        func,
+        sig,
+        args,
+        payload,
+        ok_is_string,
+        data,
+    ))
+}
+
+fn result_caller_wat(
+    module_name: &str,
+    func: &str,
+    sig: &str,
+    args: &str,
+    payload: u32,
+    ok_is_string: bool,
+    data: &str,
+) -> String {
     let ok_body = if ok_is_string {
         format!(
             "(i32.load offset={payload} (i32.const 2048)) (i32.load offset={} (i32.const 2048))",
@@ -222,7 +280,7 @@ pub fn result_caller(
     } else {
         "(i32.const 0) (i32.const 0)".to_string()
     };
-    module(
+    module_wat(
         &format!(r#"(import "{module_name}" "{func}" (func $f (param {sig} i32)))"#),
         &format!(
             r#"{data}
@@ -300,9 +358,9 @@ pub fn fetcher() -> Vec<u8> {
 }
 
 /// Records `n` histogram values (`latency`, milliseconds, value = i) through
-/// `alga:extension/metrics`, then answers 200 `done`.
+/// `alga:extension/metrics`, then answers 200 `done` (world `runner-plus`).
 pub fn metrics_flood(n: u32) -> Vec<u8> {
-    module(
+    component_plus(&module_wat(
         r#"(import "alga:extension/metrics" "histogram" (func $h (param i32 i32 f64 i32 i32 i32)))
            (import "alga:extension/metrics" "counter" (func $c (param i32 i32 f64 i32 i32)))"#,
         &format!(
@@ -328,7 +386,7 @@ pub fn metrics_flood(n: u32) -> Vec<u8> {
                   (br $l)))
               (call $respond (i32.const 200) (i32.const 1040) (i32.const 4)))"#
         ),
-    )
+    ))
 }
 
 /// Exercises `alga:extension/scheduler`, dispatching on the 6th character of the
