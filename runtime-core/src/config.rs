@@ -467,6 +467,14 @@ mod tests {
         assert_eq!(err.var, "ALGA_MEMORY_MB");
         let err = from(&[("ALGA_TIMEOUT_MS", "60000")]).unwrap_err();
         assert_eq!(err.var, "ALGA_TIMEOUT_MS");
+        assert!(!from(&[]).unwrap().strict_manifests);
+        assert!(
+            from(&[("ALGA_PUBLISH_STRICT", "1")])
+                .unwrap()
+                .strict_manifests
+        );
+        let err = from(&[("ALGA_PUBLISH_STRICT", "strict")]).unwrap_err();
+        assert_eq!(err.var, "ALGA_PUBLISH_STRICT");
     }
 
     #[test]
