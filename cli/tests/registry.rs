@@ -29,6 +29,7 @@ impl Workspace {
         Command::new(env!("CARGO_BIN_EXE_alga-lambda"))
             .current_dir(self.dir.path())
             .env_remove("SIGNING_TRUST_BUNDLE")
+            .env_remove("ALGA_PUBLISH_STRICT")
             .env("ALGA_DATA", self.path("data"))
             .args(args)
             .output()
@@ -154,6 +155,61 @@ fn keygen_pack_sign_publish_install_invoke() {
     let bad = w.alga(&["verify", "hello.tar.zst"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("hash_mismatch"), "{}", stderr(&bad));
+}
+
+/// A manifest with Alga's component `entry` and a `schedulable` flag (shapes of
+/// Alga's own samples): `publish` warns and publishes, `publish --strict` refuses.
+#[test]
+fn publish_warns_about_alga_manifest_keys_and_strict_refuses_them() {
+    let w = Workspace::new();
+    let ext = w.path("ext");
+    std::fs::create_dir_all(ext.join("dist")).unwrap();
+    std::fs::create_dir_all(ext.join("ui")).unwrap();
+    std::fs::copy(
+        Path::new(example_built()).join("dist/main.wasm"),
+        ext.join("dist/main.wasm"),
+    )
+    .unwrap();
+    std::fs::write(ext.join("ui/index.html"), "<p>hi</p>").unwrap();
+    std::fs::write(
+        ext.join("manifest.json"),
+        r#"{"name":"com.example.alga","version":"0.2.0","runtime":"wasm-js@1","entry":"dist/main.wasm",
+            "ui":{"type":"iframe","entry":"ui/index.html"},
+            "api":{"endpoints":[{"method":"GET","path":"/api/hello","handler":"dist/main","schedulable":true}]}}"#,
+    )
+    .unwrap();
+    w.ok(&["keygen", "--key-id", "ci", "--out", "key.json", "--trust"]);
+    let hash = w.ok(&["pack", "ext", "--out", "alga.tar.zst"]);
+    w.ok(&["sign", "alga.tar.zst", "--key", "key.json"]);
+
+    let strict = w.alga(&["publish", "alga.tar.zst", "--strict"]);
+    assert_eq!(strict.status.code(), Some(1), "{}", stderr(&strict));
+    assert!(
+        stderr(&strict).contains("invalid_manifest")
+            && stderr(&strict).contains("manifest.json: entry: unknown key \"entry\""),
+        "{}",
+        stderr(&strict)
+    );
+    assert!(!w.ok(&["list"]).contains("com.example.alga"));
+
+    let out = w.alga(&["publish", "alga.tar.zst"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("com.example.alga 0.2.0 {} published", hash.trim())
+    );
+    let warnings: Vec<&str> = std::str::from_utf8(&out.stderr)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("warning: manifest.json: entry: unknown key \"entry\" ignored")
+    );
+    assert!(warnings[1].starts_with(
+        "warning: manifest.json: api.endpoints[0].schedulable: unknown key \"schedulable\" ignored"
+    ));
 }
 
 #[test]

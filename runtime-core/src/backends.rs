@@ -223,7 +223,12 @@ impl Backends {
             self.trust()?,
             config.engine.clone(),
         )
-        .with_targets(targets))
+        .with_targets(targets)
+        .with_strictness(if config.strict_manifests {
+            crate::manifest::Strictness::Strict
+        } else {
+            crate::manifest::Strictness::Compatible
+        }))
     }
 
     /// The services the host functions reach.

@@ -220,6 +220,9 @@ pub struct RuntimeConfig {
     pub host_api: HostApiSettings,
     /// EMF metrics.
     pub metrics: MetricsSettings,
+    /// Publish refuses unknown manifest keys and the other shapes Alga tolerates
+    /// (`ALGA_PUBLISH_STRICT`), instead of accepting them with warnings.
+    pub strict_manifests: bool,
 }
 
 impl RuntimeConfig {
@@ -291,6 +294,9 @@ impl RuntimeConfig {
         num(&get, "ALGA_METRICS_MAX_VALUES", 0, 1_000_000, |v| {
             c.metrics.guest_values_max = v as u32
         })?;
+        if let Some(v) = get("ALGA_PUBLISH_STRICT") {
+            c.strict_manifests = parse_bool("ALGA_PUBLISH_STRICT", &v)?;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -461,6 +467,14 @@ mod tests {
         assert_eq!(err.var, "ALGA_MEMORY_MB");
         let err = from(&[("ALGA_TIMEOUT_MS", "60000")]).unwrap_err();
         assert_eq!(err.var, "ALGA_TIMEOUT_MS");
+        assert!(!from(&[]).unwrap().strict_manifests);
+        assert!(
+            from(&[("ALGA_PUBLISH_STRICT", "1")])
+                .unwrap()
+                .strict_manifests
+        );
+        let err = from(&[("ALGA_PUBLISH_STRICT", "strict")]).unwrap_err();
+        assert_eq!(err.var, "ALGA_PUBLISH_STRICT");
     }
 
     #[test]

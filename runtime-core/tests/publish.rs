@@ -372,10 +372,15 @@ async fn each_hostile_bundle_is_refused_and_leaves_nothing_behind() {
     let stranger = SigningKey::generate("stranger").unwrap();
     let revoked_key = SigningKey::generate("revoked").unwrap();
     let trust = env.trust().with_key(revoked_key.public()).revoke("revoked");
-    let publisher = env.publisher(trust).with_limits(ArchiveLimits {
+    let publisher = env.publisher(trust.clone()).with_limits(ArchiveLimits {
         max_entries: 2000,
         ..ArchiveLimits::default()
     });
+    // Unknown keys are warnings by default (Alga's schema drops them); strict
+    // mode refuses them.
+    let strict = env
+        .publisher(trust)
+        .with_strictness(runtime_core::manifest::Strictness::Strict);
 
     let mut flipped = good.clone();
     let mid = flipped.len() / 2;
@@ -513,7 +518,7 @@ async fn each_hostile_bundle_is_refused_and_leaves_nothing_behind() {
             "invalid_manifest",
         ),
         (
-            "unknown key",
+            "unknown key (strict)",
             pack(&unknown_key.to_string(), &hello),
             None,
             "invalid_manifest",
@@ -533,6 +538,11 @@ async fn each_hostile_bundle_is_refused_and_leaves_nothing_behind() {
             (_, None) => Some(env.signed(&bundle)),
         };
         let started = std::time::Instant::now();
+        let publisher = if name.ends_with("(strict)") {
+            &strict
+        } else {
+            &publisher
+        };
         let err = publisher
             .publish(&bundle, sig.as_deref(), &no_progress)
             .await
@@ -654,6 +664,165 @@ async fn an_upload_over_the_size_limit_is_refused_unread_and_leaves_only_its_rec
             .unwrap()
             .is_empty()
     );
+}
+
+/// A manifest with shapes of Alga's own (its component `entry`, `sbom`, a
+/// `schedulable` flag, a capability without `cap:`, the auto-increment version);
+/// src/manifest/tests.rs lists where in Alga each shape comes from.
+const ALGA_MANIFEST: &str = r#"{
+  "name": "com.example.test",
+  "publisher": "Example Corp",
+  "version": "0.3.*",
+  "runtime": "wasm-js@1",
+  "entry": "dist/main.wasm",
+  "capabilities": ["cap:storage.kv", "http.fetch"],
+  "ui": {"type": "iframe", "entry": "ui/index.html", "hooks": {"appMenu": {"label": "Test"}}},
+  "api": {"endpoints": [{"method": "GET", "path": "/", "handler": "dist/main", "schedulable": true}]},
+  "sbom": "sbom.spdx.json"
+}"#;
+
+#[tokio::test]
+async fn alga_manifests_publish_with_their_warnings_in_the_result_record_and_strict_refuses_them() {
+    use runtime_core::manifest::Strictness;
+    use runtime_core::publish::uploads::publish_upload;
+    let env = Env::new();
+    let uploads = env.local.uploads.clone();
+    let upload = |name: &'static str, bundle: Vec<u8>, publisher: Publisher| {
+        let (uploads, sig) = (uploads.clone(), env.signed(&bundle));
+        async move {
+            uploads
+                .put(&format!("in/{name}.tar.zst"), &bundle)
+                .await
+                .unwrap();
+            let sig_key = format!("in/{name}.tar.zst.sig.json");
+            uploads.put(&sig_key, &sig).await.unwrap();
+            publish_upload(&publisher, uploads.as_ref(), &sig_key)
+                .await
+                .unwrap();
+            let record = uploads
+                .get(&format!("in/{name}.tar.zst.result.json"))
+                .await
+                .unwrap()
+                .expect("a result record beside the upload");
+            serde_json::from_slice::<serde_json::Value>(&record).unwrap()["result"].clone()
+        }
+    };
+    let fields = |result: &serde_json::Value| -> Vec<String> {
+        result["warnings"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no warnings in {result}"))
+            .iter()
+            .map(|w| {
+                assert!(w["message"].as_str().is_some_and(|m| !m.is_empty()), "{w}");
+                w["field"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+
+    let first = pack(ALGA_MANIFEST, &guests::hello());
+    let result = upload("a", first.clone(), env.publisher(env.trust())).await;
+    assert_eq!(result["status"], "published", "{result}");
+    assert_eq!(result["version"], "0.3.0", "{result}");
+    assert_eq!(result["outcome"], "created", "{result}");
+    assert_eq!(
+        fields(&result),
+        [
+            "entry",
+            "sbom",
+            "capabilities[1]",
+            "api.endpoints[0].schedulable",
+            "version"
+        ],
+        "{result}"
+    );
+    assert!(
+        result["warnings"][4]["message"]
+            .as_str()
+            .unwrap()
+            .contains("published as 0.3.0"),
+        "{result}"
+    );
+    // The upload event retried: the same version, unchanged.
+    let again = upload("a", first.clone(), env.publisher(env.trust())).await;
+    assert_eq!(
+        (&again["version"], &again["outcome"]),
+        (&json!("0.3.0"), &json!("unchanged")),
+        "{again}"
+    );
+    // Other bytes with the same wildcard: the next patch.
+    let second = pack(ALGA_MANIFEST, &guests::echo());
+    let result = upload("b", second, env.publisher(env.trust())).await;
+    assert_eq!(
+        (&result["version"], &result["outcome"]),
+        (&json!("0.3.1"), &json!("created")),
+        "{result}"
+    );
+
+    // The registry keeps what was validated, so installing and running it work
+    // (the prefix-less capability is not requested, as on Alga).
+    let stored = env
+        .local
+        .registry
+        .get_version("com.example.test", "0.3.0")
+        .await
+        .unwrap()
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&stored.manifest_json).unwrap();
+    assert_eq!(manifest["version"], "0.3.0");
+    assert_eq!(manifest["capabilities"], json!(["cap:storage.kv"]));
+    assert!(manifest.get("entry").is_none() && manifest.get("sbom").is_none());
+    let install = env
+        .local
+        .registry
+        .install(&InstallRequest {
+            tenant: "t".into(),
+            extension_id: "com.example.test".into(),
+            version: Some("0.3.0".into()),
+            grants: vec!["cap:storage.kv".into(), "cap:http.fetch".into()],
+            config: Default::default(),
+        })
+        .await
+        .unwrap();
+    assert!(!install.granted.has(runtime_core::Capability::HttpFetch));
+    let out = execute(
+        &env.executor(env.trust()),
+        "t",
+        &ContentHash::of(&first),
+        None,
+    )
+    .await;
+    assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
+
+    // Strict: refused with the field path, nothing registered.
+    let strict = || {
+        env.publisher(env.trust())
+            .with_strictness(Strictness::Strict)
+    };
+    let exact = ALGA_MANIFEST.replace("0.3.*", "0.4.0");
+    let result = upload("c", pack(&exact, &guests::hello()), strict()).await;
+    assert_eq!(result["status"], "refused", "{result}");
+    assert_eq!(result["code"], "invalid_manifest", "{result}");
+    let message = result["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("manifest.json: entry: unknown key \"entry\" (also unknown: \"sbom\")"),
+        "{message}"
+    );
+    let result = upload("d", pack(ALGA_MANIFEST, &guests::echo()), strict()).await;
+    assert!(
+        result["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("manifest.json: version: expected a semantic version"),
+        "{result}"
+    );
+    let versions = env
+        .local
+        .registry
+        .list_versions("com.example.test")
+        .await
+        .unwrap();
+    let versions: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(versions, ["0.3.1", "0.3.0"]);
 }
 
 /// The local blob store as a second publisher sees it: its signature write waits

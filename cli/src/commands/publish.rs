@@ -22,6 +22,11 @@ pub struct PublishArgs {
     /// Signature file [default: BUNDLE.sig.json].
     #[arg(long)]
     sig: Option<PathBuf>,
+    /// Refuse manifest keys and shapes this runtime ignores (Alga's `entry`,
+    /// `sbom`, `schedulable`, `"X.Y.*"` versions, ...) instead of warning about them
+    /// [default: ALGA_PUBLISH_STRICT, else off].
+    #[arg(long)]
+    strict: bool,
 }
 
 /// Arguments of `recompile`.
@@ -47,7 +52,8 @@ pub async fn publish(args: PublishArgs, data: &Path) -> crate::Outcome {
     let sig_path = args.sig.unwrap_or_else(|| sidecar(&args.bundle));
     // A missing sidecar is the publisher's refusal to make, not an I/O error.
     let signature = std::fs::read(&sig_path).ok();
-    let config = RuntimeConfig::from_env()?;
+    let mut config = RuntimeConfig::from_env()?;
+    config.strict_manifests |= args.strict;
     let publisher = Backends::from_env(data).await?.publisher(&config)?;
     let bar = spinner();
     let progress = |stage: Stage| {
@@ -66,6 +72,9 @@ pub async fn publish(args: PublishArgs, data: &Path) -> crate::Outcome {
     let published = result.map_err(|e| {
         crate::Failure::refused(anyhow::anyhow!("publish refused ({}): {e}", e.code()))
     })?;
+    for w in &published.warnings {
+        eprintln!("warning: {w}");
+    }
     let m = &published.manifest;
     println!(
         "{} {} {} {}",

@@ -120,6 +120,7 @@ impl PublishFunction {
                     "version": p.manifest.version.to_string(),
                     "outcome": if p.outcome == Registered::Created { "created" } else { "unchanged" },
                     "artifacts": p.artifacts.iter().map(|a| a.key.blob_key()).collect::<Vec<_>>(),
+                    "warnings": p.warnings,
                 }),
             ),
             Err(e) => {

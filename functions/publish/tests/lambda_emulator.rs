@@ -22,7 +22,8 @@ use emulator::{Emulator, body_bytes, event};
 
 const PUBLISH_TOKEN: &str = "sample-publish-token";
 
-/// A small extension (a WAT component) at `version`, packed and signed.
+/// A small extension (a WAT component) at `version`, packed and signed. Its
+/// manifest carries Alga's top-level `entry`, which publish ignores with a warning.
 fn small_extension(
     work: &Path,
     version: &str,
@@ -34,7 +35,7 @@ fn small_extension(
     std::fs::write(
         dir.join("manifest.json"),
         format!(
-            r#"{{"name":"com.example.hello","version":"{version}","runtime":"wasm-js@1","ui":{{"type":"iframe","entry":"ui/index.html"}}}}"#
+            r#"{{"name":"com.example.hello","version":"{version}","runtime":"wasm-js@1","entry":"dist/main.wasm","ui":{{"type":"iframe","entry":"ui/index.html"}}}}"#
         ),
     )
     .unwrap();
@@ -109,6 +110,10 @@ fn fn_publish_answers_the_sample_events_under_cargo_lambdas_emulator() {
     )
     .unwrap();
     assert_eq!(record["result"]["status"], "published", "{record}");
+    assert_eq!(
+        record["result"]["warnings"][0]["field"], "entry",
+        "{record}"
+    );
     // The same event again (S3 delivers at least once): unchanged.
     let r = lambda.invoke("fn-publish", &s3);
     assert_eq!(r["results"][0]["outcome"], "unchanged", "{r}");
@@ -188,4 +193,6 @@ fn fn_publish_answers_the_sample_events_under_cargo_lambdas_emulator() {
     let body = json_body(&r);
     assert_eq!(body["version"], "0.2.0", "{body}");
     assert_eq!(body["outcome"], "created", "{body}");
+    assert_eq!(body["warnings"][0]["field"], "entry", "{body}");
+    assert_eq!(body["warnings"].as_array().map(Vec::len), Some(1), "{body}");
 }

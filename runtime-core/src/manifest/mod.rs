@@ -1,9 +1,22 @@
 //! Manifest v2 (`manifest.json`): parsing, validation and endpoint routing.
 //!
-//! [`parse`] turns the bytes of a bundle's `manifest.json` into a [`Manifest`] or the
-//! first problem found, as a [`ManifestError`] naming the JSON path of the offending
-//! field (`version`, `api.endpoints[0].path`, ...) and saying what was expected and
-//! what was found.
+//! [`check`] turns the bytes of a bundle's `manifest.json` into a [`Checked`]
+//! manifest or the first problem found, as a [`ManifestError`] naming the JSON path
+//! of the offending field (`version`, `api.endpoints[0].path`, ...) and saying what
+//! was expected and what was found.
+//!
+//! Two modes ([`Strictness`]). **Compatible** (the default) accepts every manifest
+//! Alga's own validators accept: Alga's zod schema drops keys it does not know, so an
+//! unknown key anywhere (Alga's top-level `entry` and `sbom`, `api.endpoints[].schedulable`,
+//! `ui.routes`, `settings`, ...) is ignored with a [`ManifestWarning`] naming its path and
+//! why; so are the few value shapes Alga stores without acting on (a capability
+//! without its `cap:` prefix, an `events` entry naming a bundle file instead of an
+//! endpoint, a `__TEMPLATE__` placeholder). Alga's auto-increment version `"X.Y.*"`
+//! is accepted in `version` (the only place Alga allows it) and resolved when
+//! publishing ([`Checked::resolve`]). **Strict** refuses each of those, with the same
+//! field path, exactly as this validator did before compatible mode existed.
+//! Everything the runtime acts on — name, version, runtime, capabilities, ui, the
+//! endpoints' method/path/handler, events, schedules — is checked the same in both.
 //!
 //! The document is checked in a fixed order, so the error reported for a given input
 //! never changes: the size cap, JSON syntax, duplicate keys, the top level being an
@@ -71,6 +84,155 @@ impl fmt::Display for ManifestError {
         } else {
             write!(f, "manifest.json: {}: {}", self.field, self.message)
         }
+    }
+}
+
+/// Something compatible mode accepted but ignores: the field and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ManifestWarning {
+    /// JSON path of the ignored field (`entry`, `api.endpoints[0].schedulable`).
+    pub field: String,
+    /// What is ignored and why.
+    pub message: String,
+}
+
+impl fmt::Display for ManifestWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "manifest.json: {}: {}", self.field, self.message)
+    }
+}
+
+/// How much of what Alga tolerates is accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strictness {
+    /// Accept what Alga's validators accept; warn about what is ignored.
+    #[default]
+    Compatible,
+    /// Refuse unknown keys and every shape compatible mode warns about.
+    Strict,
+}
+
+/// Alga's auto-increment version `"MAJOR.MINOR.*"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionWildcard {
+    pub major: u64,
+    pub minor: u64,
+}
+
+impl VersionWildcard {
+    /// Whether `version` is a release of this wildcard's line (pre-releases are
+    /// not: Alga counts only `MAJOR.MINOR.PATCH`).
+    pub fn matches(&self, version: &semver::Version) -> bool {
+        version.major == self.major
+            && version.minor == self.minor
+            && version.pre.is_empty()
+            && version.build.is_empty()
+    }
+
+    /// The next patch after the newest published release of this line, or
+    /// `MAJOR.MINOR.0` when there is none (Alga's rule).
+    pub fn next<'a>(&self, published: impl IntoIterator<Item = &'a str>) -> semver::Version {
+        let patch = published
+            .into_iter()
+            .filter_map(|v| semver::Version::parse(v).ok())
+            .filter(|v| self.matches(v))
+            .map(|v| v.patch.saturating_add(1))
+            .max()
+            .unwrap_or(0);
+        semver::Version::new(self.major, self.minor, patch)
+    }
+}
+
+impl fmt::Display for VersionWildcard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.*", self.major, self.minor)
+    }
+}
+
+/// A validated manifest whose version may still be a wildcard, with the warnings
+/// of compatible mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    /// With a wildcard, its version is `MAJOR.MINOR.0` until resolved.
+    manifest: Manifest,
+    wildcard: Option<VersionWildcard>,
+    warnings: Vec<ManifestWarning>,
+}
+
+impl Checked {
+    /// The extension's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// The wildcard `version`, if it is one.
+    pub fn wildcard(&self) -> Option<VersionWildcard> {
+        self.wildcard
+    }
+
+    /// What compatible mode ignored, in document order.
+    pub fn warnings(&self) -> &[ManifestWarning] {
+        &self.warnings
+    }
+
+    /// The manifest, when its version is exact (else the wildcard).
+    pub fn exact(self) -> Result<(Manifest, Vec<ManifestWarning>), VersionWildcard> {
+        match self.wildcard {
+            None => Ok((self.manifest, self.warnings)),
+            Some(w) => Err(w),
+        }
+    }
+
+    /// The manifest with a wildcard version resolved against the versions already
+    /// published for this name (an exact version is kept). The resolution is
+    /// reported as a warning on `version`.
+    pub fn resolve<'a>(
+        self,
+        published: impl IntoIterator<Item = &'a str>,
+    ) -> (Manifest, Vec<ManifestWarning>) {
+        match self.wildcard {
+            None => (self.manifest, self.warnings),
+            Some(w) => {
+                let version = w.next(published);
+                let why = if version.patch == 0 {
+                    format!("no {w} release is published yet")
+                } else {
+                    format!("the next patch after the newest published {w} release")
+                };
+                self.with_version(w, version, why)
+            }
+        }
+    }
+
+    /// The manifest with a wildcard version set to `version`, which this bundle
+    /// was published as earlier (a retried publish is answered with that version
+    /// instead of a new one). `None` when `version` is not of the wildcard's line.
+    pub fn resolve_as(self, version: semver::Version) -> Option<(Manifest, Vec<ManifestWarning>)> {
+        match self.wildcard {
+            None => (self.manifest.version == version).then_some((self.manifest, self.warnings)),
+            Some(w) if w.matches(&version) => Some(self.with_version(
+                w,
+                version,
+                "this bundle was published under it before".into(),
+            )),
+            Some(_) => None,
+        }
+    }
+
+    fn with_version(
+        mut self,
+        w: VersionWildcard,
+        version: semver::Version,
+        why: String,
+    ) -> (Manifest, Vec<ManifestWarning>) {
+        self.warnings.push(ManifestWarning {
+            field: "version".into(),
+            message: format!(
+                "\"{w}\" is Alga's auto-increment version; published as {version}: {why}"
+            ),
+        });
+        self.manifest.version = version;
+        (self.manifest, self.warnings)
     }
 }
 
@@ -190,9 +352,27 @@ pub struct EndpointMatch<'a> {
     pub params: Vec<(String, String)>,
 }
 
-/// Parses and validates `manifest.json`.
+/// Validates `manifest.json` in either mode.
+pub fn check(bytes: &[u8], strictness: Strictness) -> Result<Checked, ManifestError> {
+    validate::check(bytes, strictness)
+}
+
+/// Parses and validates `manifest.json` in compatible mode, dropping the warnings;
+/// the version must be exact. This reads the manifests the registry stores (which
+/// publish normalised, with any wildcard resolved), so nothing publish accepted is
+/// refused when it is loaded.
 pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
-    validate::parse(bytes)
+    check(bytes, Strictness::Compatible)?
+        .exact()
+        .map(|(manifest, _)| manifest)
+        .map_err(|w| {
+            ManifestError::new(
+                "version",
+                format!(
+                    "expected a semantic version like \"1.2.3\", found \"{w}\" (a wildcard is resolved only when publishing)"
+                ),
+            )
+        })
 }
 
 impl Manifest {

@@ -22,8 +22,12 @@ fn without(key: &str) -> Value {
     doc
 }
 
+/// Strict mode: the validator as it was before compatible mode, which these tests
+/// pin down (compatible mode is tested against Alga's shapes below).
 fn parse_value(doc: &Value) -> Result<Manifest, ManifestError> {
-    parse(&serde_json::to_vec(doc).unwrap())
+    let checked = check(&serde_json::to_vec(doc).unwrap(), Strictness::Strict)?;
+    assert!(checked.warnings().is_empty(), "strict mode never warns");
+    Ok(checked.exact().expect("strict mode has no wildcard").0)
 }
 
 #[track_caller]
@@ -814,4 +818,518 @@ fn errors_display_with_the_field() {
         err.to_string(),
         format!("manifest.json: api.endpoints[0].path: {}", err.message)
     );
+}
+
+// ---- Compatible mode: Alga's real manifests ----
+//
+// Fixture manifests of our own that reproduce every key and value shape found in
+// Alga's real manifests (Nine-Minds/alga-psa, all revisions of its `manifest.json`
+// files, read 2026-12), and where each comes from in that repository:
+//
+// - top-level `entry: "dist/main.wasm"`, a name without dots: extensions/manual-invoice-demo/component,
+//   extensions/service-proxy-demo/component, sdk/alga-client-sdk/templates/component-basic
+// - top-level `entry: "dist/main.wasm#handle"` and `sbom`, `ui.routes[{path, iframePath}]`,
+//   `events[{topic, handler: "dist/handlers/….wasm#handle"}]`, capabilities without `cap:`
+//   (`http.fetch`, `storage.kv`, `secrets.get`), endpoint handlers `dist/handlers/http/…#handle`,
+//   `precompiled: {target: path}`, `assets: ["ui/**/*"]`: ee/docs/examples/extension-bundle-v2
+// - `version: "0.3.*"` / `"0.1.*"` (resolved by its publish, bundles/manifest.ts
+//   resolveWildcardVersion), `precompiled`: ee/extensions/nineminds-reporting,
+//   ee/extensions/samples/ui-kit-showcase
+// - top-level `settings[{key, type, label, description, required, encrypted}]`:
+//   ee/extensions/nineminds-reporting (earlier revisions)
+// - `api.endpoints[].schedulable: true` on GET and POST endpoints beside a DELETE
+//   `/api/schedules/:id`: sdk/samples/component/scheduler-demo
+// - name and `appMenu.label` `"__PACKAGE_NAME__"`, publisher "Your Org":
+//   sdk/alga-client-sdk/templates/basic, ui-gallery, component-basic
+// - `ui.hooks` with appMenu and clientPortalMenu: ee/extensions/samples/client-portal-test;
+//   any other hook key: the schema's `.catchall(z.unknown())`
+//   (ee/server/src/lib/extensions/schemas/manifest-v2.schema.ts)
+// The other samples (hello-world, invoicing-demo, secrets-demo, client-service-read-demo,
+// service-proxy-demo, softwareone-ext, manual-invoice-demo) use only these shapes.
+
+/// Alga's documented bundle example.
+const ALGA_DOCS_EXAMPLE: &str = r#"{
+  "name": "com.example.agreements",
+  "publisher": "Example Corp",
+  "version": "1.2.3",
+  "runtime": "wasm-js@1",
+  "capabilities": ["http.fetch", "storage.kv", "secrets.get"],
+  "ui": {
+    "type": "iframe",
+    "entry": "ui/index.html",
+    "routes": [{ "path": "/contracts", "iframePath": "ui/index.html" }]
+  },
+  "events": [{ "topic": "billing.invoice.finalized", "handler": "dist/handlers/invoice.wasm#handle" }],
+  "entry": "dist/main.wasm#handle",
+  "precompiled": {
+    "x86_64-linux-gnu": "artifacts/cwasm/x86_64-linux-gnu/main.cwasm",
+    "aarch64-linux-gnu": "artifacts/cwasm/aarch64-linux-gnu/main.cwasm"
+  },
+  "api": {
+    "endpoints": [
+      { "method": "GET", "path": "/contracts", "handler": "dist/handlers/http/list#handle" },
+      { "method": "POST", "path": "/contracts/sync", "handler": "dist/handlers/http/sync#handle" }
+    ]
+  },
+  "assets": ["ui/**/*"],
+  "sbom": "sbom.spdx.json"
+}"#;
+
+/// An auto-increment version, install settings and precompiled paths.
+const ALGA_WILDCARD: &str = r#"{
+  "name": "com.example.reports",
+  "publisher": "Example Corp",
+  "version": "0.3.*",
+  "runtime": "wasm-js@1",
+  "capabilities": ["cap:context.read", "cap:log.emit", "cap:ui.proxy"],
+  "ui": { "type": "iframe", "entry": "ui/index.html", "hooks": { "appMenu": { "label": "Reports" } } },
+  "settings": [
+    { "key": "api_key", "type": "string", "label": "API key", "description": "Key of the billing tenant", "required": true, "encrypted": true }
+  ],
+  "precompiled": { "x86_64-linux-gnu": "precompiled/x86_64-linux-gnu.cwasm" },
+  "assets": ["ui/**/*"]
+}"#;
+
+/// A component-only manifest with its `entry`.
+const ALGA_COMPONENT: &str = r#"{
+  "name": "invoice-demo",
+  "publisher": "Example Corp",
+  "version": "0.1.0",
+  "runtime": "wasm-js@1",
+  "entry": "dist/main.wasm",
+  "capabilities": ["cap:invoice.manual.create", "cap:log.emit", "cap:context.read"]
+}"#;
+
+/// A project template, placeholders unreplaced.
+const ALGA_TEMPLATE: &str = r#"{
+  "name": "__PACKAGE_NAME__",
+  "publisher": "Your Org",
+  "version": "0.1.0",
+  "runtime": "wasm-js@1",
+  "ui": { "type": "iframe", "entry": "ui/index.html", "hooks": { "appMenu": { "label": "__PACKAGE_NAME__" } } },
+  "assets": ["ui/**/*"]
+}"#;
+
+/// `schedulable` flags (ours adds one on a DELETE endpoint, which cannot be scheduled).
+const ALGA_SCHEDULER: &str = r#"{
+  "name": "com.example.jobs",
+  "publisher": "Example Corp",
+  "version": "0.1.0",
+  "runtime": "wasm-js@1",
+  "capabilities": ["cap:scheduler.manage", "cap:log.emit", "cap:context.read"],
+  "ui": { "type": "iframe", "entry": "ui/index.html", "hooks": { "appMenu": { "label": "Jobs" } } },
+  "api": {
+    "endpoints": [
+      { "method": "GET", "path": "/api/status", "handler": "dist/main", "schedulable": true },
+      { "method": "POST", "path": "/api/setup", "handler": "dist/main" },
+      { "method": "DELETE", "path": "/api/schedules/:id", "handler": "dist/main", "schedulable": true },
+      { "method": "POST", "path": "/api/heartbeat", "handler": "dist/main", "schedulable": true }
+    ]
+  },
+  "assets": ["ui/**/*"]
+}"#;
+
+/// Both menus, and a hook Alga's schema passes through.
+const ALGA_HOOKS: &str = r#"{
+  "name": "com.example.portal",
+  "publisher": "Example Corp",
+  "version": "1.3.0",
+  "runtime": "wasm-js@1",
+  "capabilities": ["cap:context.read", "cap:log.emit", "cap:ui.proxy", "cap:http.fetch", "cap:user.read"],
+  "ui": {
+    "type": "iframe",
+    "entry": "ui/index.html",
+    "hooks": {
+      "appMenu": { "label": "Portal" },
+      "clientPortalMenu": { "label": "Portal" },
+      "ticketSidebar": { "label": "Portal" }
+    }
+  },
+  "assets": ["ui/**/*"]
+}"#;
+
+#[track_caller]
+fn compatible(doc: &str) -> Checked {
+    check(doc.as_bytes(), Strictness::Compatible).expect("compatible mode accepts it")
+}
+
+fn warned_fields(warnings: &[ManifestWarning]) -> Vec<&str> {
+    warnings.iter().map(|w| w.field.as_str()).collect()
+}
+
+#[track_caller]
+fn warning<'a>(warnings: &'a [ManifestWarning], field: &str) -> &'a str {
+    &warnings
+        .iter()
+        .find(|w| w.field == field)
+        .unwrap_or_else(|| panic!("no warning for {field} in {warnings:?}"))
+        .message
+}
+
+#[test]
+fn every_alga_manifest_shape_is_accepted_with_a_warning_per_ignored_field_and_refused_by_strict() {
+    let cases: [(&str, &[&str], &str, &str); 6] = [
+        (
+            ALGA_DOCS_EXAMPLE,
+            &[
+                "entry",
+                "sbom",
+                "capabilities[0]",
+                "capabilities[1]",
+                "capabilities[2]",
+                "ui.routes",
+                "events[0].handler",
+            ],
+            "entry",
+            "unknown key \"entry\" (also unknown: \"sbom\")",
+        ),
+        (
+            ALGA_WILDCARD,
+            &["settings"],
+            "version",
+            "expected a semantic version like \"1.2.3\", found \"0.3.*\"",
+        ),
+        (ALGA_COMPONENT, &["entry"], "entry", "unknown key \"entry\""),
+        (
+            ALGA_TEMPLATE,
+            &["name", "ui.hooks.appMenu.label"],
+            "name",
+            "found the template placeholder \"__PACKAGE_NAME__\"",
+        ),
+        (
+            ALGA_SCHEDULER,
+            &[
+                "api.endpoints[0].schedulable",
+                "api.endpoints[2].schedulable",
+                "api.endpoints[3].schedulable",
+            ],
+            "api.endpoints[0].schedulable",
+            "unknown key \"schedulable\"; expected only: method, path, handler",
+        ),
+        (
+            ALGA_HOOKS,
+            &["ui.hooks.ticketSidebar"],
+            "ui.hooks.ticketSidebar",
+            "expected only: appMenu, clientPortalMenu",
+        ),
+    ];
+    for (doc, warned, strict_field, strict_phrase) in cases {
+        let checked = compatible(doc);
+        assert_eq!(warned_fields(checked.warnings()), warned, "{doc}");
+        for w in checked.warnings() {
+            assert!(
+                w.to_string()
+                    .starts_with(&format!("manifest.json: {}: ", w.field)),
+                "{w}"
+            );
+        }
+        let err = check(doc.as_bytes(), Strictness::Strict).expect_err("strict refuses it");
+        assert_eq!(err.field, strict_field, "{err}");
+        assert!(err.message.contains(strict_phrase), "{err}");
+
+        // The stored form (what publish registers) holds only what was read and
+        // loads again without warnings.
+        let (manifest, _) = checked.resolve(["0.3.0"]);
+        let stored = manifest.to_json();
+        for ignored in ["entry", "sbom", "settings"] {
+            assert!(stored.get(ignored).is_none(), "{stored}");
+        }
+        let reloaded = check(stored.to_string().as_bytes(), Strictness::Compatible).unwrap();
+        assert_eq!(reloaded.exact().unwrap().0, manifest);
+        assert_eq!(parse(stored.to_string().as_bytes()).unwrap(), manifest);
+    }
+}
+
+#[test]
+fn what_alga_stores_without_acting_on_is_dropped_and_each_warning_says_why() {
+    let (m, w) = compatible(ALGA_DOCS_EXAMPLE).exact().unwrap();
+    assert!(warning(&w, "entry").contains("always dist/main.wasm"));
+    assert!(warning(&w, "sbom").contains("not read"));
+    assert!(warning(&w, "ui.routes").contains("own routing"));
+    // Prefix-less capabilities are not requested (Alga's install drops them too).
+    assert!(m.capabilities.is_empty());
+    assert!(
+        warning(&w, "capabilities[0]").contains("write \"cap:http.fetch\" to request it"),
+        "{w:?}"
+    );
+    // A file-handler subscription cannot be delivered: dropped.
+    assert!(m.events.is_empty());
+    assert!(warning(&w, "events[0].handler").contains("names a bundle file"));
+    // Handler strings of endpoints are kept as written; routing uses method + path.
+    assert_eq!(m.endpoints()[1].handler, "dist/handlers/http/sync#handle");
+    assert!(m.match_endpoint("POST", "/contracts/sync").is_some());
+    assert_eq!(
+        m.precompiled.as_ref().unwrap()["x86_64-linux-gnu"].as_str(),
+        Some("artifacts/cwasm/x86_64-linux-gnu/main.cwasm")
+    );
+
+    let (m, w) = compatible(ALGA_SCHEDULER).exact().unwrap();
+    assert!(warning(&w, "api.endpoints[0].schedulable").contains("this one included"));
+    assert!(
+        warning(&w, "api.endpoints[2].schedulable").contains("so this DELETE endpoint cannot be")
+    );
+    let schedulable: Vec<&str> = m.schedulable_endpoints().map(|e| e.path.as_str()).collect();
+    assert_eq!(schedulable, ["/api/status", "/api/setup", "/api/heartbeat"]);
+
+    let (m, w) = compatible(ALGA_TEMPLATE).exact().unwrap();
+    assert_eq!(m.name, "__PACKAGE_NAME__");
+    assert!(warning(&w, "name").contains("unreplaced template placeholder"));
+
+    let (m, w) = compatible(ALGA_COMPONENT).exact().unwrap();
+    assert_eq!(m.name, "invoice-demo");
+    assert!(m.ui.is_none());
+    assert_eq!(w.len(), 1);
+
+    let (m, _) = compatible(ALGA_HOOKS).exact().unwrap();
+    let hooks = m.ui.unwrap().hooks.unwrap();
+    assert_eq!(hooks.client_portal_menu.unwrap().label, "Portal");
+}
+
+#[test]
+fn unknown_keys_anywhere_are_warnings_with_their_path_and_the_keys_read_there() {
+    let doc = json!({
+        "name": "com.example.x", "version": "1.0.0", "runtime": "wasm-js@1",
+        "capabilites": ["cap:storage.kv"],
+        "ui": { "type": "iframe", "entry": "ui/i.html", "hooks": { "appMenu": { "label": "x", "icon": "y" } } },
+        "api": { "version": 2, "endpoints": [
+            { "method": "GET", "path": "/a", "handler": "dist/main.wasm", "handlr": "x" }
+        ] },
+        "events": [{ "topic": "t", "handler": "/a", "filter": {} }],
+        "schedules": [{ "endpoint": "/a", "cron": "0 * * * *", "tz": "UTC" }]
+    });
+    let checked = check(&serde_json::to_vec(&doc).unwrap(), Strictness::Compatible).unwrap();
+    assert_eq!(
+        warned_fields(checked.warnings()),
+        [
+            "capabilites",
+            "ui.hooks.appMenu.icon",
+            "api.version",
+            "api.endpoints[0].handlr",
+            "events[0].filter",
+            "schedules[0].tz"
+        ]
+    );
+    let typo = warning(checked.warnings(), "capabilites");
+    assert!(
+        typo.starts_with("unknown key \"capabilites\" ignored"),
+        "{typo}"
+    );
+    assert!(
+        typo.contains("the keys read here are: name, version, runtime, publisher, capabilities"),
+        "{typo}"
+    );
+    assert!(warning(checked.warnings(), "schedules[0].tz").contains("timezone"));
+    let (m, _) = checked.exact().unwrap();
+    assert!(m.capabilities.is_empty());
+    assert_eq!(m.events.len(), 1);
+    assert_eq!(m.schedules[0].endpoint, "GET /a");
+    // Strict: the first unknown key is the error, as before.
+    rejects(&doc, "capabilites", "unknown key \"capabilites\"");
+}
+
+#[test]
+fn compatible_mode_keeps_exact_errors_for_what_the_runtime_acts_on() {
+    #[track_caller]
+    fn refuses(doc: Value, field: &str, phrase: &str) {
+        let err = check(&serde_json::to_vec(&doc).unwrap(), Strictness::Compatible)
+            .expect_err("compatible mode refuses it too");
+        assert_eq!(err.field, field, "{err}");
+        assert!(err.message.contains(phrase), "{err}");
+    }
+    let event = |handler: &str| with(json!({ "events": [{ "topic": "t", "handler": handler }] }));
+    refuses(with(json!({ "name": "-x" })), "name", "starting with");
+    refuses(with(json!({ "name": "" })), "name", "empty string");
+    refuses(
+        with(json!({ "version": "latest" })),
+        "version",
+        "expected a semantic version",
+    );
+    refuses(with(json!({ "runtime": "" })), "runtime", "empty string");
+    // A misspelt capability is not Alga's prefix-less form: refused.
+    refuses(
+        with(json!({ "capabilities": ["cap:storag.kv"] })),
+        "capabilities[0]",
+        "unknown capability",
+    );
+    refuses(
+        with(json!({ "capabilities": ["root"] })),
+        "capabilities[0]",
+        "unknown capability",
+    );
+    refuses(
+        with(json!({ "capabilities": [""] })),
+        "capabilities[0]",
+        "unknown capability",
+    );
+    refuses(
+        with(json!({ "ui": { "type": "page", "entry": "ui/i.html" } })),
+        "ui.type",
+        "expected \"iframe\"",
+    );
+    refuses(
+        with(json!({ "ui": { "type": "iframe", "entry": "../i.html" } })),
+        "ui.entry",
+        "'..'",
+    );
+    refuses(
+        api(json!([ep("FETCH", "/a")])),
+        "api.endpoints[0].method",
+        "expected one of",
+    );
+    refuses(
+        api(json!([ep("GET", "a")])),
+        "api.endpoints[0].path",
+        "starting with '/'",
+    );
+    refuses(
+        api(json!([{ "method": "GET", "path": "/a" }])),
+        "api.endpoints[0].handler",
+        "missing",
+    );
+    // Only Alga's file-handler form (`path.wasm` or `path#export`) is dropped.
+    refuses(event("api/on-x"), "events[0].handler", "starting with '/'");
+    refuses(
+        event("/items/:id"),
+        "events[0].handler",
+        "without parameters",
+    );
+    refuses(
+        event("dist/x.wasm#"),
+        "events[0].handler",
+        "starting with '/'",
+    );
+    refuses(
+        event("../x.wasm#handle"),
+        "events[0].handler",
+        "starting with '/'",
+    );
+    refuses(
+        with(json!({ "schedules": [{ "endpoint": "/nope", "cron": "0 * * * *" }] })),
+        "schedules[0].endpoint",
+        "none are declared",
+    );
+    // The placeholder check is about whole placeholders, not underscores.
+    let (m, w) = compatible(&with(json!({ "name": "_private.ext" })).to_string())
+        .exact()
+        .unwrap();
+    assert_eq!((m.name.as_str(), w.len()), ("_private.ext", 0));
+}
+
+#[test]
+fn wildcard_versions_resolve_to_the_next_patch_of_their_line() {
+    let checked = compatible(ALGA_WILDCARD);
+    let w = VersionWildcard { major: 0, minor: 3 };
+    assert_eq!(checked.wildcard(), Some(w));
+    assert_eq!(w.to_string(), "0.3.*");
+    assert_eq!(checked.clone().exact().unwrap_err(), w);
+
+    let (m, warnings) = checked.clone().resolve(std::iter::empty());
+    assert_eq!(m.version, semver::Version::new(0, 3, 0));
+    let note = warning(&warnings, "version");
+    assert!(
+        note.contains("\"0.3.*\"") && note.contains("published as 0.3.0"),
+        "{note}"
+    );
+    assert_eq!(warnings.last().unwrap().field, "version");
+
+    // Pre-releases, other lines and junk do not count (Alga's rule).
+    let published = [
+        "0.3.0",
+        "0.3.4",
+        "0.3.9-beta.1",
+        "0.4.7",
+        "1.3.12",
+        "junk",
+        "0.3.2",
+    ];
+    let (m, _) = checked.clone().resolve(published);
+    assert_eq!(m.version, semver::Version::new(0, 3, 5));
+
+    // A bundle published before keeps its version; another line's is not it.
+    let (m, warnings) = checked
+        .clone()
+        .resolve_as(semver::Version::new(0, 3, 2))
+        .unwrap();
+    assert_eq!(m.version, semver::Version::new(0, 3, 2));
+    assert!(warning(&warnings, "version").contains("published under it before"));
+    assert!(
+        checked
+            .clone()
+            .resolve_as(semver::Version::new(0, 4, 0))
+            .is_none()
+    );
+    assert!(
+        checked
+            .resolve_as(semver::Version::parse("0.3.1-rc.1").unwrap())
+            .is_none()
+    );
+
+    // Only `MAJOR.MINOR.*`, and only in `version`.
+    for ok in ["0.0.*", "10.20.*"] {
+        assert!(
+            compatible(&with(json!({ "version": ok })).to_string())
+                .wildcard()
+                .is_some()
+        );
+    }
+    for bad in [
+        "0.*",
+        "*",
+        "1.2.x",
+        "01.2.*",
+        "1.02.*",
+        "1.2.3.*",
+        "^1.2.3",
+        "~1.2",
+        "1.2.*-beta",
+        " 1.2.*",
+        "1.2.*.*",
+    ] {
+        let err = check(
+            with(json!({ "version": bad })).to_string().as_bytes(),
+            Strictness::Compatible,
+        )
+        .expect_err(bad);
+        assert_eq!(err.field, "version", "{bad}: {err}");
+    }
+    refuses_wildcard_elsewhere();
+
+    // Stored manifests carry resolved versions: `parse` refuses a wildcard.
+    let err = parse(ALGA_WILDCARD.as_bytes()).unwrap_err();
+    assert_eq!(err.field, "version");
+    assert!(
+        err.message.contains("resolved only when publishing"),
+        "{err}"
+    );
+}
+
+fn refuses_wildcard_elsewhere() {
+    let doc = with(json!({
+        "api": { "endpoints": [ep("POST", "/a")] },
+        "schedules": [{ "endpoint": "/a", "cron": "0 * * * *", "name": "0.3.*" }]
+    }));
+    // A wildcard-looking string elsewhere is just text; it never becomes a version.
+    let (m, w) = compatible(&doc.to_string()).exact().unwrap();
+    assert_eq!(m.version, semver::Version::new(1, 0, 0));
+    assert!(w.is_empty());
+}
+
+#[test]
+fn strict_mode_is_the_validator_as_it_was() {
+    // Everything today's tests above refuse (via `rejects`) is refused in strict
+    // mode; compatible mode accepts the same manifest minus the ignored parts.
+    let doc = json!({
+        "name": "com.example.x", "version": "1.0.0", "runtime": "wasm-js@1",
+        "ui": { "type": "iframe", "entry": "ui/i.html", "hooks": { "appmenu": {} } }
+    });
+    rejects(
+        &doc,
+        "ui.hooks.appmenu",
+        "expected only: appMenu, clientPortalMenu",
+    );
+    let checked = check(&serde_json::to_vec(&doc).unwrap(), Strictness::Compatible).unwrap();
+    assert_eq!(warned_fields(checked.warnings()), ["ui.hooks.appmenu"]);
+    // The HELLO example has nothing to warn about in either mode.
+    assert!(compatible(HELLO).warnings().is_empty());
+    assert!(check(HELLO.as_bytes(), Strictness::Strict).is_ok());
 }

@@ -9,8 +9,9 @@ use serde_json::{Map, Value};
 
 use super::route;
 use super::{
-    ApiSpec, ENDPOINT_METHODS, Endpoint, EventSubscription, MAX_MANIFEST_BYTES, MAX_SCHEDULES,
-    Manifest, ManifestError, MenuHook, ScheduleSpec, UI_KIND_IFRAME, UiHooks, UiSpec,
+    ApiSpec, Checked, ENDPOINT_METHODS, Endpoint, EventSubscription, MAX_MANIFEST_BYTES,
+    MAX_SCHEDULES, Manifest, ManifestError, ManifestWarning, MenuHook, ScheduleSpec, Strictness,
+    UI_KIND_IFRAME, UiHooks, UiSpec, VersionWildcard,
 };
 use crate::capability::Capability;
 
@@ -47,7 +48,7 @@ const MAX_TIMEZONE_CHARS: usize = 64;
 const MAX_SCHEDULE_NAME_CHARS: usize = 128;
 const CRON_FIELDS: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
 
-pub(super) fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+pub(super) fn check(bytes: &[u8], strictness: Strictness) -> Result<Checked, ManifestError> {
     if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(ManifestError::new(
             "",
@@ -65,30 +66,172 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         )
     })?;
     reject_duplicate_keys(bytes)?;
-    manifest(&doc)
+    let mut walk = Walk {
+        strictness,
+        warnings: Vec::new(),
+    };
+    let (manifest, wildcard) = manifest(&doc, &mut walk)?;
+    Ok(Checked {
+        manifest,
+        wildcard,
+        warnings: walk.warnings,
+    })
 }
 
-fn manifest(doc: &Value) -> Result<Manifest, ManifestError> {
+/// The mode, and the warnings compatible mode has collected so far.
+struct Walk {
+    strictness: Strictness,
+    warnings: Vec<ManifestWarning>,
+}
+
+impl Walk {
+    fn strict(&self) -> bool {
+        self.strictness == Strictness::Strict
+    }
+
+    /// Something Alga accepts without acting on: a warning in compatible mode,
+    /// `strict_error` in strict mode.
+    fn tolerate(
+        &mut self,
+        field: String,
+        warning: String,
+        strict_error: impl FnOnce() -> ManifestError,
+    ) -> Result<(), ManifestError> {
+        if self.strict() {
+            return Err(strict_error());
+        }
+        self.warnings.push(ManifestWarning {
+            field,
+            message: warning,
+        });
+        Ok(())
+    }
+
+    /// Unknown keys of `obj`: strict mode refuses the first (in sorted order);
+    /// compatible mode warns about each, as Alga's schema drops them. `why` gives a
+    /// key-specific reason for the keys Alga's own manifests use.
+    fn unknown_keys(
+        &mut self,
+        obj: &Obj<'_>,
+        accepted: &[&str],
+        why: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ManifestError> {
+        if self.strict() {
+            return obj.reject_unknown(accepted);
+        }
+        let mut unknown: Vec<&String> = obj
+            .map
+            .keys()
+            .filter(|k| !accepted.contains(&k.as_str()))
+            .collect();
+        unknown.sort();
+        for key in unknown {
+            let message = match why(key.as_str()) {
+                Some(why) => format!("unknown key {} ignored: {why}", quote(key)),
+                None => format!(
+                    "unknown key {} ignored (Alga's manifest schema drops unknown keys too); the keys read here are: {}",
+                    quote(key),
+                    accepted.join(", ")
+                ),
+            };
+            self.warnings.push(ManifestWarning {
+                field: obj.at(key),
+                message,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why a top-level key of Alga's own manifests is ignored.
+fn why_top_level(key: &str) -> Option<String> {
+    Some(match key {
+        // publish::COMPONENT_PATH (that module needs the compiler feature).
+        "entry" => "the component is always dist/main.wasm, here as on Alga's runner (Alga's schema drops this key)"
+            .into(),
+        "sbom" => "the SBOM is kept in the bundle but not read (Alga's schema does not act on it either)"
+            .into(),
+        "settings" => "install configuration is given when installing, not declared in the manifest (Alga's schema drops this key)"
+            .into(),
+        _ => return None,
+    })
+}
+
+/// `__NAME__`: an unreplaced placeholder of Alga's extension templates.
+fn is_placeholder(s: &str) -> bool {
+    s.len() > 4
+        && s.starts_with("__")
+        && s.ends_with("__")
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn placeholder_warning(what: &str, value: &str) -> String {
+    format!(
+        "{} looks like an unreplaced template placeholder; the {what} is used as written",
+        quote(value)
+    )
+}
+
+/// `"MAJOR.MINOR.*"`, the only wildcard Alga's publish accepts.
+fn version_wildcard(version: &str) -> Option<VersionWildcard> {
+    let (major, rest) = version.split_once('.')?;
+    let (minor, star) = rest.split_once('.')?;
+    let number = |s: &str| {
+        (!s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && (s == "0" || !s.starts_with('0')))
+        .then(|| s.parse::<u64>().ok())
+        .flatten()
+    };
+    (star == "*").then_some(VersionWildcard {
+        major: number(major)?,
+        minor: number(minor)?,
+    })
+}
+
+fn manifest(
+    doc: &Value,
+    walk: &mut Walk,
+) -> Result<(Manifest, Option<VersionWildcard>), ManifestError> {
     let top = Obj::of(doc, String::new(), "a JSON object")?;
 
     let name = top.required_str("name", "a package name like \"com.example.hello\"")?;
     check_name(name).map_err(|m| top.error("name", m))?;
+    if is_placeholder(name) {
+        walk.tolerate(top.at("name"), placeholder_warning("name", name), || {
+            top.error(
+                "name",
+                format!(
+                    "expected a package name like \"com.example.hello\", found the template placeholder {}",
+                    quote(name)
+                ),
+            )
+        })?;
+    }
 
-    let version = top.required_str("version", "a semantic version like \"1.2.3\"")?;
-    let version = semver::Version::parse(version).map_err(|e| {
-        top.error(
-            "version",
-            format!(
-                "expected a semantic version like \"1.2.3\", found {} ({e})",
-                quote(version)
-            ),
-        )
-    })?;
+    let raw_version = top.required_str("version", "a semantic version like \"1.2.3\"")?;
+    let (version, wildcard) = match semver::Version::parse(raw_version) {
+        Ok(v) => (v, None),
+        Err(e) => match version_wildcard(raw_version).filter(|_| !walk.strict()) {
+            // Resolved when publishing; the resolution is the warning.
+            Some(w) => (semver::Version::new(w.major, w.minor, 0), Some(w)),
+            None => {
+                return Err(top.error(
+                    "version",
+                    format!(
+                        "expected a semantic version like \"1.2.3\", found {} ({e})",
+                        quote(raw_version)
+                    ),
+                ));
+            }
+        },
+    };
 
     let runtime = top.required_str("runtime", "a runtime like \"wasm-js@1\"")?;
     check_runtime(runtime).map_err(|m| top.error("runtime", m))?;
 
-    top.reject_unknown(&TOP_LEVEL_KEYS)?;
+    walk.unknown_keys(&top, &TOP_LEVEL_KEYS, why_top_level)?;
 
     let publisher = match top.optional("publisher") {
         None => None,
@@ -102,29 +245,29 @@ fn manifest(doc: &Value) -> Result<Manifest, ManifestError> {
 
     let capabilities = match top.optional("capabilities") {
         None => Vec::new(),
-        Some(v) => capabilities(v, &top.at("capabilities"))?,
+        Some(v) => capabilities(v, &top.at("capabilities"), walk)?,
     };
     let ui = top
         .optional("ui")
-        .map(|v| ui(v, top.at("ui")))
+        .map(|v| ui(v, top.at("ui"), walk))
         .transpose()?;
     let api = top
         .optional("api")
-        .map(|v| api(v, top.at("api")))
+        .map(|v| api(v, top.at("api"), walk))
         .transpose()?;
     let assets = top.optional("assets").cloned();
     let precompiled = top.optional("precompiled").cloned();
     let events = match top.optional("events") {
         None => Vec::new(),
-        Some(v) => events(v, &top.at("events"))?,
+        Some(v) => events(v, &top.at("events"), walk)?,
     };
     let endpoints = api.as_ref().map_or(&[][..], |a| a.endpoints.as_slice());
     let schedules = match top.optional("schedules") {
         None => Vec::new(),
-        Some(v) => schedules(v, &top.at("schedules"), endpoints)?,
+        Some(v) => schedules(v, &top.at("schedules"), endpoints, walk)?,
     };
 
-    Ok(Manifest {
+    let manifest = Manifest {
         name: name.to_string(),
         version,
         runtime: runtime.to_string(),
@@ -136,7 +279,8 @@ fn manifest(doc: &Value) -> Result<Manifest, ManifestError> {
         precompiled,
         events,
         schedules,
-    })
+    };
+    Ok((manifest, wildcard))
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -152,9 +296,10 @@ fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     let first = name.chars().next().unwrap_or_default();
-    if !(first.is_ascii_alphanumeric() || first == '@') {
+    // '_' opens Alga's template placeholders (`__PACKAGE_NAME__`).
+    if !(first.is_ascii_alphanumeric() || first == '@' || first == '_') {
         return Err(format!(
-            "expected a name starting with an ASCII letter, digit or '@', found {}",
+            "expected a name starting with an ASCII letter, digit, '@' or '_', found {}",
             quote(name)
         ));
     }
@@ -211,22 +356,44 @@ fn check_text(s: &str, max: usize, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn capabilities(value: &Value, path: &str) -> Result<Vec<Capability>, ManifestError> {
+fn capabilities(
+    value: &Value,
+    path: &str,
+    walk: &mut Walk,
+) -> Result<Vec<Capability>, ManifestError> {
     let items = expect_array(value, path, "an array of capability strings")?;
     let mut caps = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let field = index(path, i);
         let raw = expect_str(item, &field, "a capability string like \"cap:storage.kv\"")?;
-        let Some(cap) = Capability::parse(raw) else {
+        let unknown = || {
             let valid: Vec<&str> = Capability::ALL.iter().map(|c| c.as_str()).collect();
-            return Err(ManifestError::new(
-                field,
+            ManifestError::new(
+                field.clone(),
                 format!(
                     "unknown capability {}; expected one of: {}",
                     quote(raw),
                     valid.join(", ")
                 ),
-            ));
+            )
+        };
+        let Some(cap) = Capability::parse(raw) else {
+            // Alga stores any string and its install grants only the `cap:` names
+            // it knows, so the prefix-less form (its manifest docs' example) is
+            // requested nowhere: the same here, with a hint.
+            let prefixed = format!("cap:{}", raw.trim());
+            match Capability::parse(&prefixed) {
+                Some(meant) => walk.tolerate(
+                    field.clone(),
+                    format!(
+                        "{} is not a capability name, so it is not requested (Alga's install drops it too); write \"{meant}\" to request it",
+                        quote(raw)
+                    ),
+                    unknown,
+                )?,
+                None => return Err(unknown()),
+            }
+            continue;
         };
         if !caps.contains(&cap) {
             caps.push(cap);
@@ -235,13 +402,17 @@ fn capabilities(value: &Value, path: &str) -> Result<Vec<Capability>, ManifestEr
     Ok(caps)
 }
 
-fn ui(value: &Value, path: String) -> Result<UiSpec, ManifestError> {
+fn ui(value: &Value, path: String, walk: &mut Walk) -> Result<UiSpec, ManifestError> {
     let obj = Obj::of(
         value,
         path,
         "an object like {\"type\": \"iframe\", \"entry\": \"ui/index.html\"}",
     )?;
-    obj.reject_unknown(&UI_KEYS)?;
+    walk.unknown_keys(&obj, &UI_KEYS, |key| {
+        (key == "routes").then(|| {
+            "the iframe does its own routing from ui.entry (Alga's schema drops this key)".into()
+        })
+    })?;
     let kind = obj.required_str("type", "\"iframe\"")?;
     if kind != UI_KIND_IFRAME {
         return Err(obj.error(
@@ -253,7 +424,7 @@ fn ui(value: &Value, path: String) -> Result<UiSpec, ManifestError> {
     check_bundle_path(entry).map_err(|m| obj.error("entry", m))?;
     let hooks = obj
         .optional("hooks")
-        .map(|v| hooks(v, obj.at("hooks")))
+        .map(|v| hooks(v, obj.at("hooks"), walk))
         .transpose()?;
     Ok(UiSpec {
         kind: kind.to_string(),
@@ -309,20 +480,23 @@ fn check_bundle_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn hooks(value: &Value, path: String) -> Result<UiHooks, ManifestError> {
+fn hooks(value: &Value, path: String, walk: &mut Walk) -> Result<UiHooks, ManifestError> {
     let obj = Obj::of(
         value,
         path,
         "an object like {\"appMenu\": {\"label\": \"...\"}}",
     )?;
-    obj.reject_unknown(&HOOKS_KEYS)?;
+    // Alga's schema passes other hooks through (`catchall`) but shows only these two.
+    walk.unknown_keys(&obj, &HOOKS_KEYS, |_| {
+        Some("only the appMenu and clientPortalMenu hooks are shown (Alga keeps others without acting on them)".into())
+    })?;
     let app_menu = obj
         .optional("appMenu")
-        .map(|v| menu(v, obj.at("appMenu")))
+        .map(|v| menu(v, obj.at("appMenu"), walk))
         .transpose()?;
     let client_portal_menu = obj
         .optional("clientPortalMenu")
-        .map(|v| menu(v, obj.at("clientPortalMenu")))
+        .map(|v| menu(v, obj.at("clientPortalMenu"), walk))
         .transpose()?;
     Ok(UiHooks {
         app_menu,
@@ -330,19 +504,34 @@ fn hooks(value: &Value, path: String) -> Result<UiHooks, ManifestError> {
     })
 }
 
-fn menu(value: &Value, path: String) -> Result<MenuHook, ManifestError> {
+fn menu(value: &Value, path: String, walk: &mut Walk) -> Result<MenuHook, ManifestError> {
     let obj = Obj::of(value, path, "an object like {\"label\": \"...\"}")?;
-    obj.reject_unknown(&MENU_KEYS)?;
+    walk.unknown_keys(&obj, &MENU_KEYS, |_| None)?;
     let label = obj.required_str("label", "a menu label")?;
     check_text(label, MAX_LABEL_CHARS, "a menu label").map_err(|m| obj.error("label", m))?;
+    if is_placeholder(label) {
+        walk.tolerate(
+            obj.at("label"),
+            placeholder_warning("menu label", label),
+            || {
+                obj.error(
+                    "label",
+                    format!(
+                        "expected a menu label, found the template placeholder {}",
+                        quote(label)
+                    ),
+                )
+            },
+        )?;
+    }
     Ok(MenuHook {
         label: label.to_string(),
     })
 }
 
-fn api(value: &Value, path: String) -> Result<ApiSpec, ManifestError> {
+fn api(value: &Value, path: String, walk: &mut Walk) -> Result<ApiSpec, ManifestError> {
     let obj = Obj::of(value, path, "an object like {\"endpoints\": [...]}")?;
-    obj.reject_unknown(&API_KEYS)?;
+    walk.unknown_keys(&obj, &API_KEYS, |_| None)?;
     let list_path = obj.at("endpoints");
     let items = expect_array(
         obj.required("endpoints", "an array of endpoints")?,
@@ -353,7 +542,7 @@ fn api(value: &Value, path: String) -> Result<ApiSpec, ManifestError> {
     let mut shapes: Vec<(String, String)> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let field = index(&list_path, i);
-        let endpoint = endpoint(item, field.clone())?;
+        let endpoint = endpoint(item, field.clone(), walk)?;
         let key = (endpoint.method.clone(), route::shape(&endpoint.path));
         if let Some(j) = shapes.iter().position(|k| *k == key) {
             return Err(ManifestError::new(
@@ -372,13 +561,15 @@ fn api(value: &Value, path: String) -> Result<ApiSpec, ManifestError> {
     Ok(ApiSpec { endpoints })
 }
 
-fn endpoint(value: &Value, path: String) -> Result<Endpoint, ManifestError> {
+fn endpoint(value: &Value, path: String, walk: &mut Walk) -> Result<Endpoint, ManifestError> {
     let obj = Obj::of(
         value,
         path,
         "an object like {\"method\": \"GET\", \"path\": \"/api/x\", \"handler\": \"dist/main.wasm\"}",
     )?;
-    obj.reject_unknown(&ENDPOINT_KEYS)?;
+    walk.unknown_keys(&obj, &ENDPOINT_KEYS, |key| {
+        (key == "schedulable").then(|| why_schedulable(&obj))
+    })?;
     let method = obj.required_str("method", "an HTTP method like \"GET\"")?;
     let normalised = method.trim().to_ascii_uppercase();
     if !ENDPOINT_METHODS.contains(&normalised.as_str()) {
@@ -407,7 +598,11 @@ fn endpoint(value: &Value, path: String) -> Result<Endpoint, ManifestError> {
     })
 }
 
-fn events(value: &Value, path: &str) -> Result<Vec<EventSubscription>, ManifestError> {
+fn events(
+    value: &Value,
+    path: &str,
+    walk: &mut Walk,
+) -> Result<Vec<EventSubscription>, ManifestError> {
     let items = expect_array(value, path, "an array of {\"topic\", \"handler\"} objects")?;
     let mut events: Vec<EventSubscription> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -416,11 +611,28 @@ fn events(value: &Value, path: &str) -> Result<Vec<EventSubscription>, ManifestE
             index(path, i),
             "an object like {\"topic\": \"ticket.created\", \"handler\": \"/api/on-ticket\"}",
         )?;
-        obj.reject_unknown(&EVENT_KEYS)?;
+        walk.unknown_keys(&obj, &EVENT_KEYS, |_| None)?;
         let topic = obj.required_str("topic", "an event topic like \"ticket.created\"")?;
         check_topic(topic).map_err(|m| obj.error("topic", m))?;
         let handler = obj.required_str("handler", "an endpoint path like \"/api/on-event\"")?;
-        route::check_concrete(handler).map_err(|m| obj.error("handler", m))?;
+        if let Err(m) = route::check_concrete(handler) {
+            if !is_file_handler(handler) {
+                return Err(obj.error("handler", m));
+            }
+            // Alga's manifest docs name a handler file (`dist/x.wasm#handle`); Alga
+            // never delivers `events`, and this runtime delivers them only to an
+            // endpoint, so such a subscription is dropped.
+            walk.tolerate(
+                obj.at("handler"),
+                format!(
+                    "{} names a bundle file, not an endpoint path; this subscription is ignored (Alga does not deliver manifest events either); to receive {} events name an endpoint like \"/api/on-event\"",
+                    quote(handler),
+                    quote(topic)
+                ),
+                || obj.error("handler", m),
+            )?;
+            continue;
+        }
         let event = EventSubscription {
             topic: topic.to_string(),
             handler: handler.to_string(),
@@ -467,6 +679,7 @@ fn schedules(
     value: &Value,
     path: &str,
     endpoints: &[Endpoint],
+    walk: &mut Walk,
 ) -> Result<Vec<ScheduleSpec>, ManifestError> {
     let items = expect_array(value, path, "an array of schedules")?;
     if items.len() > MAX_SCHEDULES {
@@ -485,7 +698,7 @@ fn schedules(
             index(path, i),
             "an object like {\"endpoint\": \"POST /api/sync\", \"cron\": \"0 * * * *\"}",
         )?;
-        obj.reject_unknown(&SCHEDULE_KEYS)?;
+        walk.unknown_keys(&obj, &SCHEDULE_KEYS, |_| None)?;
 
         let selector = obj.required_str("endpoint", "an endpoint like \"POST /api/sync\"")?;
         let endpoint =
@@ -614,6 +827,39 @@ fn schedule_endpoint(selector: &str, endpoints: &[Endpoint]) -> Result<String, S
             quote(selector)
         )),
     }
+}
+
+/// Why `schedulable` is ignored on this endpoint (read from its raw method and path,
+/// as the unknown keys are reported before the endpoint is checked).
+fn why_schedulable(obj: &Obj<'_>) -> String {
+    let raw = |key: &str| obj.map.get(key).and_then(Value::as_str).unwrap_or_default();
+    let method = raw("method").trim().to_ascii_uppercase();
+    let path = raw("path");
+    let params = route::pattern_segments(path).any(|s| s.is_param());
+    let verdict = if !matches!(method.as_str(), "GET" | "POST") {
+        format!("so this {method} endpoint cannot be")
+    } else if params {
+        "so this endpoint, with path parameters, cannot be".to_string()
+    } else {
+        "this one included".to_string()
+    };
+    format!(
+        "no flag is needed: any GET or POST endpoint without path parameters can be scheduled, {verdict} (Alga's schema drops this key)"
+    )
+}
+
+/// Alga's file-handler form: a bundle path, optionally with `#export`.
+fn is_file_handler(handler: &str) -> bool {
+    let (file, export) = match handler.split_once('#') {
+        Some((file, export)) => (file, Some(export)),
+        None => (handler, None),
+    };
+    let export_ok = export.is_none_or(|e| {
+        !e.is_empty()
+            && e.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+    });
+    (export.is_some() || file.ends_with(".wasm")) && export_ok && check_bundle_path(file).is_ok()
 }
 
 /// Checks the shape of a 5-field cron expression; returns it with single spaces.

@@ -15,7 +15,7 @@ use crate::bundle::signature::{Signature, SignatureError};
 use crate::bundle::trust::TrustBundle;
 use crate::config::EngineSettings;
 use crate::engine::{self, Target};
-use crate::manifest::{self, Manifest, ManifestError};
+use crate::manifest::{self, Manifest, ManifestError, ManifestWarning, Strictness};
 use crate::store::{
     BlobStore, PutOutcome, Registered, Registry, RegistryError, StoreError, VersionRecord,
 };
@@ -148,6 +148,9 @@ pub struct Published {
     pub artifacts: Vec<ArtifactRef>,
     /// UI files extracted.
     pub ui_files: usize,
+    /// What the manifest validator ignored (compatible mode), and how a wildcard
+    /// version was resolved.
+    pub warnings: Vec<ManifestWarning>,
 }
 
 /// Runs publishes against one blob store and registry.
@@ -158,6 +161,7 @@ pub struct Publisher {
     limits: ArchiveLimits,
     engine: EngineSettings,
     targets: Vec<Target>,
+    strictness: Strictness,
 }
 
 impl Publisher {
@@ -175,7 +179,14 @@ impl Publisher {
             limits: ArchiveLimits::default(),
             engine,
             targets: Target::lambda_targets().to_vec(),
+            strictness: Strictness::Compatible,
         }
+    }
+
+    /// Validates manifests in this mode (default: compatible, with warnings).
+    pub fn with_strictness(mut self, strictness: Strictness) -> Self {
+        self.strictness = strictness;
+        self
     }
 
     /// Compiles for these targets instead (the host's is always useful locally).
@@ -219,7 +230,8 @@ impl Publisher {
         let manifest_bytes = files
             .get("manifest.json")
             .ok_or_else(|| PublishError::MissingFile("manifest.json".into()))?;
-        let manifest = manifest::parse(manifest_bytes)?;
+        let checked = manifest::check(manifest_bytes, self.strictness)?;
+        let (manifest, warnings) = self.resolve_version(checked, &content).await?;
         let wasm = files
             .get(COMPONENT_PATH)
             .ok_or_else(|| PublishError::MissingFile(COMPONENT_PATH.into()))?;
@@ -247,6 +259,7 @@ impl Publisher {
                 content_hash: content,
                 outcome: Registered::Unchanged,
                 artifacts: existing.artifacts,
+                warnings,
             });
         }
 
@@ -284,7 +297,10 @@ impl Publisher {
             version: version.clone(),
             publisher: manifest.publisher.clone(),
             content_hash: content,
-            manifest_json: String::from_utf8_lossy(manifest_bytes).into_owned(),
+            // Normalised: only what was validated, with the resolved version, so
+            // every reader of the registry sees what publish accepted (the bundle
+            // keeps the manifest as written).
+            manifest_json: manifest.to_json().to_string(),
             bundle_size: bundle.len() as u64,
             signer_key_id: signature.key_id.clone(),
             signature_json: signature.to_json(),
@@ -312,7 +328,30 @@ impl Publisher {
             content_hash: content,
             outcome,
             artifacts,
+            warnings,
         })
+    }
+
+    /// Gives a wildcard version (`"0.3.*"`) its number as Alga's publish does: the
+    /// next patch after the newest published release of that line. The same bundle
+    /// published again (a retried upload event) keeps the version it got.
+    async fn resolve_version(
+        &self,
+        checked: manifest::Checked,
+        content: &ContentHash,
+    ) -> Result<(Manifest, Vec<ManifestWarning>), PublishError> {
+        if checked.wildcard().is_none() {
+            return Ok(checked.resolve(std::iter::empty()));
+        }
+        if let Some(earlier) = self.registry.version_by_hash(content).await?
+            && earlier.extension_id == checked.name()
+            && let Ok(version) = semver::Version::parse(&earlier.version)
+            && let Some(resolved) = checked.clone().resolve_as(version)
+        {
+            return Ok(resolved);
+        }
+        let published = self.registry.list_versions(checked.name()).await?;
+        Ok(checked.resolve(published.iter().map(|v| v.version.as_str())))
     }
 
     /// Compiles a published version again (after a wasmtime upgrade, or to repair a

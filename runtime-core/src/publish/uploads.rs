@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use super::{PublishError, Publisher};
+use crate::manifest::ManifestWarning;
 use crate::store::{BlobStore, FileFetch, Registered, StoreError};
 
 /// Suffix of a bundle object.
@@ -37,6 +38,8 @@ pub enum UploadOutcome {
         version: String,
         /// `created` or `unchanged`.
         outcome: &'static str,
+        /// What the manifest validator ignored (field path and why).
+        warnings: Vec<ManifestWarning>,
     },
     /// Refused: the bundle or signature is bad; retrying the same bytes won't help.
     Refused {
@@ -139,6 +142,7 @@ async fn publish_pair(
                     Registered::Created => "created",
                     Registered::Unchanged => "unchanged",
                 },
+                warnings: p.warnings,
             },
             Err(PublishError::Store(e)) => return Err(StoreError::Unavailable(e)),
             Err(e) => UploadOutcome::Refused {

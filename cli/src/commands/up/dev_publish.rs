@@ -165,6 +165,9 @@ pub async fn deploy(
         }
         other => other?,
     };
+    for w in &published.warnings {
+        eprintln!("warning: {w}");
+    }
     let grants = match grants {
         Some(g) => g.to_vec(),
         None => published
