@@ -64,6 +64,7 @@ const runner = new AlgaExtensionRunner(stack, 'Runner', {
   events: fnOptions('events'),
   lambdaDir: ctx('lambdaDir'),
   executeAuth: ctx('executeAuth') === 'iam' ? 'iam' : 'token',
+  installSource: ctx('installSource') === 'caller' ? 'caller' : 'registry',
   jwtIssuer,
   jwtAudience: jwtAudience.split(',').map((a) => a.trim()).filter((a) => a !== ''),
   tenantClaim: ctx('tenantClaim'),

@@ -74,6 +74,12 @@ export interface AlgaExtensionRunnerProps {
   readonly lambdaDir?: string;
   /** How POST /v1/execute is authenticated: service token header, or API Gateway IAM. @default 'token' */
   readonly executeAuth?: 'token' | 'iam';
+  /**
+   * Who names the install a POST /v1/execute request runs as: our registry, or the caller's
+   * request context (as the Alga runner takes it; the bundle must still be published and trusted).
+   * @default 'registry'
+   */
+  readonly installSource?: 'registry' | 'caller';
   /** Issuer (https URL) of the JWTs on ANY /api/ext/{extensionId}/{proxy+}. */
   readonly jwtIssuer: string;
   /** Accepted audiences of those JWTs. */
@@ -387,6 +393,7 @@ export class AlgaExtensionRunner extends Construct {
     };
     const execute = makeFunction('execute', 'ExecuteFunction', 'POST /v1/execute and ANY /api/ext/{extensionId}/{proxy+}', {
       ALGA_EXECUTE_AUTH: props.executeAuth ?? 'token',
+      ALGA_INSTALL_SOURCE: props.installSource ?? 'registry',
       RUNNER_SERVICE_TOKEN_SECRET_ID: this.runnerServiceTokenSecret.secretArn,
       ALGA_TENANT_CLAIM: props.tenantClaim ?? 'tenant_id',
       ALGA_USER_CLAIM: props.userClaim ?? 'sub',

@@ -159,6 +159,7 @@ describe('AlgaExtensionRunner (defaults)', () => {
     const env = (key: AlgaFunctionKey) => s.json.Resources[lid(s, s.runner.functions[key])].Properties.Environment.Variables;
     const ex = env('execute');
     assert.equal(ex.ALGA_EXECUTE_AUTH, 'token');
+    assert.equal(ex.ALGA_INSTALL_SOURCE, 'registry');
     assert.deepEqual(ex.RUNNER_SERVICE_TOKEN_SECRET_ID, { Ref: lid(s, s.runner.runnerServiceTokenSecret) });
     assert.equal(ex.ALGA_SECRETS_PREFIX, 'alga/');
     assert.equal(ex.ALGA_TENANT_CLAIM, 'tenant_id');
@@ -585,7 +586,7 @@ describe('AlgaExtensionRunner (defaults)', () => {
       assert.notEqual(ev[k], undefined, k);
       assert.deepEqual(ev[k], ex[k], k);
     }
-    for (const k of ['ALGA_EXECUTE_AUTH', 'RUNNER_SERVICE_TOKEN_SECRET_ID', 'ALGA_TENANT_CLAIM']) assert.equal(ev[k], undefined, k);
+    for (const k of ['ALGA_EXECUTE_AUTH', 'ALGA_INSTALL_SOURCE', 'RUNNER_SERVICE_TOKEN_SECRET_ID', 'ALGA_TENANT_CLAIM']) assert.equal(ev[k], undefined, k);
   });
 
   test('IAM: every role writes only its own log group; "*" only for X-Ray', () => {
@@ -610,6 +611,7 @@ describe('AlgaExtensionRunner (props)', () => {
       publish: { memorySize: 4096, timeout: Duration.seconds(600) },
       events: { timeout: Duration.seconds(30) },
       executeAuth: 'iam',
+      installSource: 'caller',
       jwtAudience: ['a', 'b'],
       secretsPrefix: 'tenants/',
       uploadPrefix: 'incoming/',
@@ -630,6 +632,7 @@ describe('AlgaExtensionRunner (props)', () => {
     assert.deepEqual([props('publish').MemorySize, props('publish').Timeout], [4096, 600]);
     assert.equal(props('events').Timeout, 30);
     assert.equal(props('execute').Environment.Variables.ALGA_EXECUTE_AUTH, 'iam');
+    assert.equal(props('execute').Environment.Variables.ALGA_INSTALL_SOURCE, 'caller');
     assert.equal(props('execute').Environment.Variables.EXT_EGRESS_ALLOWLIST, 'api.example.com');
     assert.equal(props('uiAssets').Environment.Variables.EXT_UI_FRAME_ANCESTORS, 'https://psa.example.com');
     assert.equal(props('publish').Environment.Variables.ALGA_UPLOAD_PREFIX, 'incoming/');

@@ -309,7 +309,7 @@ describe('template.yaml (SAM, translated)', () => {
       assert.deepEqual(ev[k], ex[k], k);
       assert.notEqual(ev[k], undefined, k);
     }
-    for (const k of ['ALGA_EXECUTE_AUTH', 'RUNNER_SERVICE_TOKEN_SECRET_ID']) assert.equal(ev[k], undefined, k);
+    for (const k of ['ALGA_EXECUTE_AUTH', 'ALGA_INSTALL_SOURCE', 'RUNNER_SERVICE_TOKEN_SECRET_ID']) assert.equal(ev[k], undefined, k);
   });
 
   test('IAM: each role logs only to its own group; "*" only for X-Ray; no wildcard actions', () => {

@@ -14,7 +14,7 @@ use runtime_core::bundle::signature::{Signature, SigningKey};
 use runtime_core::bundle::trust::TrustBundle;
 use runtime_core::config::RuntimeConfig;
 use runtime_core::engine::Target;
-use runtime_core::execute::{ExecuteRequest, RegistryResolver, RoutingHeaders};
+use runtime_core::execute::{ExecuteRequest, InstallSource, RegistryResolver, RoutingHeaders};
 use runtime_core::host::HostServices;
 use runtime_core::publish::{Publisher, bundle_key, ui_key};
 use runtime_core::store::local::{MemoryKvStore, MemorySecretStore};
@@ -296,6 +296,103 @@ async fn publish_install_execute_round_trip_and_idempotence() {
     // A hash that is not the installed one → 404.
     let out = execute(&ex, "tenant-a", &ContentHash::of(b"x"), None).await;
     assert_eq!(out.metrics.outcome, "not_installed");
+}
+
+/// Runs a `/v1/execute` request shaped as Alga's server sends it: its registry
+/// UUID as the extension, its install UUID, the install's grants as `providers`.
+async fn execute_as_alga(
+    ex: &Executor,
+    source: InstallSource,
+    content: &ContentHash,
+    install_id: Option<&str>,
+    providers: &[&str],
+) -> Outcome {
+    const TENANT: &str = "5f0e7c1a-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
+    const REGISTRY_UUID: &str = "9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a";
+    let req = json!({
+        "context": {"tenant_id": TENANT, "extension_id": REGISTRY_UUID,
+                    "content_hash": content.to_string(), "install_id": install_id,
+                    "request_id": "alga-req-1", "config": {"greeting": "hi"}},
+        "http": {"method": "GET", "path": "/"},
+        "providers": providers,
+    });
+    let req = ExecuteRequest::from_json(&serde_json::to_vec(&req).unwrap()).unwrap();
+    let routing = RoutingHeaders {
+        tenant: Some(TENANT.into()),
+        extension: Some(REGISTRY_UUID.into()),
+        request_id: None,
+    };
+    ex.execute_from(&routing, &req, source).await
+}
+
+#[tokio::test]
+async fn caller_mode_runs_a_published_trusted_bundle_as_the_request_names_it() {
+    let env = Env::new();
+    // A guest reporting storage.get: 402 = denied, 400 = missing (granted).
+    let storage = guests::result_caller(
+        "alga:extension/storage",
+        "get",
+        "i32 i32 i32 i32",
+        "(i32.const 1024) (i32.const 2) (i32.const 1040) (i32.const 1)",
+        8,
+        false,
+        r#"(data (i32.const 1024) "ns") (data (i32.const 1040) "k")"#,
+    );
+    let bundle = pack(MANIFEST, &storage);
+    let p = env
+        .publisher(env.trust())
+        .publish(&bundle, Some(&env.signed(&bundle)), &no_progress)
+        .await
+        .unwrap();
+    let ex = env.executor(env.trust());
+    let install = Some("3c2b1a09-8f7e-4d6c-a5b4-93827160f5e4");
+    let kv = ["cap:storage.kv"];
+    // Nothing is installed in our registry: the registry mode refuses...
+    let out = execute_as_alga(&ex, InstallSource::Registry, &p.content_hash, install, &kv).await;
+    assert_eq!(out.metrics.outcome, "not_installed", "{:?}", out.envelope);
+    // ...the caller mode runs it with the caller's install id and grants.
+    let out = execute_as_alga(&ex, InstallSource::Caller, &p.content_hash, install, &kv).await;
+    assert_eq!(
+        out.envelope.status, 400,
+        "storage granted: {:?}",
+        out.envelope
+    );
+    assert_eq!(out.metrics.install_id.as_deref(), install);
+    // `providers` are the grants: without cap:storage.kv, storage is denied...
+    let out = execute_as_alga(&ex, InstallSource::Caller, &p.content_hash, install, &[]).await;
+    assert_eq!(
+        out.envelope.status, 402,
+        "storage denied: {:?}",
+        out.envelope
+    );
+    // ...and so it is without an install id to scope the storage by.
+    let out = execute_as_alga(&ex, InstallSource::Caller, &p.content_hash, None, &kv).await;
+    assert_eq!(
+        out.envelope.status, 402,
+        "no install id: {:?}",
+        out.envelope
+    );
+    // A hash we never published: artifact_missing (503), nothing run.
+    let unknown = ContentHash::of(b"never published");
+    let out = execute_as_alga(&ex, InstallSource::Caller, &unknown, install, &kv).await;
+    assert_eq!(
+        (out.metrics.outcome, out.envelope.status),
+        ("artifact_missing", 503)
+    );
+    // A bundle whose key is no longer trusted: refused.
+    let untrusting = env.executor(TrustBundle::default());
+    let out = execute_as_alga(
+        &untrusting,
+        InstallSource::Caller,
+        &p.content_hash,
+        install,
+        &kv,
+    )
+    .await;
+    assert_eq!(
+        (out.metrics.outcome, out.envelope.status),
+        ("bundle_untrusted", 403)
+    );
 }
 
 #[tokio::test]

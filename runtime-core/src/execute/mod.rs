@@ -39,7 +39,7 @@ pub use error::ExecError;
 pub use quota::{QuotaLimits, QuotaPolicy};
 pub use registry_resolver::RegistryResolver;
 pub use request::{ExecuteRequest, RoutingHeaders};
-pub use resolve::{ResolveQuery, Resolved, Resolver, StaticResolver};
+pub use resolve::{InstallSource, ResolveQuery, Resolved, Resolver, StaticResolver};
 
 /// Grace added to the epoch deadline for the host-side timer, which only fires
 /// when the guest is parked in a host call.
@@ -199,6 +199,17 @@ impl Executor {
         self.execute_at_depth(routing, req, 0).await
     }
 
+    /// Runs one request whose install is named by `source` (the registry's, or
+    /// the caller's context as the Alga runner takes it).
+    pub async fn execute_from(
+        &self,
+        routing: &RoutingHeaders,
+        req: &ExecuteRequest,
+        source: InstallSource,
+    ) -> Outcome {
+        self.outcome(routing, req, 0, source).await
+    }
+
     /// Runs one request delivering an event `event_hops` emits deep (0: not an
     /// event of an extension's), so the guest's own emits are one deeper.
     pub async fn execute_at_depth(
@@ -207,11 +218,22 @@ impl Executor {
         req: &ExecuteRequest,
         event_hops: u32,
     ) -> Outcome {
+        self.outcome(routing, req, event_hops, InstallSource::Registry)
+            .await
+    }
+
+    async fn outcome(
+        &self,
+        routing: &RoutingHeaders,
+        req: &ExecuteRequest,
+        event_hops: u32,
+        source: InstallSource,
+    ) -> Outcome {
         let started = Instant::now();
         let mut metrics = Metrics::default();
         let mut logs = Vec::new();
         let envelope = match self
-            .run(routing, req, event_hops, &mut metrics, &mut logs)
+            .run(routing, req, event_hops, source, &mut metrics, &mut logs)
             .await
         {
             Ok(env) => {
@@ -237,6 +259,7 @@ impl Executor {
         routing: &RoutingHeaders,
         req: &ExecuteRequest,
         event_hops: u32,
+        source: InstallSource,
         metrics: &mut Metrics,
         logs: &mut Vec<LogLine>,
     ) -> Result<Envelope, ExecError> {
@@ -270,6 +293,7 @@ impl Executor {
                 install_id: req.context.install_id.as_deref(),
                 target: &self.target,
                 fingerprint: &self.fingerprint,
+                source,
             })
             .await?;
         metrics.install_id = resolved.install_id.clone();

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use super::error::ExecError;
-use super::resolve::{ResolveQuery, Resolved, Resolver};
+use super::resolve::{InstallSource, ResolveQuery, Resolved, Resolver};
 use crate::artifact::ContentHash;
 use crate::bundle::signature::Signature;
 use crate::bundle::trust::TrustBundle;
@@ -44,6 +44,49 @@ impl RegistryResolver {
         self.trusted.write().unwrap().insert(v.content_hash);
         Ok(())
     }
+
+    /// The caller names the install: the hash must be a bundle we published and
+    /// still trust, with an artifact for this runtime; grants come from the
+    /// request's `providers`, the install id and configuration from its context.
+    async fn resolve_for_caller(&self, q: &ResolveQuery<'_>) -> Result<Resolved, ExecError> {
+        let version = self
+            .registry
+            .version_by_hash(&q.content)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                ExecError::ArtifactMissing(format!(
+                    "no published bundle has content hash {}; publish it",
+                    q.content
+                ))
+            })?;
+        self.check_trust(&version)?;
+        let artifact = find_artifact(version.artifacts, q, &version.version)?;
+        Ok(Resolved {
+            artifact,
+            grants: None,
+            install_id: q.install_id.map(String::from),
+            version_id: None,
+            config: Default::default(),
+        })
+    }
+}
+
+/// The version's artifact for this runtime's target and engine.
+fn find_artifact(
+    artifacts: Vec<crate::artifact::ArtifactRef>,
+    q: &ResolveQuery<'_>,
+    version: &str,
+) -> Result<crate::artifact::ArtifactRef, ExecError> {
+    artifacts
+        .into_iter()
+        .find(|a| &a.key.target == q.target && a.key.fingerprint == q.fingerprint)
+        .ok_or_else(|| {
+            ExecError::ArtifactMissing(format!(
+                "{} {version} has no artifact for {} (engine {}); recompile it",
+                q.extension, q.target, q.fingerprint
+            ))
+        })
 }
 
 /// Why a request names no install this tenant runs, the same words for every
@@ -71,6 +114,9 @@ fn unavailable(e: RegistryError) -> ExecError {
 #[async_trait]
 impl Resolver for RegistryResolver {
     async fn resolve(&self, q: &ResolveQuery<'_>) -> Result<Resolved, ExecError> {
+        if q.source == InstallSource::Caller {
+            return self.resolve_for_caller(q).await;
+        }
         let install = self
             .registry
             .get_install(q.tenant, q.extension)
@@ -98,16 +144,7 @@ impl Resolver for RegistryResolver {
             .map_err(unavailable)?
             .ok_or_else(|| not_installed(q, "the installed version is not published"))?;
         self.check_trust(&version)?;
-        let artifact = version
-            .artifacts
-            .into_iter()
-            .find(|a| &a.key.target == q.target && a.key.fingerprint == q.fingerprint)
-            .ok_or_else(|| {
-                ExecError::ArtifactMissing(format!(
-                    "{} {} has no artifact for {} (engine {}); recompile it",
-                    q.extension, install.version, q.target, q.fingerprint
-                ))
-            })?;
+        let artifact = find_artifact(version.artifacts, q, &install.version)?;
         Ok(Resolved {
             artifact,
             grants: Some(install.granted),

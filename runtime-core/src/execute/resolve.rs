@@ -14,6 +14,20 @@ use crate::artifact::{ArtifactRef, ContentHash};
 use crate::capability::CapabilitySet;
 use crate::engine::Target;
 
+/// Who names the install a request runs as (`ALGA_INSTALL_SOURCE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstallSource {
+    /// Our registry: the content hash must be the tenant's enabled install of
+    /// the extension, whose grants and configuration apply.
+    #[default]
+    Registry,
+    /// The caller (a host app such as Alga's server, over `/v1/execute`): the
+    /// request's context is authoritative, as in the Alga runner — its install
+    /// id, `providers` as the grants, its configuration. The content hash need
+    /// only be a bundle we published and still trust.
+    Caller,
+}
+
 /// What a request names.
 #[derive(Debug, Clone)]
 pub struct ResolveQuery<'a> {
@@ -29,6 +43,8 @@ pub struct ResolveQuery<'a> {
     pub target: &'a Target,
     /// This runtime's engine fingerprint.
     pub fingerprint: &'a str,
+    /// Who names the install.
+    pub source: InstallSource,
 }
 
 /// What the request may run, and as whom.

@@ -266,7 +266,10 @@ impl Gateway {
             }
         }
 
-        let mut outcome = self.executor.execute(&routing, &req).await;
+        let mut outcome = self
+            .executor
+            .execute_from(&routing, &req, self.settings.install_source)
+            .await;
         self.record(
             Route::Execute,
             routing.tenant.as_deref().unwrap_or(""),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::config::ConfigError;
-use crate::execute::QuotaLimits;
+use crate::execute::{InstallSource, QuotaLimits};
 
 /// How `POST /v1/execute` callers prove they are the host app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub struct IamPrincipal {
 pub struct GatewaySettings {
     /// `/v1/execute` authentication.
     pub execute_auth: ExecuteAuth,
+    /// Who names the install a `/v1/execute` request runs as.
+    pub install_source: InstallSource,
     /// Operator credential for `POST /v1/publish` (`None` refuses every publish).
     pub publish_token: Option<String>,
     /// Authorizer claim holding the tenant id.
@@ -57,6 +59,7 @@ impl Default for GatewaySettings {
     fn default() -> Self {
         GatewaySettings {
             execute_auth: ExecuteAuth::Token(None),
+            install_source: InstallSource::Registry,
             publish_token: None,
             tenant_claim: "tenant_id".into(),
             user_claim: "sub".into(),
@@ -91,6 +94,17 @@ impl GatewaySettings {
                     var: "ALGA_EXECUTE_AUTH",
                     value: other.into(),
                     expected: "token or iam",
+                });
+            }
+        };
+        s.install_source = match nonempty("ALGA_INSTALL_SOURCE").as_deref() {
+            None | Some("registry") => InstallSource::Registry,
+            Some("caller") => InstallSource::Caller,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "ALGA_INSTALL_SOURCE",
+                    value: other.into(),
+                    expected: "registry or caller",
                 });
             }
         };
@@ -149,6 +163,25 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         GatewaySettings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_install_source_is_the_registry_by_default_or_the_caller_and_nothing_else() {
+        assert_eq!(from(&[]).unwrap().install_source, InstallSource::Registry);
+        assert_eq!(
+            from(&[("ALGA_INSTALL_SOURCE", "caller")])
+                .unwrap()
+                .install_source,
+            InstallSource::Caller
+        );
+        assert_eq!(
+            from(&[("ALGA_INSTALL_SOURCE", " registry ")])
+                .unwrap()
+                .install_source,
+            InstallSource::Registry
+        );
+        let e = from(&[("ALGA_INSTALL_SOURCE", "headers")]).unwrap_err();
+        assert_eq!(e.var, "ALGA_INSTALL_SOURCE");
     }
 
     #[test]
