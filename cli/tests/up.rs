@@ -873,3 +873,73 @@ fn sec_08_up_refuses_foreign_hosts_and_cross_site_posts() {
     let r = send(up.addr, "GET", &hello, &[], b"");
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// With `ALGA_INSTALL_SOURCE=caller`, `/v1/execute` runs a request shaped as Alga's
+/// server sends it — its registry UUID as the extension, its own install UUID and
+/// the install's grants as `providers` — although our registry has no such install.
+#[test]
+fn up_in_caller_mode_runs_algas_request_shape() {
+    const TENANT: &str = "5f0e7c1a-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
+    const REGISTRY_UUID: &str = "9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a";
+    const INSTALL_UUID: &str = "3c2b1a09-8f7e-4d6c-a5b4-93827160f5e4";
+    let dir = tempfile::tempdir().unwrap();
+    let up = start(dir.path(), &[("ALGA_INSTALL_SOURCE", "caller")], "dev");
+    let hash = content_hash(&up);
+    let body = serde_json::json!({
+        "context": {"tenant_id": TENANT, "extension_id": REGISTRY_UUID, "content_hash": hash,
+                    "install_id": INSTALL_UUID, "request_id": "alga-1",
+                    "config": {"greeting": "Hallo"}},
+        "http": {"method": "GET", "path": "/api/hello", "query": {}, "headers": {}},
+        "providers": ["cap:context.read", "cap:log.emit", "cap:storage.kv", "cap:secrets.get"],
+        "limits": {"timeout_ms": 5000},
+    });
+    let r = send(
+        up.addr,
+        "POST",
+        "/v1/execute",
+        &[
+            ("x-runner-service-token", TOKEN),
+            ("content-type", "application/json"),
+            ("x-alga-tenant", TENANT),
+            ("x-alga-extension", REGISTRY_UUID),
+        ],
+        &serde_json::to_vec(&body).unwrap(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let env = r.json();
+    assert_eq!(env["status"], 200, "{env}");
+    let out = base64::engine::general_purpose::STANDARD
+        .decode(env["body_b64"].as_str().unwrap())
+        .unwrap();
+    let out: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(out["tenant"], TENANT, "{out}");
+    assert_eq!(out["installId"], INSTALL_UUID, "{out}");
+    assert_eq!(
+        out["counter"]["visits"], 1,
+        "storage works, scoped by the caller's install: {out}"
+    );
+    // A hash we never published is refused, nothing run.
+    let mut unknown = body.clone();
+    unknown["context"]["content_hash"] = format!("sha256:{}", "0".repeat(64)).into();
+    let r = send(
+        up.addr,
+        "POST",
+        "/v1/execute",
+        &[
+            ("x-runner-service-token", TOKEN),
+            ("content-type", "application/json"),
+            ("x-alga-tenant", TENANT),
+            ("x-alga-extension", REGISTRY_UUID),
+        ],
+        &serde_json::to_vec(&unknown).unwrap(),
+    );
+    let env = r.json();
+    assert_eq!(env["status"], 503, "{env}");
+    assert!(
+        env["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("artifact_missing"),
+        "{env}"
+    );
+}
