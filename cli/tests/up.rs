@@ -893,18 +893,22 @@ fn up_in_caller_mode_runs_algas_request_shape() {
         "providers": ["cap:context.read", "cap:log.emit", "cap:storage.kv", "cap:secrets.get"],
         "limits": {"timeout_ms": 5000},
     });
-    let r = send(
-        up.addr,
-        "POST",
-        "/v1/execute",
-        &[
-            ("x-runner-service-token", TOKEN),
-            ("content-type", "application/json"),
-            ("x-alga-tenant", TENANT),
-            ("x-alga-extension", REGISTRY_UUID),
-        ],
-        &serde_json::to_vec(&body).unwrap(),
-    );
+    // Alga's ext-proxy sender: the service token and the routing headers.
+    let as_alga = |body: &serde_json::Value| {
+        send(
+            up.addr,
+            "POST",
+            "/v1/execute",
+            &[
+                ("x-runner-service-token", TOKEN),
+                ("content-type", "application/json"),
+                ("x-alga-tenant", TENANT),
+                ("x-alga-extension", REGISTRY_UUID),
+            ],
+            &serde_json::to_vec(body).unwrap(),
+        )
+    };
+    let r = as_alga(&body);
     assert_eq!(r.status, 200, "{}", r.text());
     let env = r.json();
     assert_eq!(env["status"], 200, "{env}");
@@ -921,18 +925,7 @@ fn up_in_caller_mode_runs_algas_request_shape() {
     // A hash we never published is refused, nothing run.
     let mut unknown = body.clone();
     unknown["context"]["content_hash"] = format!("sha256:{}", "0".repeat(64)).into();
-    let r = send(
-        up.addr,
-        "POST",
-        "/v1/execute",
-        &[
-            ("x-runner-service-token", TOKEN),
-            ("content-type", "application/json"),
-            ("x-alga-tenant", TENANT),
-            ("x-alga-extension", REGISTRY_UUID),
-        ],
-        &serde_json::to_vec(&unknown).unwrap(),
-    );
+    let r = as_alga(&unknown);
     let env = r.json();
     assert_eq!(env["status"], 503, "{env}");
     assert!(

@@ -298,6 +298,25 @@ async fn publish_install_execute_round_trip_and_idempotence() {
     assert_eq!(out.metrics.outcome, "not_installed");
 }
 
+/// Publishes (signed, trusted) a guest reporting `storage.get`: 402 = denied,
+/// 400 = missing (so granted).
+async fn publish_storage_probe(env: &Env) -> runtime_core::publish::Published {
+    let storage = guests::result_caller(
+        "alga:extension/storage",
+        "get",
+        "i32 i32 i32 i32",
+        "(i32.const 1024) (i32.const 2) (i32.const 1040) (i32.const 1)",
+        8,
+        false,
+        r#"(data (i32.const 1024) "ns") (data (i32.const 1040) "k")"#,
+    );
+    let bundle = pack(MANIFEST, &storage);
+    env.publisher(env.trust())
+        .publish(&bundle, Some(&env.signed(&bundle)), &no_progress)
+        .await
+        .unwrap()
+}
+
 /// Runs a `/v1/execute` request shaped as Alga's server sends it: its registry
 /// UUID as the extension, its install UUID, the install's grants as `providers`.
 async fn execute_as_alga(
@@ -328,22 +347,7 @@ async fn execute_as_alga(
 #[tokio::test]
 async fn caller_mode_runs_a_published_trusted_bundle_as_the_request_names_it() {
     let env = Env::new();
-    // A guest reporting storage.get: 402 = denied, 400 = missing (granted).
-    let storage = guests::result_caller(
-        "alga:extension/storage",
-        "get",
-        "i32 i32 i32 i32",
-        "(i32.const 1024) (i32.const 2) (i32.const 1040) (i32.const 1)",
-        8,
-        false,
-        r#"(data (i32.const 1024) "ns") (data (i32.const 1040) "k")"#,
-    );
-    let bundle = pack(MANIFEST, &storage);
-    let p = env
-        .publisher(env.trust())
-        .publish(&bundle, Some(&env.signed(&bundle)), &no_progress)
-        .await
-        .unwrap();
+    let p = publish_storage_probe(&env).await;
     let ex = env.executor(env.trust());
     let install = Some("3c2b1a09-8f7e-4d6c-a5b4-93827160f5e4");
     let kv = ["cap:storage.kv"];
@@ -398,22 +402,7 @@ async fn caller_mode_runs_a_published_trusted_bundle_as_the_request_names_it() {
 #[tokio::test]
 async fn grants_come_from_the_install_and_providers_only_narrow() {
     let env = Env::new();
-    // A guest reporting storage.get: 402 = denied, 400 = missing (granted).
-    let storage = guests::result_caller(
-        "alga:extension/storage",
-        "get",
-        "i32 i32 i32 i32",
-        "(i32.const 1024) (i32.const 2) (i32.const 1040) (i32.const 1)",
-        8,
-        false,
-        r#"(data (i32.const 1024) "ns") (data (i32.const 1040) "k")"#,
-    );
-    let bundle = pack(MANIFEST, &storage);
-    let p = env
-        .publisher(env.trust())
-        .publish(&bundle, Some(&env.signed(&bundle)), &no_progress)
-        .await
-        .unwrap();
+    let p = publish_storage_probe(&env).await;
     let reg = &env.local.registry;
     let mut req = InstallRequest {
         tenant: "t".into(),
