@@ -58,7 +58,7 @@ pub fn emitter_guest() -> Vec<u8> {
 /// or 400 + the `emit-error` index. World `runner-plus`, which has `events`.
 pub fn emit_guest(topic: &str, payload: &str) -> Vec<u8> {
     let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    guests::result_caller_plus(
+    guests::result_caller(
         "alga:extension/events",
         "emit",
         "i32 i32 i32 i32",

@@ -221,7 +221,8 @@ pub fn host_call_flood() -> Vec<u8> {
 ///
 /// `sig` is the core signature's params (without the return pointer), `args` the
 /// WAT pushing them, `payload` the payload's offset in the return area. A
-/// component of world `runner`; [`result_caller_plus`] for `metrics`/`events`.
+/// component of world `runner`, or of `runner-plus` when `module_name` is one of
+/// the interfaces only that world has (`metrics`, `events`).
 pub fn result_caller(
     module_name: &str,
     func: &str,
@@ -231,37 +232,16 @@ pub fn result_caller(
     ok_is_string: bool,
     data: &str,
 ) -> Vec<u8> {
-    component(&result_caller_wat(
-        module_name,
-        func,
-        sig,
-        args,
-        payload,
-        ok_is_string,
-        data,
-    ))
+    let wat = result_caller_wat(module_name, func, sig, args, payload, ok_is_string, data);
+    if RUNNER_PLUS_ONLY.contains(&module_name) {
+        component_plus(&wat)
+    } else {
+        component(&wat)
+    }
 }
 
-/// [`result_caller`] as a component of world `runner-plus`.
-pub fn result_caller_plus(
-    module_name: &str,
-    func: &str,
-    sig: &str,
-    args: &str,
-    payload: u32,
-    ok_is_string: bool,
-    data: &str,
-) -> Vec<u8> {
-    component_plus(&result_caller_wat(
-        module_name,
-        func,
-        sig,
-        args,
-        payload,
-        ok_is_string,
-        data,
-    ))
-}
+/// The interfaces world `runner-plus` adds to Alga's `runner`.
+const RUNNER_PLUS_ONLY: [&str; 2] = ["alga:extension/metrics", "alga:extension/events"];
 
 fn result_caller_wat(
     module_name: &str,
