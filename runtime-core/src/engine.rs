@@ -216,12 +216,6 @@ impl RuntimeEngine {
     pub fn fingerprint(&self) -> String {
         fingerprint(&Target::host(), &self.settings)
     }
-
-    /// Epoch ticks in `d` (rounded up, plus one so a deadline never fires early).
-    pub fn ticks_for(&self, d: std::time::Duration) -> u64 {
-        let tick = self.settings.epoch_tick.as_nanos().max(1);
-        (d.as_nanos().div_ceil(tick) as u64).saturating_add(1)
-    }
 }
 
 fn pool_config(s: &EngineSettings) -> PoolingAllocationConfig {
