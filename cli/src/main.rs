@@ -4,6 +4,7 @@
 //! 0 success; 1 the operation was refused or failed (a bad signature, an execution
 //! error, not found); 2 usage, I/O or configuration errors.
 
+mod backends;
 mod commands;
 
 use std::path::PathBuf;

@@ -15,8 +15,7 @@
 //! The artifact file is in the OS page cache after the first read (as on a Lambda
 //! that has it in /tmp): "cold" means not in this process's memory.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use test_support as support;
 
 mod common;
 
@@ -30,8 +29,8 @@ use runtime_core::config::CacheSettings;
 use runtime_core::engine::{RuntimeEngine, Target};
 use runtime_core::host::{self, HostState, RunnerPre};
 use runtime_core::store::BlobStore;
-use runtime_core::store::aws::S3BlobStore;
-use runtime_core::store::local::DirBlobStore;
+use stores_aws::S3BlobStore;
+use stores_local::DirBlobStore;
 use support::moto;
 use wasmtime::component::{Component, Linker};
 

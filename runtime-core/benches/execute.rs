@@ -6,8 +6,7 @@
 //! `cargo bench -p runtime-core --bench execute` (the JS case needs
 //! `scripts/build-example` first); `scripts/bench` runs it and prints the ratios.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use test_support as support;
 
 mod common;
 

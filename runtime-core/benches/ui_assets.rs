@@ -3,8 +3,7 @@
 //! a real signed bundle published and installed — what the ui-assets Lambda and
 //! `alga-lambda up` call for every request.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use test_support as support;
 
 mod common;
 
@@ -13,7 +12,6 @@ use std::time::Duration;
 use common::Samples;
 use criterion::{Criterion, criterion_group};
 use runtime_core::artifact::ContentHash;
-use runtime_core::backends::Backends;
 use runtime_core::bundle::archive::{self, ArchiveLimits};
 use runtime_core::bundle::signature::{Signature, SigningKey};
 use runtime_core::bundle::trust::TrustBundle;
@@ -52,7 +50,7 @@ fn pack() -> Vec<u8> {
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let local = Backends::local(&dir.path().join("data")).unwrap();
+    let local = stores_local::backends(&dir.path().join("data")).unwrap();
     let hash: ContentHash = rt.block_on(async {
         let key = SigningKey::generate("bench").unwrap();
         let publisher = Publisher::new(

@@ -9,9 +9,7 @@
 //!
 //! `cargo run --release -p runtime-core --example bench_guests -- OUT WASI_WIT`
 
-#[allow(dead_code)]
-#[path = "../tests/support/guests.rs"]
-mod guests;
+use test_support::guests;
 
 use std::path::{Path, PathBuf};
 

@@ -1,17 +1,17 @@
-//! Backends chosen by configuration, assembled once per process: the local set
-//! (a data directory with files + SQLite) or the AWS set (S3, DynamoDB, Secrets
-//! Manager). Everything above this module sees only the store traits.
+//! The set of backends one process runs on, behind the store traits. The sets
+//! themselves are built by the backend crates (`stores-local`: a data directory
+//! with files + SQLite; `stores-aws`: S3, DynamoDB, Secrets Manager, ...) and
+//! chosen by each binary; nothing in this crate names an implementation.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::bundle::trust::TrustBundle;
 use crate::config::RuntimeConfig;
 use crate::engine::EngineError;
-use crate::events::{DeadLetterSink, EventPublisher, FileDeadLetters, LocalBus};
+use crate::events::{DeadLetterSink, EventPublisher, LocalBus};
 use crate::execute::{Executor, RegistryResolver};
 use crate::host::HostServices;
-use crate::store::local::{DirBlobStore, FileSecretStore, SqliteRegistry, SqliteStateStore};
 use crate::store::{
     BlobStore, ExecutionLog, IdempotencyStore, KvStore, QuotaStore, Registry, RegistryError,
     ScheduleStore, SecretStore,
@@ -81,96 +81,6 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// The local set: everything under one data directory (created if needed).
-    pub fn local(data_dir: &Path) -> Result<Self, BackendError> {
-        // Storage, quotas, idempotency and execution records persist across restarts.
-        let state =
-            SqliteStateStore::open(&data_dir.join("state.db")).map_err(RegistryError::from)?;
-        let bus = Arc::new(LocalBus::default());
-        Ok(Backends {
-            kind: BackendKind::Local(data_dir.to_path_buf()),
-            blobs: Arc::new(DirBlobStore::new(data_dir.join("blobs"))),
-            uploads: Arc::new(DirBlobStore::new(data_dir.join("uploads"))),
-            registry: Arc::new(SqliteRegistry::open(&data_dir.join("registry.db"))?),
-            kv: Arc::new(state.clone()),
-            secrets: Arc::new(FileSecretStore::new(data_dir.join("secrets.json"))),
-            quotas: Arc::new(state.clone()),
-            idempotency: Arc::new(state.clone()),
-            executions: Arc::new(state),
-            schedules: Arc::new(
-                crate::store::local::SqliteScheduleStore::open(&data_dir.join("registry.db"))
-                    .map_err(|e| BackendError::Config(format!("schedules: {e}")))?,
-            ),
-            events: bus.clone(),
-            dead_letters: Arc::new(FileDeadLetters::new(data_dir.join("dead-letters.jsonl"))),
-            local_bus: Some(bus),
-        })
-    }
-
-    /// The AWS set: S3, one DynamoDB table and Secrets Manager, over SDK clients
-    /// built once here (call it once per process and clone the result).
-    pub async fn aws(settings: &crate::store::aws::AwsSettings) -> Self {
-        use crate::store::aws::{
-            AwsClients, DynamoExecutionLog, DynamoIdempotencyStore, DynamoKvStore,
-            DynamoQuotaStore, DynamoRegistry, EventBridgePublisher, NoDeadLetters, S3BlobStore,
-            SecretsManagerStore, SqsDeadLetters,
-        };
-        let c = AwsClients::new(settings).await;
-        let t = &settings.table;
-        let stored: Arc<dyn ScheduleStore> = Arc::new(crate::store::aws::DynamoScheduleStore::new(
-            c.dynamodb.clone(),
-            t,
-        ));
-        let schedules: Arc<dyn ScheduleStore> = match &settings.scheduler {
-            Some(target) => Arc::new(crate::store::aws::MirroredScheduleStore::new(
-                stored,
-                c.scheduler.clone(),
-                target.clone(),
-            )),
-            None => stored,
-        };
-        Backends {
-            kind: BackendKind::Aws,
-            blobs: Arc::new(S3BlobStore::new(c.s3.clone(), &settings.bucket)),
-            uploads: Arc::new(S3BlobStore::new(c.s3.clone(), &settings.upload_bucket)),
-            registry: Arc::new(DynamoRegistry::new(c.dynamodb.clone(), t)),
-            kv: Arc::new(DynamoKvStore::new(c.dynamodb.clone(), t)),
-            secrets: Arc::new(SecretsManagerStore::new(
-                c.secrets.clone(),
-                &settings.secrets_prefix,
-                settings.secrets_cache_ttl,
-            )),
-            quotas: Arc::new(DynamoQuotaStore::new(c.dynamodb.clone(), t)),
-            idempotency: Arc::new(DynamoIdempotencyStore::new(c.dynamodb.clone(), t)),
-            executions: Arc::new(DynamoExecutionLog::new(c.dynamodb, t)),
-            schedules,
-            events: Arc::new(EventBridgePublisher::new(
-                c.eventbridge.clone(),
-                &settings.event_bus,
-            )),
-            dead_letters: match &settings.events_dlq_url {
-                Some(url) => Arc::new(SqsDeadLetters::new(c.sqs.clone(), url)),
-                None => Arc::new(NoDeadLetters),
-            },
-            local_bus: None,
-        }
-    }
-
-    /// The set `ALGA_BACKEND` names (`local`, the default, under `data_dir`; or `aws`).
-    pub async fn from_env(data_dir: &Path) -> Result<Self, BackendError> {
-        match std::env::var("ALGA_BACKEND").as_deref().map(str::trim) {
-            Err(_) | Ok("") | Ok("local") => Self::local(data_dir),
-            Ok("aws") => {
-                let settings =
-                    crate::store::aws::AwsSettings::from_env().map_err(BackendError::Config)?;
-                Ok(Self::aws(&settings).await)
-            }
-            Ok(other) => Err(BackendError::Config(format!(
-                "ALGA_BACKEND={other:?}: expected local or aws"
-            ))),
-        }
-    }
-
     /// The local data directory's own trust bundle file, when local.
     pub fn trust_path(&self) -> Option<PathBuf> {
         match &self.kind {

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use runtime_core::artifact::ContentHash;
-use runtime_core::backends::Backends;
 use runtime_core::bundle::archive::{self, ArchiveLimits};
 use runtime_core::bundle::signature::{Signature, SigningKey};
 
@@ -79,7 +78,7 @@ pub fn sign(args: SignArgs) -> crate::Outcome {
 
 /// Runs `verify`: exit 0 when the signature verifies against the trust bundle.
 pub fn verify(args: VerifyArgs, data: &Path) -> crate::Outcome {
-    let trust = Backends::local(data)?.trust()?;
+    let trust = crate::backends::local(data)?.trust()?;
     let content = ContentHash::of(&read(&args.bundle)?);
     let sig_path = args.sig.unwrap_or_else(|| sidecar(&args.bundle));
     let sig = Signature::from_json(&read(&sig_path)?).map_err(crate::Failure::refused)?;

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
-use runtime_core::backends::Backends;
 use runtime_core::store::{InstallRecord, InstallRequest, RegistryError};
 
 /// Tenant and extension of an install.
@@ -78,7 +77,7 @@ fn print_install(i: &InstallRecord) {
 
 /// Runs `install`.
 pub async fn install(args: InstallArgs, data: &Path) -> crate::Outcome {
-    let backends = Backends::from_env(data).await?;
+    let backends = crate::backends::from_env(data).await?;
     let registry = backends.registry.clone();
     let mut config = BTreeMap::new();
     for kv in &args.config {
@@ -129,7 +128,7 @@ pub fn report_schedules(report: &runtime_core::schedule::SyncReport) {
 
 /// Runs `uninstall` (the install's schedules go with it).
 pub async fn uninstall(args: TargetArgs, data: &Path) -> crate::Outcome {
-    let backends = Backends::from_env(data).await?;
+    let backends = crate::backends::from_env(data).await?;
     let registry = backends.registry.clone();
     let current = registry
         .get_install(&args.tenant, &args.extension)
@@ -154,7 +153,7 @@ pub async fn uninstall(args: TargetArgs, data: &Path) -> crate::Outcome {
 
 /// Runs `enable` / `disable`.
 pub async fn set_enabled(args: TargetArgs, data: &Path, enabled: bool) -> crate::Outcome {
-    let registry = Backends::from_env(data).await?.registry;
+    let registry = crate::backends::from_env(data).await?.registry;
     let record = registry
         .set_enabled(&args.tenant, &args.extension, enabled)
         .await
@@ -165,7 +164,7 @@ pub async fn set_enabled(args: TargetArgs, data: &Path, enabled: bool) -> crate:
 
 /// Runs `grant`: re-installs the same version and config with new grants.
 pub async fn grant(args: GrantArgs, data: &Path) -> crate::Outcome {
-    let registry = Backends::from_env(data).await?.registry;
+    let registry = crate::backends::from_env(data).await?.registry;
     let current = registry
         .get_install(&args.target.tenant, &args.target.extension)
         .await
@@ -193,7 +192,7 @@ pub async fn grant(args: GrantArgs, data: &Path) -> crate::Outcome {
 
 /// Runs `list`.
 pub async fn list(args: ListArgs, data: &Path) -> crate::Outcome {
-    let registry = Backends::from_env(data).await?.registry;
+    let registry = crate::backends::from_env(data).await?.registry;
     match args.tenant {
         Some(tenant) => {
             for i in registry.list_installs(&tenant).await.map_err(refused)? {

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use clap::Args;
 use runtime_core::RuntimeConfig;
-use runtime_core::backends::Backends;
 
 use super::request::{self, Identity, RequestArgs};
 
@@ -26,7 +25,7 @@ pub struct InvokeArgs {
 /// Runs `invoke`.
 pub async fn invoke(args: InvokeArgs, data: &Path) -> crate::Outcome {
     let config = RuntimeConfig::from_env()?;
-    let backends = Backends::from_env(data).await?;
+    let backends = crate::backends::from_env(data).await?;
     let install = backends
         .registry
         .get_install(&args.tenant, &args.extension)

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use runtime_core::backends::Backends;
 use runtime_core::bundle::signature::SigningKey;
 use runtime_core::bundle::trust::TrustBundle;
 
@@ -36,7 +35,7 @@ pub fn keygen(args: KeygenArgs, data: &Path) -> crate::Outcome {
     println!("{}", key.public().to_json());
     eprintln!("private key written to {}", args.out.display());
     if args.trust {
-        let path = Backends::local(data)?
+        let path = crate::backends::local(data)?
             .trust_path()
             .expect("a local data directory has a trust file");
         let mut bundle = match std::fs::read(&path) {
@@ -46,7 +45,7 @@ pub fn keygen(args: KeygenArgs, data: &Path) -> crate::Outcome {
             Err(_) => TrustBundle::default(),
         };
         bundle = bundle.with_key(key.public());
-        runtime_core::store::local::write_atomic(&path, bundle.to_json().as_bytes())
+        stores_local::write_atomic(&path, bundle.to_json().as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("key {} trusted in {}", args.key_id, path.display());
     }

@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime_core::RuntimeConfig;
-use runtime_core::backends::Backends;
 use runtime_core::publish::Stage;
 use runtime_core::store::Registered;
 
@@ -54,7 +53,7 @@ pub async fn publish(args: PublishArgs, data: &Path) -> crate::Outcome {
     let signature = std::fs::read(&sig_path).ok();
     let mut config = RuntimeConfig::from_env()?;
     config.strict_manifests |= args.strict;
-    let publisher = Backends::from_env(data).await?.publisher(&config)?;
+    let publisher = crate::backends::from_env(data).await?.publisher(&config)?;
     let bar = spinner();
     let progress = |stage: Stage| {
         bar.set_message(match stage {
@@ -95,7 +94,7 @@ pub async fn publish(args: PublishArgs, data: &Path) -> crate::Outcome {
 /// Runs `recompile`.
 pub async fn recompile(args: RecompileArgs, data: &Path) -> crate::Outcome {
     let config = RuntimeConfig::from_env()?;
-    let publisher = Backends::from_env(data).await?.publisher(&config)?;
+    let publisher = crate::backends::from_env(data).await?.publisher(&config)?;
     let bar = spinner();
     bar.set_message(format!("compiling {} {}", args.extension, args.version));
     let result = publisher.recompile(&args.extension, &args.version).await;

@@ -13,8 +13,8 @@ use runtime_core::artifact::{self, ContentHash};
 use runtime_core::engine::Target;
 use runtime_core::execute::StaticResolver;
 use runtime_core::host::HostServices;
-use runtime_core::store::local::{MemoryBlobStore, MemoryKvStore, MemorySecretStore};
 use runtime_core::{Executor, RuntimeConfig};
+use stores_local::{MemoryBlobStore, MemoryKvStore, MemorySecretStore};
 
 use super::request::{self, Identity, RequestArgs};
 

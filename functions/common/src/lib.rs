@@ -6,7 +6,22 @@ use std::collections::BTreeMap;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
+use runtime_core::backends::{BackendError, Backends};
 use runtime_core::gateway::{Claims, HttpReply, IamPrincipal};
+
+pub use stores_aws::token_from_env;
+
+/// The backends every function runs on: the AWS set, configured by the
+/// environment. The functions are built without the local backends (no SQLite in
+/// a Lambda), so `ALGA_BACKEND`, when set, must say `aws`.
+pub async fn backends() -> Result<Backends, BackendError> {
+    match std::env::var("ALGA_BACKEND").as_deref().map(str::trim) {
+        Err(_) | Ok("") | Ok("aws") => stores_aws::backends_from_env().await,
+        Ok(other) => Err(BackendError::Config(format!(
+            "ALGA_BACKEND={other:?}: the Lambda functions run on the AWS backends only (set aws, or leave it unset)"
+        ))),
+    }
+}
 
 /// The request body's bytes.
 pub fn body_bytes(req: &Request) -> &[u8] {

@@ -7,14 +7,12 @@
 //! payloads; `alga-lambda up` runs the same dispatcher on its local bus and the
 //! same firing from its cron.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 mod sqs;
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use runtime_core::RuntimeConfig;
-use runtime_core::backends::Backends;
 use runtime_core::events::{DeliveryStatus, Dispatcher, Event, EventFields, Report, RetryPolicy};
 use runtime_core::gateway::{Gateway, GatewaySettings};
 use runtime_core::schedule::{FireError, ScheduleFiring, fire_message};
@@ -31,8 +29,7 @@ pub struct EventsFunction {
 impl EventsFunction {
     /// Builds the gateway and the dispatcher from the environment.
     pub async fn from_env() -> anyhow::Result<Self> {
-        let data = PathBuf::from(std::env::var("ALGA_DATA").unwrap_or_else(|_| ".alga".into()));
-        let backends = Backends::from_env(&data).await?;
+        let backends = fn_common::backends().await?;
         let gateway = Gateway::build(
             backends,
             &RuntimeConfig::from_env()?,

@@ -3,16 +3,15 @@
 //! translates events into [`Gateway`] calls; `alga-lambda up` serves the same
 //! [`ExecuteFunction::handle`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
+use fn_common::token_from_env;
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 use runtime_core::RuntimeConfig;
 use runtime_core::backends::Backends;
 use runtime_core::gateway::{
     Caller, DirectRequest, ExecuteAuth, Gateway, GatewaySettings, HttpReply,
 };
-use runtime_core::store::aws::token_from_env;
 use tracing::Instrument;
 
 /// The function's state, built once per process (during Lambda INIT).
@@ -23,8 +22,7 @@ pub struct ExecuteFunction {
 impl ExecuteFunction {
     /// Builds the engine, linker, pools and backend clients from the environment.
     pub async fn from_env() -> anyhow::Result<Self> {
-        let data = PathBuf::from(std::env::var("ALGA_DATA").unwrap_or_else(|_| ".alga".into()));
-        let backends = Backends::from_env(&data).await?;
+        let backends = fn_common::backends().await?;
         let mut settings = GatewaySettings::from_env()?;
         if settings.execute_auth == ExecuteAuth::Token(None) {
             let token =

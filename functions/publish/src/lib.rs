@@ -3,11 +3,11 @@
 //! operator credential. It runs [`runtime_core::publish`]; `alga-lambda up` serves
 //! the same [`PublishFunction::handle_http`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_lambda_events::event::s3::S3Event;
 use base64::Engine as _;
+use fn_common::token_from_env;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use lambda_http::{Body, Request, Response, service_fn};
 use runtime_core::RuntimeConfig;
@@ -17,7 +17,6 @@ use runtime_core::gateway::credential::token_matches;
 use runtime_core::publish::uploads::{UploadOutcome, publish_upload};
 use runtime_core::publish::{PublishError, Publisher};
 use runtime_core::store::Registered;
-use runtime_core::store::aws::token_from_env;
 
 /// Largest `POST /v1/publish` body: Lambda's 6 MB synchronous payload, so a
 /// base64 bundle of up to ~4.4 MB; larger bundles go through the upload bucket.
@@ -34,8 +33,7 @@ pub struct PublishFunction {
 impl PublishFunction {
     /// Builds the function from the environment.
     pub async fn from_env() -> anyhow::Result<Self> {
-        let data = PathBuf::from(std::env::var("ALGA_DATA").unwrap_or_else(|_| ".alga".into()));
-        let backends = Backends::from_env(&data).await?;
+        let backends = fn_common::backends().await?;
         let token = token_from_env("ALGA_PUBLISH_TOKEN", "ALGA_PUBLISH_TOKEN_SECRET_ID").await?;
         let prefix = std::env::var("ALGA_UPLOAD_PREFIX").unwrap_or_else(|_| "uploads/".into());
         let publisher = backends.publisher(&RuntimeConfig::from_env()?)?;

@@ -3,7 +3,6 @@
 //! URL or API Gateway). All rules live in [`runtime_core::ui`]; `alga-lambda up`
 //! serves the same [`UiAssetsFunction::handle`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response, service_fn};
@@ -19,8 +18,7 @@ pub struct UiAssetsFunction {
 impl UiAssetsFunction {
     /// Builds the function from the environment.
     pub async fn from_env() -> anyhow::Result<Self> {
-        let data = PathBuf::from(std::env::var("ALGA_DATA").unwrap_or_else(|_| ".alga".into()));
-        let backends = Backends::from_env(&data).await?;
+        let backends = fn_common::backends().await?;
         Ok(Self::new(&backends, UiSettings::from_env()?))
     }
 

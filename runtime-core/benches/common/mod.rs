@@ -16,7 +16,7 @@ use runtime_core::capability::CapabilitySet;
 use runtime_core::engine::RuntimeEngine;
 use runtime_core::host::bindings::alga::extension::types as wit;
 use runtime_core::host::{HostServices, HostState, Invocation, RequestLimits, RunnerPre};
-use runtime_core::store::local::{MemoryKvStore, MemorySecretStore};
+use stores_local::{MemoryKvStore, MemorySecretStore};
 
 /// The JS example component (`scripts/build-example` builds it).
 pub fn js_example() -> Option<Vec<u8>> {

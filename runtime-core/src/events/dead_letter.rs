@@ -1,6 +1,6 @@
 //! Dead letters: a delivery that failed for good (its retries spent, or a
 //! refusal no retry can fix) is kept with its reason instead of being lost. On
-//! AWS an SQS queue (`store::aws::SqsDeadLetters`); locally a JSON-lines file.
+//! AWS an SQS queue (`stores_aws::SqsDeadLetters`); locally a JSON-lines file.
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! Publishing events: `alga:extension/events.emit` hands events to a publisher —
-//! EventBridge `PutEvents` on AWS (`store::aws::EventBridgePublisher`), or the
+//! EventBridge `PutEvents` on AWS (`stores_aws::EventBridgePublisher`), or the
 //! in-process [`LocalBus`] that `alga-lambda up` drains.
 
 use std::sync::Mutex;

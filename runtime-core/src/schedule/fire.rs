@@ -8,7 +8,7 @@
 //! - [`fire_message`]: what the **events function** calls for an EventBridge
 //!   Scheduler invocation. The schedule's input is a [`ScheduleFiring`] JSON
 //!   (`{"tenant","install_id","schedule_id"}`, written by
-//!   `store::aws::MirroredScheduleStore`); parse it with
+//!   `stores_aws::MirroredScheduleStore`); parse it with
 //!   [`ScheduleFiring::from_json`], then `fire_message(&gateway, &firing)` looks
 //!   the schedule up (scoped to that tenant and install) and fires it if it
 //!   still exists and is enabled.

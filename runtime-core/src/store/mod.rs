@@ -1,13 +1,12 @@
 //! Backend traits: where blobs, key-value entries and secrets live.
 //!
-//! Implementations sit side by side (`local/` now; `aws/` with S3, DynamoDB and
-//! Secrets Manager later) and are chosen by configuration, never by `cfg` in logic.
+//! Only the traits live here. The implementations are crates of their own
+//! (`stores/local`, `stores/aws`) that depend on this one; each binary chooses
+//! its set, never a `cfg` in logic.
 
-pub mod aws;
 pub mod executions;
 pub mod idempotency;
 pub mod kv;
-pub mod local;
 pub mod quota;
 pub mod registry;
 pub mod schedules;

@@ -118,7 +118,7 @@ pub fn dev_key(data: &Path) -> anyhow::Result<SigningKey> {
         Err(_) => {
             let key = SigningKey::generate("alga-dev")?;
             std::fs::create_dir_all(data)?;
-            runtime_core::store::local::write_atomic(&path, key.to_json().as_bytes())?;
+            stores_local::write_atomic(&path, key.to_json().as_bytes())?;
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
@@ -133,7 +133,7 @@ pub fn dev_key(data: &Path) -> anyhow::Result<SigningKey> {
         Err(_) => TrustBundle::default(),
     };
     if trust.key(key.key_id()).is_none() {
-        runtime_core::store::local::write_atomic(
+        stores_local::write_atomic(
             &trust_path,
             trust.with_key(key.public()).to_json().as_bytes(),
         )?;

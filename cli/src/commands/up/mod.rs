@@ -91,7 +91,7 @@ pub async fn up(args: UpArgs, data: &Path) -> crate::Outcome {
     // (a minute for the JS example) is a change for --watch, not the baseline.
     let sources = dev_publish::newest_source(&dir);
     dev_publish::build(&dir)?;
-    let backends = Backends::local(data)?;
+    let backends = crate::backends::local(data)?;
     let key = dev_publish::dev_key(data)?;
     // Locally only this machine's target is needed; compiling one halves the wait.
     let publisher = backends

@@ -1,4 +1,0 @@
-//! Helpers shared by the CLI's integration tests.
-#![allow(dead_code)]
-
-pub mod http;

@@ -1,0 +1,4 @@
+//! The integration tests of fn-execute: one test binary, a module per topic; the
+//! shared support is the `test-support` crate (`tests/`).
+
+mod lambda_emulator;

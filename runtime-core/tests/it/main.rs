@@ -1,0 +1,14 @@
+//! The integration tests of runtime-core: one test binary, a module per topic; the
+//! shared support is the `test-support` crate (`tests/`).
+
+mod artifacts;
+mod egress;
+mod events;
+mod execute;
+mod host_api;
+mod host_gates;
+mod js_example;
+mod metrics;
+mod publish;
+mod schedules;
+mod ui_assets;

@@ -1,0 +1,620 @@
+//! The registry in SQLite: one file in the data directory, safe for several
+//! processes at once (WAL journal, a busy timeout, and `BEGIN IMMEDIATE` for every
+//! read-modify-write so two writers never interleave).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use runtime_core::artifact::{ArtifactKey, ArtifactRef, ContentHash};
+use runtime_core::engine::Target;
+use runtime_core::store::StoreError;
+use runtime_core::store::registry::{
+    InstallRecord, InstallRequest, Registered, Registry, RegistryError, Subscription,
+    VersionRecord, check_install_request, effective_grants, manifest_subscriptions,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS versions (
+    extension_id   TEXT NOT NULL,
+    version        TEXT NOT NULL,
+    publisher      TEXT,
+    content_hash   TEXT NOT NULL UNIQUE,
+    manifest_json  TEXT NOT NULL,
+    bundle_size    INTEGER NOT NULL,
+    signer_key_id  TEXT NOT NULL,
+    signature_json TEXT NOT NULL,
+    published_at   INTEGER NOT NULL,
+    PRIMARY KEY (extension_id, version)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    content_hash TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    sha256       TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    PRIMARY KEY (content_hash, target, fingerprint)
+);
+CREATE TABLE IF NOT EXISTS installs (
+    install_id      TEXT PRIMARY KEY,
+    tenant          TEXT NOT NULL,
+    extension_id    TEXT NOT NULL,
+    version         TEXT NOT NULL,
+    operator_grants TEXT NOT NULL,
+    config          TEXT NOT NULL,
+    secret_ref      TEXT,
+    enabled         INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (tenant, extension_id)
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    tenant       TEXT NOT NULL,
+    topic        TEXT NOT NULL,
+    extension_id TEXT NOT NULL,
+    handler      TEXT NOT NULL,
+    PRIMARY KEY (tenant, topic, extension_id, handler)
+);
+";
+
+/// The SQLite registry.
+#[derive(Clone)]
+pub struct SqliteRegistry {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn db_err(e: rusqlite::Error) -> RegistryError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            RegistryError::Store(StoreError::Unavailable(e.to_string()))
+        }
+        e => RegistryError::Store(StoreError::Internal(e.to_string())),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+impl SqliteRegistry {
+    /// Opens (creating if needed) the registry database at `path`.
+    pub fn open(path: &Path) -> Result<Self, RegistryError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| RegistryError::Store(StoreError::Unavailable(e.to_string())))?;
+        }
+        let conn = Connection::open(path).map_err(db_err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_err)?;
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        Ok(SqliteRegistry {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection off the async threads.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, RegistryError> + Send + 'static,
+    ) -> Result<T, RegistryError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&mut conn.lock().unwrap()))
+            .await
+            .map_err(|e| RegistryError::Store(StoreError::Internal(e.to_string())))?
+    }
+}
+
+fn read_artifacts(conn: &Connection, content: &str) -> Result<Vec<ArtifactRef>, RegistryError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT target, fingerprint, sha256, size FROM artifacts
+             WHERE content_hash = ?1 ORDER BY target, fingerprint",
+        )
+        .map_err(db_err)?;
+    let hash = ContentHash::parse(content)
+        .ok_or_else(|| RegistryError::Invalid(format!("stored hash {content:?}")))?;
+    let rows = stmt
+        .query_map(params![content], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(db_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (target, fingerprint, sha, size) = row.map_err(db_err)?;
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(&sha, &mut sha256)
+            .map_err(|_| RegistryError::Invalid(format!("stored sha256 {sha:?}")))?;
+        let target = Target::parse(&target)
+            .map_err(|e| RegistryError::Invalid(format!("stored target: {e}")))?;
+        out.push(ArtifactRef {
+            key: ArtifactKey {
+                content: hash,
+                target,
+                fingerprint,
+            },
+            sha256,
+            size: size as u64,
+        });
+    }
+    Ok(out)
+}
+
+const VERSION_COLUMNS: &str = "extension_id, version, publisher, content_hash, manifest_json,
+    bundle_size, signer_key_id, signature_json, published_at";
+
+fn read_version(conn: &Connection, r: &rusqlite::Row<'_>) -> Result<VersionRecord, RegistryError> {
+    let hash: String = r.get(3).map_err(db_err)?;
+    let content_hash = ContentHash::parse(&hash)
+        .ok_or_else(|| RegistryError::Invalid(format!("stored hash {hash:?}")))?;
+    Ok(VersionRecord {
+        extension_id: r.get(0).map_err(db_err)?,
+        version: r.get(1).map_err(db_err)?,
+        publisher: r.get(2).map_err(db_err)?,
+        content_hash,
+        manifest_json: r.get(4).map_err(db_err)?,
+        bundle_size: r.get::<_, i64>(5).map_err(db_err)? as u64,
+        signer_key_id: r.get(6).map_err(db_err)?,
+        signature_json: r.get(7).map_err(db_err)?,
+        published_at: r.get(8).map_err(db_err)?,
+        artifacts: read_artifacts(conn, &hash)?,
+    })
+}
+
+fn query_versions(
+    conn: &Connection,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<VersionRecord>, RegistryError> {
+    let mut stmt = conn
+        .prepare(&format!("SELECT {VERSION_COLUMNS} FROM versions {filter}"))
+        .map_err(db_err)?;
+    let mut rows = stmt.query(args).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(db_err)? {
+        out.push(read_version(conn, r)?);
+    }
+    Ok(out)
+}
+
+fn newest_first(mut v: Vec<VersionRecord>) -> Vec<VersionRecord> {
+    v.sort_by(|a, b| {
+        let pa = semver::Version::parse(&a.version).ok();
+        let pb = semver::Version::parse(&b.version).ok();
+        pb.cmp(&pa).then_with(|| b.version.cmp(&a.version))
+    });
+    v
+}
+
+fn upsert_artifact(conn: &Connection, a: &ArtifactRef) -> Result<(), RegistryError> {
+    conn.execute(
+        "INSERT INTO artifacts (content_hash, target, fingerprint, sha256, size)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (content_hash, target, fingerprint)
+         DO UPDATE SET sha256 = excluded.sha256, size = excluded.size",
+        params![
+            a.key.content.to_string(),
+            a.key.target.as_str(),
+            a.key.fingerprint,
+            hex::encode(a.sha256),
+            a.size as i64
+        ],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+fn read_install(conn: &Connection, r: &rusqlite::Row<'_>) -> Result<InstallRecord, RegistryError> {
+    let extension_id: String = r.get(2).map_err(db_err)?;
+    let version: String = r.get(3).map_err(db_err)?;
+    let grants_json: String = r.get(4).map_err(db_err)?;
+    let config_json: String = r.get(5).map_err(db_err)?;
+    let operator_grants: Vec<String> = serde_json::from_str(&grants_json)
+        .map_err(|e| RegistryError::Invalid(format!("stored grants: {e}")))?;
+    let config: BTreeMap<String, String> = serde_json::from_str(&config_json)
+        .map_err(|e| RegistryError::Invalid(format!("stored config: {e}")))?;
+    let v = query_versions(
+        conn,
+        "WHERE extension_id = ?1 AND version = ?2",
+        &[&extension_id, &version],
+    )?
+    .pop()
+    .ok_or_else(|| RegistryError::NotFound(format!("{extension_id} {version}")))?;
+    Ok(InstallRecord {
+        install_id: r.get(0).map_err(db_err)?,
+        tenant: r.get(1).map_err(db_err)?,
+        granted: effective_grants(&v.manifest_json, &operator_grants)?,
+        extension_id,
+        version,
+        content_hash: v.content_hash,
+        operator_grants,
+        config,
+        secret_ref: r.get(6).map_err(db_err)?,
+        enabled: r.get::<_, i64>(7).map_err(db_err)? != 0,
+    })
+}
+
+const INSTALL_COLUMNS: &str =
+    "install_id, tenant, extension_id, version, operator_grants, config, secret_ref, enabled";
+
+fn get_install(
+    conn: &Connection,
+    tenant: &str,
+    extension_id: &str,
+) -> Result<Option<InstallRecord>, RegistryError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {INSTALL_COLUMNS} FROM installs WHERE tenant = ?1 AND extension_id = ?2"
+        ))
+        .map_err(db_err)?;
+    let mut rows = stmt.query(params![tenant, extension_id]).map_err(db_err)?;
+    match rows.next().map_err(db_err)? {
+        Some(r) => Ok(Some(read_install(conn, r)?)),
+        None => Ok(None),
+    }
+}
+
+fn new_install_id() -> String {
+    let mut b = [0u8; 12];
+    getrandom::fill(&mut b).expect("the OS random source");
+    format!("inst_{}", hex::encode(b))
+}
+
+#[async_trait]
+impl Registry for SqliteRegistry {
+    async fn register_version(&self, v: &VersionRecord) -> Result<Registered, RegistryError> {
+        let v = v.clone();
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT content_hash FROM versions WHERE extension_id = ?1 AND version = ?2",
+                    params![v.extension_id, v.version],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?;
+            let hash = v.content_hash.to_string();
+            let outcome = match existing {
+                Some(h) if h == hash => Registered::Unchanged,
+                Some(h) => {
+                    return Err(RegistryError::VersionConflict {
+                        extension: v.extension_id.clone(),
+                        version: v.version.clone(),
+                        existing: h,
+                    });
+                }
+                None => {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO versions ({VERSION_COLUMNS})
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                        ),
+                        params![
+                            v.extension_id,
+                            v.version,
+                            v.publisher,
+                            hash,
+                            v.manifest_json,
+                            v.bundle_size as i64,
+                            v.signer_key_id,
+                            v.signature_json,
+                            v.published_at
+                        ],
+                    )
+                    .map_err(|e| match e {
+                        rusqlite::Error::SqliteFailure(f, _)
+                            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                        {
+                            RegistryError::Invalid(format!(
+                                "bundle {hash} is already published under another name or version"
+                            ))
+                        }
+                        e => db_err(e),
+                    })?;
+                    Registered::Created
+                }
+            };
+            for a in &v.artifacts {
+                upsert_artifact(&tx, a)?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn get_version(
+        &self,
+        extension_id: &str,
+        version: &str,
+    ) -> Result<Option<VersionRecord>, RegistryError> {
+        let (e, v) = (extension_id.to_string(), version.to_string());
+        self.with(move |conn| {
+            Ok(query_versions(conn, "WHERE extension_id = ?1 AND version = ?2", &[&e, &v])?.pop())
+        })
+        .await
+    }
+
+    async fn version_by_hash(
+        &self,
+        content: &ContentHash,
+    ) -> Result<Option<VersionRecord>, RegistryError> {
+        let h = content.to_string();
+        self.with(move |conn| Ok(query_versions(conn, "WHERE content_hash = ?1", &[&h])?.pop()))
+            .await
+    }
+
+    async fn list_versions(&self, extension_id: &str) -> Result<Vec<VersionRecord>, RegistryError> {
+        let e = extension_id.to_string();
+        self.with(move |conn| {
+            Ok(newest_first(query_versions(
+                conn,
+                "WHERE extension_id = ?1",
+                &[&e],
+            )?))
+        })
+        .await
+    }
+
+    async fn list_extensions(&self) -> Result<Vec<String>, RegistryError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT DISTINCT extension_id FROM versions ORDER BY extension_id")
+                .map_err(db_err)?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(db_err)?;
+            rows.collect::<Result<Vec<String>, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn put_artifact(
+        &self,
+        content: &ContentHash,
+        artifact: &ArtifactRef,
+    ) -> Result<(), RegistryError> {
+        if artifact.key.content != *content {
+            return Err(RegistryError::Invalid(
+                "artifact belongs to another bundle".into(),
+            ));
+        }
+        let a = artifact.clone();
+        let h = content.to_string();
+        self.with(move |conn| {
+            let known: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM versions WHERE content_hash = ?1",
+                    params![h],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?;
+            if known.is_none() {
+                return Err(RegistryError::NotFound(format!("bundle {h}")));
+            }
+            upsert_artifact(conn, &a)
+        })
+        .await
+    }
+
+    async fn install(&self, req: &InstallRequest) -> Result<InstallRecord, RegistryError> {
+        let req = req.clone();
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let versions = newest_first(query_versions(
+                &tx,
+                "WHERE extension_id = ?1",
+                &[&req.extension_id],
+            )?);
+            let v = match &req.version {
+                Some(want) => versions.into_iter().find(|v| &v.version == want),
+                None => versions.into_iter().next(),
+            }
+            .ok_or_else(|| {
+                RegistryError::NotFound(format!(
+                    "{} {}",
+                    req.extension_id,
+                    req.version.as_deref().unwrap_or("(any version)")
+                ))
+            })?;
+            check_install_request(&v.manifest_json, &req)?;
+            let grants = serde_json::to_string(&req.grants).expect("strings serialize");
+            let config = serde_json::to_string(&req.config).expect("strings serialize");
+            tx.execute(
+                "INSERT INTO installs (install_id, tenant, extension_id, version,
+                     operator_grants, config, secret_ref, enabled, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, 1, ?7)
+                 ON CONFLICT (tenant, extension_id) DO UPDATE SET
+                     version = excluded.version,
+                     operator_grants = excluded.operator_grants,
+                     config = excluded.config,
+                     updated_at = excluded.updated_at",
+                params![
+                    new_install_id(),
+                    req.tenant,
+                    req.extension_id,
+                    v.version,
+                    grants,
+                    config,
+                    now()
+                ],
+            )
+            .map_err(db_err)?;
+            replace_subscriptions(&tx, &req.tenant, &req.extension_id, &v.manifest_json)?;
+            let record = get_install(&tx, &req.tenant, &req.extension_id)?
+                .ok_or_else(|| RegistryError::NotFound("install just written".into()))?;
+            tx.commit().map_err(db_err)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn uninstall(&self, tenant: &str, extension_id: &str) -> Result<(), RegistryError> {
+        let (t, e) = (tenant.to_string(), extension_id.to_string());
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let n = tx
+                .execute(
+                    "DELETE FROM installs WHERE tenant = ?1 AND extension_id = ?2",
+                    params![t, e],
+                )
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(RegistryError::NotFound(format!("install of {e} for {t}")));
+            }
+            tx.execute(
+                "DELETE FROM subscriptions WHERE tenant = ?1 AND extension_id = ?2",
+                params![t, e],
+            )
+            .map_err(db_err)?;
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn set_enabled(
+        &self,
+        tenant: &str,
+        extension_id: &str,
+        enabled: bool,
+    ) -> Result<InstallRecord, RegistryError> {
+        let (t, e) = (tenant.to_string(), extension_id.to_string());
+        self.with(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE installs SET enabled = ?3, updated_at = ?4
+                     WHERE tenant = ?1 AND extension_id = ?2",
+                    params![t, e, enabled as i64, now()],
+                )
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(RegistryError::NotFound(format!("install of {e} for {t}")));
+            }
+            get_install(conn, &t, &e)?
+                .ok_or_else(|| RegistryError::NotFound(format!("install of {e} for {t}")))
+        })
+        .await
+    }
+
+    async fn get_install(
+        &self,
+        tenant: &str,
+        extension_id: &str,
+    ) -> Result<Option<InstallRecord>, RegistryError> {
+        let (t, e) = (tenant.to_string(), extension_id.to_string());
+        self.with(move |conn| get_install(conn, &t, &e)).await
+    }
+
+    async fn list_installs(&self, tenant: &str) -> Result<Vec<InstallRecord>, RegistryError> {
+        let t = tenant.to_string();
+        self.with(move |conn| {
+            query_installs(conn, "WHERE tenant = ?1 ORDER BY extension_id", params![t])
+        })
+        .await
+    }
+
+    async fn list_installs_of(
+        &self,
+        extension_id: &str,
+    ) -> Result<Vec<InstallRecord>, RegistryError> {
+        let e = extension_id.to_string();
+        self.with(move |conn| {
+            query_installs(conn, "WHERE extension_id = ?1 ORDER BY tenant", params![e])
+        })
+        .await
+    }
+
+    async fn subscriptions(
+        &self,
+        tenant: &str,
+        topic: &str,
+    ) -> Result<Vec<Subscription>, RegistryError> {
+        let (t, topic) = (tenant.to_string(), topic.to_string());
+        self.with(move |conn| {
+            // Disabling keeps the rows (re-enabling restores them) but hides them here.
+            let mut stmt = conn
+                .prepare(
+                    "SELECT s.extension_id, s.handler FROM subscriptions s
+                     JOIN installs i ON i.tenant = s.tenant AND i.extension_id = s.extension_id
+                     WHERE s.tenant = ?1 AND s.topic = ?2 AND i.enabled = 1
+                     ORDER BY s.extension_id, s.handler",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![t, topic], |r| {
+                    Ok(Subscription {
+                        tenant: t.clone(),
+                        extension_id: r.get(0)?,
+                        topic: topic.clone(),
+                        handler: r.get(1)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+        })
+        .await
+    }
+}
+
+/// Replaces an install's subscriptions with those of the manifest it now runs.
+fn replace_subscriptions(
+    conn: &Connection,
+    tenant: &str,
+    extension_id: &str,
+    manifest_json: &str,
+) -> Result<(), RegistryError> {
+    conn.execute(
+        "DELETE FROM subscriptions WHERE tenant = ?1 AND extension_id = ?2",
+        params![tenant, extension_id],
+    )
+    .map_err(db_err)?;
+    for (topic, handler) in manifest_subscriptions(manifest_json) {
+        conn.execute(
+            "INSERT INTO subscriptions (tenant, topic, extension_id, handler)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![tenant, topic, extension_id, handler],
+        )
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+fn query_installs(
+    conn: &Connection,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<InstallRecord>, RegistryError> {
+    let mut stmt = conn
+        .prepare(&format!("SELECT {INSTALL_COLUMNS} FROM installs {filter}"))
+        .map_err(db_err)?;
+    let mut rows = stmt.query(args).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(db_err)? {
+        out.push(read_install(conn, r)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,17 @@
+//! Shared test support for every crate's integration tests, benches and
+//! examples: guests built from WAT against our WIT, an in-memory harness, a real
+//! moto server, cargo-lambda's emulator, the backend conformance suites, small
+//! HTTP servers and clients. A dev-dependency only; nothing ships it.
+
+pub mod conformance;
+pub mod event_fleet;
+pub mod guests;
+mod harness;
+pub mod http_client;
+pub mod http_server;
+pub mod lambda_emulator;
+pub mod moto;
+pub mod schedule_conformance;
+pub mod signer;
+
+pub use harness::*;
