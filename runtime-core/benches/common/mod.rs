@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use runtime_core::capability::CapabilitySet;
 use runtime_core::engine::RuntimeEngine;
 use runtime_core::host::bindings::alga::extension::types as wit;
-use runtime_core::host::{HostServices, HostState, Invocation, RequestLimits, RunnerPre};
+use runtime_core::host::{
+    HostServices, HostSetup, HostState, Invocation, RequestLimits, RunnerPre,
+};
 use stores_local::{MemoryKvStore, MemorySecretStore};
 
 /// The JS example component (`scripts/build-example` builds it).
@@ -62,7 +64,7 @@ pub async fn raw_call(
     services: &HostServices,
     req: &wit::ExecuteRequest,
 ) -> u16 {
-    let state = HostState::prepare(
+    let state = HostState::new(HostSetup::new(
         Arc::new(Invocation {
             tenant_id: "tenant-a".into(),
             extension_id: "com.example.test".into(),
@@ -71,13 +73,12 @@ pub async fn raw_call(
         }),
         CapabilitySet::minimal(),
         services,
-        None,
         RequestLimits {
             memory_bytes: 128 << 20,
             host_calls: 10_000,
             log_bytes: 1 << 20,
         },
-    );
+    ));
     let mut store = wasmtime::Store::new(engine.engine(), state);
     store.set_epoch_deadline(1_000_000);
     let runner = pre

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::dead_letter::{DeadLetter, DeadLetterSink};
 use super::{Event, HostTopics, MAX_EVENT_HOPS, now_rfc3339};
+use crate::execute::ExecError;
 use crate::gateway::{Gateway, InternalCall, Route};
 use crate::store::{Claim, RegistryError, StoreError, Subscription};
 
@@ -277,7 +278,7 @@ impl Dispatcher {
             // A quota refusal is final for this delivery: retrying within the
             // window only spends more of the quota (and an emit loop would keep
             // hammering it), so it goes to the dead letters at once.
-            Some(_) if outcome.metrics.outcome == "quota_exceeded" => {
+            Some(_) if matches!(outcome.error, Some(ExecError::QuotaExceeded { .. })) => {
                 failed(env.error.clone().unwrap_or_default(), false)
             }
             Some(error) => failed(error.clone(), !matches!(env.status, 400..=428 | 430..=499)),

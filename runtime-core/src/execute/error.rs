@@ -162,6 +162,29 @@ impl ExecError {
 }
 
 impl ExecError {
+    /// What happened, without the code (the envelope's `error` is `code: detail`).
+    pub fn detail(&self) -> String {
+        let text = self.to_string();
+        match text.strip_prefix(self.code()) {
+            Some(rest) => rest.trim_start_matches(':').trim().to_string(),
+            None => text,
+        }
+    }
+
+    /// Whether the same request may succeed later without anyone changing
+    /// anything (a backend back, capacity freed, a quota window passed, an
+    /// artifact recompiled).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ExecError::BackendUnavailable(_)
+                | ExecError::CapacityExhausted
+                | ExecError::QuotaExceeded { .. }
+                | ExecError::ArtifactMissing(_)
+                | ExecError::BundleFetchFailed(_)
+        )
+    }
+
     /// Seconds a client should wait before retrying, when the error says so.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
@@ -170,6 +193,49 @@ impl ExecError {
             } => Some(*retry_after_secs),
             ExecError::CapacityExhausted | ExecError::BackendUnavailable(_) => Some(1),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExecError;
+
+    #[test]
+    fn detail_is_the_message_without_its_code() {
+        assert_eq!(
+            ExecError::NotInstalled("x is not installed".into()).detail(),
+            "x is not installed"
+        );
+        assert_eq!(
+            ExecError::Timeout(250).detail(),
+            "deadline of 250 ms exceeded"
+        );
+        // A detail that itself starts with a code-like word keeps it.
+        assert_eq!(
+            ExecError::ExecuteFailed("execute_failed: inner".into()).detail(),
+            "execute_failed: inner"
+        );
+        // Codes without a detail give an empty one.
+        assert_eq!(ExecError::SecretDecryptFailed.detail(), "");
+    }
+
+    #[test]
+    fn retryable_errors_are_the_ones_time_can_fix() {
+        for e in [
+            ExecError::BackendUnavailable("x".into()),
+            ExecError::CapacityExhausted,
+            ExecError::ArtifactMissing("x".into()),
+        ] {
+            assert!(e.is_retryable(), "{e}");
+        }
+        for e in [
+            ExecError::NotInstalled("x".into()),
+            ExecError::Timeout(1),
+            ExecError::GuestTrap("x".into()),
+            ExecError::InvalidRequest("x".into()),
+        ] {
+            assert!(!e.is_retryable(), "{e}");
         }
     }
 }

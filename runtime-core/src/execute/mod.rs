@@ -29,8 +29,8 @@ use crate::host::bindings::alga::extension::types as wit;
 use crate::host::limits::LimitExceeded;
 use crate::host::logging::LogLine;
 use crate::host::{
-    self, EGRESS_ALLOWLIST_KEY, HostServices, HostState, Invocation, Network, RequestLimits,
-    UserInfo,
+    self, EGRESS_ALLOWLIST_KEY, HostServices, HostSetup, HostState, Invocation, Network,
+    RequestLimits, UserInfo,
 };
 use crate::store::BlobStore;
 
@@ -50,10 +50,27 @@ const HOST_TIMER_GRACE: Duration = Duration::from_millis(20);
 pub struct Outcome {
     /// The response envelope.
     pub envelope: Envelope,
+    /// Why there is no guest response, typed (`None`: the guest answered).
+    pub error: Option<ExecError>,
     /// The guest's log lines (logging interface, stdout, stderr, host notes).
     pub logs: Vec<LogLine>,
     /// Measurements.
     pub metrics: Metrics,
+}
+
+impl Outcome {
+    /// A request that ended in `error` before or instead of a guest response;
+    /// `metrics` carry what was known by then.
+    pub fn failed(error: ExecError, mut metrics: Metrics) -> Outcome {
+        metrics.outcome = error.code();
+        metrics.retry_after = error.retry_after();
+        Outcome {
+            envelope: Envelope::error(&error),
+            error: Some(error),
+            logs: Vec::new(),
+            metrics,
+        }
+    }
 }
 
 /// Per-invocation measurements.
@@ -232,28 +249,29 @@ impl Executor {
         let started = Instant::now();
         let mut metrics = Metrics::default();
         let mut logs = Vec::new();
-        let envelope = match self
+        let result = self
             .run(routing, req, event_hops, source, &mut metrics, &mut logs)
-            .await
-        {
-            Ok(env) => {
-                metrics.outcome = "ok";
-                env
-            }
-            Err(e) => {
-                metrics.outcome = e.code();
-                metrics.retry_after = e.retry_after();
-                Envelope::error(&e)
-            }
-        };
+            .await;
         metrics.total = started.elapsed();
-        Outcome {
-            envelope,
-            logs,
-            metrics,
+        match result {
+            Ok(envelope) => {
+                metrics.outcome = "ok";
+                Outcome {
+                    envelope,
+                    error: None,
+                    logs,
+                    metrics,
+                }
+            }
+            Err(e) => Outcome {
+                logs,
+                ..Outcome::failed(e, metrics)
+            },
         }
     }
 
+    /// The pipeline: check the routing, resolve the install, admit it against
+    /// the quotas, load its component, prepare the store, call the handler.
     async fn run(
         &self,
         routing: &RoutingHeaders,
@@ -263,27 +281,7 @@ impl Executor {
         metrics: &mut Metrics,
         logs: &mut Vec<LogLine>,
     ) -> Result<Envelope, ExecError> {
-        let (tenant, extension) = match (&routing.tenant, &routing.extension) {
-            (Some(t), Some(e)) if !t.trim().is_empty() && !e.trim().is_empty() => (t, e),
-            _ => return Err(ExecError::MissingRoutingHeaders),
-        };
-        if tenant != &req.context.tenant_id || extension != &req.context.extension_id {
-            return Err(ExecError::RoutingMismatch(
-                "x-alga-tenant / x-alga-extension differ from the request context".into(),
-            ));
-        }
-        let content = ContentHash::parse(req.context.content_hash.trim()).ok_or_else(|| {
-            ExecError::InvalidContentHash(format!("{:?}", req.context.content_hash))
-        })?;
-        metrics.content_hash = Some(content.to_string());
-        metrics.tenant_id = Some(tenant.clone());
-        metrics.extension_id = Some(extension.clone());
-        metrics.request_id = req
-            .context
-            .request_id
-            .clone()
-            .or_else(|| routing.request_id.clone());
-
+        let (tenant, extension, content) = self.route(routing, req, metrics)?;
         let resolved = self
             .resolver
             .resolve(&ResolveQuery {
@@ -306,15 +304,52 @@ impl Executor {
             .loader
             .load(&resolved.artifact)
             .await
-            .map_err(|e| match e {
-                ArtifactError::Missing(m) => ExecError::ArtifactMissing(m),
-                ArtifactError::Integrity { .. } => ExecError::ArtifactIntegrity(e.to_string()),
-                ArtifactError::Fetch(s) => ExecError::BundleFetchFailed(s.to_string()),
-                ArtifactError::Link(m) => ExecError::LinkFailed(m),
-                ArtifactError::Compile(m) => ExecError::ExecuteFailed(m),
-            })?;
+            .map_err(load_error)?;
         metrics.load = load_started.elapsed();
+        let prepared = self.prepare(routing, req, &resolved, event_hops)?;
+        self.call(&loaded.pre, prepared, metrics, logs).await
+    }
 
+    /// The routing headers must name the context's tenant and extension, and the
+    /// context a well-formed content hash.
+    fn route<'r>(
+        &self,
+        routing: &'r RoutingHeaders,
+        req: &ExecuteRequest,
+        metrics: &mut Metrics,
+    ) -> Result<(&'r String, &'r String, ContentHash), ExecError> {
+        let (tenant, extension) = match (&routing.tenant, &routing.extension) {
+            (Some(t), Some(e)) if !t.trim().is_empty() && !e.trim().is_empty() => (t, e),
+            _ => return Err(ExecError::MissingRoutingHeaders),
+        };
+        if tenant != &req.context.tenant_id || extension != &req.context.extension_id {
+            return Err(ExecError::RoutingMismatch(
+                "x-alga-tenant / x-alga-extension differ from the request context".into(),
+            ));
+        }
+        let content = ContentHash::parse(req.context.content_hash.trim()).ok_or_else(|| {
+            ExecError::InvalidContentHash(format!("{:?}", req.context.content_hash))
+        })?;
+        metrics.content_hash = Some(content.to_string());
+        metrics.tenant_id = Some(tenant.clone());
+        metrics.extension_id = Some(extension.clone());
+        metrics.request_id = req
+            .context
+            .request_id
+            .clone()
+            .or_else(|| routing.request_id.clone());
+        Ok((tenant, extension, content))
+    }
+
+    /// The request's grants, secrets, guest request, limits and its `Store`,
+    /// built once from one [`HostSetup`].
+    fn prepare(
+        &self,
+        routing: &RoutingHeaders,
+        req: &ExecuteRequest,
+        resolved: &Resolved,
+        event_hops: u32,
+    ) -> Result<Prepared, ExecError> {
         let grants = self.grants(req, resolved.grants.as_ref())?;
         let inline_secrets = match &req.secret_envelope {
             Some(env) => Some(secret_envelope::decode(env).map_err(|e| {
@@ -323,7 +358,6 @@ impl Executor {
             })?),
             None => None,
         };
-
         let guest_request = self.guest_request(req)?;
         let mut config = resolved.config.clone();
         config.extend(req.context.config.clone().unwrap_or_default());
@@ -333,10 +367,14 @@ impl Executor {
                 .request_id
                 .clone()
                 .or_else(|| routing.request_id.clone()),
-            tenant_id: tenant.clone(),
-            extension_id: extension.clone(),
+            tenant_id: req.context.tenant_id.clone(),
+            extension_id: req.context.extension_id.clone(),
             install_id: resolved.install_id.clone(),
-            version_id: req.context.version_id.clone().or(resolved.version_id),
+            version_id: req
+                .context
+                .version_id
+                .clone()
+                .or(resolved.version_id.clone()),
             user: req.user.as_ref().map(|u| UserInfo {
                 user_id: u.user_id.clone(),
                 user_email: u.user_email.clone(),
@@ -361,32 +399,37 @@ impl Executor {
             .map(|mb| (mb as usize).saturating_mul(1 << 20))
             .unwrap_or(self.limits.memory_default_bytes)
             .min(self.engine.settings().max_memory_bytes);
-        let install_allowlist = resolved.config.get(EGRESS_ALLOWLIST_KEY).cloned();
-        let mut state = HostState::prepare(
-            invocation,
-            grants,
-            &self.services,
-            inline_secrets,
-            RequestLimits {
-                memory_bytes: memory,
-                host_calls: self.limits.host_calls_max,
-                log_bytes: self.limits.log_bytes_max,
-            },
-        );
         let deadline = Instant::now() + timeout;
-        state.attach_network(&self.network, install_allowlist.as_deref(), Some(deadline));
-        state.set_metrics_limit(self.metrics_max);
-        if let Some(scheduler) = &self.scheduler {
-            state.attach_scheduler(scheduler.clone());
-        }
-        if let Some((publisher, settings)) = &self.events {
-            state.attach_events(
-                publisher.clone(),
-                settings.clone(),
-                self.quotas.as_ref().map(QuotaPolicy::store),
-                event_hops,
-            );
-        }
+        let state = HostState::new(HostSetup {
+            inline_secrets,
+            network: Some(&self.network),
+            install_allowlist: resolved
+                .config
+                .get(EGRESS_ALLOWLIST_KEY)
+                .map(String::as_str),
+            deadline: Some(deadline),
+            metrics_max: self.metrics_max,
+            scheduler: self.scheduler.clone(),
+            events: self
+                .events
+                .as_ref()
+                .map(|(publisher, settings)| host::events::EmitSetup {
+                    publisher: publisher.clone(),
+                    settings: settings.clone(),
+                    quotas: self.quotas.as_ref().map(QuotaPolicy::store),
+                    hops: event_hops,
+                }),
+            ..HostSetup::new(
+                invocation,
+                grants,
+                &self.services,
+                RequestLimits {
+                    memory_bytes: memory,
+                    host_calls: self.limits.host_calls_max,
+                    log_bytes: self.limits.log_bytes_max,
+                },
+            )
+        });
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
         // Fairness: wasm never blocks a worker thread for more than one epoch tick.
@@ -418,11 +461,33 @@ impl Executor {
         } else {
             None
         };
+        Ok(Prepared {
+            store,
+            guest_request,
+            timeout,
+            fuel,
+        })
+    }
 
+    /// Instantiates and calls the handler within the deadline; the store's
+    /// measurements and logs are kept whatever the result.
+    async fn call(
+        &self,
+        pre: &crate::host::RunnerPre<HostState>,
+        prepared: Prepared,
+        metrics: &mut Metrics,
+        logs: &mut Vec<LogLine>,
+    ) -> Result<Envelope, ExecError> {
+        let Prepared {
+            mut store,
+            guest_request,
+            timeout,
+            fuel,
+        } = prepared;
         let started = Instant::now();
         let result = {
             let call = async {
-                let runner = loaded.pre.instantiate_async(&mut store).await?;
+                let runner = pre.instantiate_async(&mut store).await?;
                 runner.call_handler(&mut store, &guest_request).await
             };
             tokio::time::timeout(timeout + HOST_TIMER_GRACE, call).await
@@ -528,6 +593,25 @@ impl Executor {
         let headers: BTreeMap<String, String> =
             r.headers.into_iter().map(|h| (h.name, h.value)).collect();
         Ok(Envelope::success(r.status, headers, r.body.as_deref()))
+    }
+}
+
+/// A request ready to call: its store (host state, limits, deadline) and input.
+struct Prepared {
+    store: Store<HostState>,
+    guest_request: wit::ExecuteRequest,
+    timeout: Duration,
+    fuel: Option<u64>,
+}
+
+/// A component that could not be loaded, as its typed code.
+fn load_error(e: ArtifactError) -> ExecError {
+    match e {
+        ArtifactError::Missing(m) => ExecError::ArtifactMissing(m),
+        ArtifactError::Integrity { .. } => ExecError::ArtifactIntegrity(e.to_string()),
+        ArtifactError::Fetch(s) => ExecError::BundleFetchFailed(s.to_string()),
+        ArtifactError::Link(m) => ExecError::LinkFailed(m),
+        ArtifactError::Compile(m) => ExecError::ExecuteFailed(m),
     }
 }
 

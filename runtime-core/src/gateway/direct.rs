@@ -246,20 +246,16 @@ struct ReplyTo<'a> {
 /// [`location_allowed`]; every response carries [`DIRECT_ROUTE_CSP`].
 fn guest_reply(outcome: &Outcome, to: &ReplyTo<'_>) -> HttpReply {
     let env = &outcome.envelope;
-    if let Some(error) = &env.error {
-        let code = outcome.metrics.outcome;
+    if let Some(error) = &outcome.error {
+        let code = error.code();
         let message = if is_internal(code) {
             generic_message(code, to.request_id)
         } else {
-            error
-                .strip_prefix(code)
-                .map(|m| m.trim_start_matches(':').trim())
-                .unwrap_or(error)
-                .to_string()
+            error.detail()
         };
-        let mut reply = HttpReply::error(env.status, code, message)
+        let mut reply = HttpReply::error(error.status(), code, message)
             .with_header("content-security-policy", DIRECT_ROUTE_CSP);
-        if let Some(secs) = outcome.metrics.retry_after {
+        if let Some(secs) = error.retry_after() {
             reply = reply.with_header("retry-after", secs.to_string());
         }
         return reply;
@@ -305,12 +301,13 @@ mod tests {
     use super::*;
     use crate::execute::{Envelope, ExecError, Metrics};
 
-    fn outcome(envelope: Envelope, code: &'static str) -> Outcome {
+    fn outcome(envelope: Envelope) -> Outcome {
         Outcome {
             envelope,
+            error: None,
             logs: Vec::new(),
             metrics: Metrics {
-                outcome: code,
+                outcome: "ok",
                 ..Metrics::default()
             },
         }
@@ -330,10 +327,11 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        outcome(
-            Envelope::success(200, headers, Some(b"<script>alert(1)</script>")),
-            "ok",
-        )
+        outcome(Envelope::success(
+            200,
+            headers,
+            Some(b"<script>alert(1)</script>"),
+        ))
     }
 
     #[test]
@@ -370,9 +368,9 @@ mod tests {
         let arn = "User: arn:aws:sts::123456789012:assumed-role/alga-exec/fn is not authorized \
                    to perform dynamodb:GetItem on arn:aws:dynamodb:us-east-1:123456789012:table/alga-registry";
         // A failure inside the pipeline (the envelope's `code: detail`).
-        let failed = outcome(
-            Envelope::error(&ExecError::BackendUnavailable(format!("registry: {arn}"))),
-            "backend_unavailable",
+        let failed = Outcome::failed(
+            ExecError::BackendUnavailable(format!("registry: {arn}")),
+            Metrics::default(),
         );
         let reply = guest_reply(&failed, &to());
         let body = String::from_utf8_lossy(&reply.body).to_string();
@@ -385,10 +383,7 @@ mod tests {
         // A wasmtime error chain.
         let chain = "failed to instantiate: /var/task/.cache/ab12.cwasm: incompatible \
                      import type for `wasi:http/outgoing-handler@0.2.6` at 0x1f";
-        let failed = outcome(
-            Envelope::error(&ExecError::ExecuteFailed(chain.into())),
-            "execute_failed",
-        );
+        let failed = Outcome::failed(ExecError::ExecuteFailed(chain.into()), Metrics::default());
         let body = String::from_utf8_lossy(&guest_reply(&failed, &to()).body).to_string();
         for leak in ["/var/task", "wasi:http", "0x1f"] {
             assert!(!body.contains(leak), "{leak} in {body}");

@@ -3,7 +3,7 @@
 use super::internal::InternalCall;
 use super::record::Route;
 use super::{Gateway, new_request_id};
-use crate::execute::{Envelope, ExecError, Metrics, Outcome};
+use crate::execute::{ExecError, Metrics, Outcome};
 use crate::schedule::Schedule;
 use crate::store::InstallRecord;
 
@@ -17,18 +17,16 @@ impl Gateway {
         let install = match self.schedule_install(schedule).await {
             Ok(install) => install,
             Err(e) => {
-                let outcome = Outcome {
-                    envelope: Envelope::error(&e),
-                    logs: Vec::new(),
-                    metrics: Metrics {
-                        outcome: e.code(),
+                let outcome = Outcome::failed(
+                    e,
+                    Metrics {
                         request_id: Some(new_request_id()),
                         tenant_id: Some(schedule.tenant.clone()),
                         extension_id: Some(schedule.extension_id.clone()),
                         install_id: Some(schedule.install_id.clone()),
                         ..Metrics::default()
                     },
-                };
+                );
                 self.record(
                     Route::Schedule,
                     &schedule.tenant,

@@ -100,26 +100,31 @@ pub(crate) struct EmitState {
     emitted: u32,
 }
 
-impl HostState {
-    /// Connects `emit` to a publisher with these settings. `hops` is the depth
-    /// of the event this invocation delivers (0 for anything else); `quotas`
-    /// counts the per-tenant emit rate (none: only the per-invocation bound).
-    pub fn attach_events(
-        &mut self,
-        publisher: Arc<dyn EventPublisher>,
-        settings: Arc<EmitSettings>,
-        quotas: Option<Arc<dyn QuotaStore>>,
-        hops: u32,
-    ) {
-        self.events = EmitState {
-            publisher: Some(publisher),
-            settings,
-            quotas,
-            hops,
-            emitted: 0,
-        };
-    }
+/// What `emit` needs for one request.
+pub struct EmitSetup {
+    /// Where events go.
+    pub publisher: Arc<dyn EventPublisher>,
+    /// The emit bounds.
+    pub settings: Arc<EmitSettings>,
+    /// Counts the per-tenant emit rate (none: only the per-invocation bound).
+    pub quotas: Option<Arc<dyn QuotaStore>>,
+    /// Depth of the event this invocation delivers (0 for anything else).
+    pub hops: u32,
+}
 
+impl EmitState {
+    pub(crate) fn new(setup: EmitSetup) -> Self {
+        EmitState {
+            publisher: Some(setup.publisher),
+            settings: setup.settings,
+            quotas: setup.quotas,
+            hops: setup.hops,
+            emitted: 0,
+        }
+    }
+}
+
+impl HostState {
     /// Events emitted so far.
     pub fn events_emitted(&self) -> u32 {
         self.events.emitted

@@ -165,15 +165,77 @@ fn default_egress() -> &'static Arc<http::Egress> {
     DEFAULT.get_or_init(|| Arc::new(http::Egress::new(Default::default())))
 }
 
-impl HostState {
-    /// Builds the state for one request.
-    pub fn prepare(
+/// Everything one request's [`HostState`] is built from, in one place: the
+/// executor fills it once per request (as Wasmtime's `serve` builds its
+/// per-request host state in `new_store`), and nothing is patched afterwards.
+pub struct HostSetup<'a> {
+    /// Who the request runs as.
+    pub invocation: Arc<Invocation>,
+    /// The capabilities granted to this request.
+    pub grants: CapabilitySet,
+    /// The process's storage and secret backends.
+    pub services: &'a HostServices,
+    /// Secrets the caller sent with the request (the secret envelope), if any.
+    pub inline_secrets: Option<crate::store::SecretBundle>,
+    /// Memory, host-call and log bounds.
+    pub limits: RequestLimits,
+    /// The process's outbound network; `None`: egress with default settings
+    /// (denies every destination) and no host API.
+    pub network: Option<&'a Network>,
+    /// The install's egress allowlist (from the install's configuration, never
+    /// the request's).
+    pub install_allowlist: Option<&'a str>,
+    /// When the request's time is up; outbound calls end by then at the latest.
+    pub deadline: Option<Instant>,
+    /// Guest metric values allowed in this invocation.
+    pub metrics_max: u32,
+    /// The scheduler backend, when this runner has one.
+    pub scheduler: Option<Arc<crate::schedule::Scheduler>>,
+    /// Where `emit` goes, when this runner publishes events.
+    pub events: Option<events::EmitSetup>,
+}
+
+impl<'a> HostSetup<'a> {
+    /// A setup with no network, scheduler or events and the default metrics
+    /// bound; fill in the rest with struct update syntax.
+    pub fn new(
         invocation: Arc<Invocation>,
         grants: CapabilitySet,
-        services: &HostServices,
-        inline_secrets: Option<crate::store::SecretBundle>,
+        services: &'a HostServices,
         limits: RequestLimits,
-    ) -> HostState {
+    ) -> Self {
+        HostSetup {
+            invocation,
+            grants,
+            services,
+            inline_secrets: None,
+            limits,
+            network: None,
+            install_allowlist: None,
+            deadline: None,
+            metrics_max: DEFAULT_METRICS_MAX_VALUES,
+            scheduler: None,
+            events: None,
+        }
+    }
+}
+
+impl HostState {
+    /// Builds the state for one request.
+    pub fn new(setup: HostSetup<'_>) -> HostState {
+        let HostSetup {
+            invocation,
+            grants,
+            services,
+            inline_secrets,
+            limits,
+            network,
+            install_allowlist,
+            deadline,
+            metrics_max,
+            scheduler,
+            events,
+        } = setup;
         let logs = LogSink::new(limits.log_bytes);
         // No preopened directories, no environment, no arguments, no sockets: WASI
         // here is only clocks, random and captured stdio.
@@ -199,16 +261,12 @@ impl HostState {
             invocation.tenant_id.clone(),
             invocation.install_id.clone(),
         );
-        let egress = Arc::new(
-            default_egress().session(
-                grants.has(Capability::HttpFetch),
-                invocation
-                    .config
-                    .get(EGRESS_ALLOWLIST_KEY)
-                    .map(String::as_str),
-                None,
-            ),
-        );
+        let egress_policy = network.map_or(default_egress(), |n| &n.egress);
+        let egress = Arc::new(egress_policy.session(
+            grants.has(Capability::HttpFetch),
+            install_allowlist,
+            deadline,
+        ));
         let mut table = ResourceTable::new();
         table.set_max_capacity(RESOURCE_TABLE_MAX);
         let mut http_ctx = WasiHttpCtx::new();
@@ -226,43 +284,13 @@ impl HostState {
             secrets,
             kv,
             egress,
-            host_api: None,
-            deadline: None,
-            metrics: crate::emf::MetricsRecorder::new(DEFAULT_METRICS_MAX_VALUES),
-            metrics_noted: (false, false),
-            scheduler: None,
-            events: events::EmitState::default(),
-        }
-    }
-
-    /// Connects the state to the process's [`Network`]: egress with the install's
-    /// allowlist (from the install's configuration, never the request's), and the
-    /// host API; outbound calls end by `deadline` at the latest.
-    pub fn attach_network(
-        &mut self,
-        network: &Network,
-        install_allowlist: Option<&str>,
-        deadline: Option<Instant>,
-    ) {
-        let session = Arc::new(network.egress.session(
-            self.grants.has(Capability::HttpFetch),
-            install_allowlist,
+            host_api: network.and_then(|n| n.host_api.clone()),
             deadline,
-        ));
-        self.http_hooks = http::WasiHttpEgress::new(session.clone(), self.logs.clone());
-        self.egress = session;
-        self.host_api = network.host_api.clone();
-        self.deadline = deadline;
-    }
-
-    /// Backs the scheduler host functions for this request (scoped to its install).
-    pub fn attach_scheduler(&mut self, scheduler: Arc<crate::schedule::Scheduler>) {
-        self.scheduler = Some(scheduler);
-    }
-
-    /// Bounds the guest's metric values for this invocation.
-    pub fn set_metrics_limit(&mut self, limit: u32) {
-        self.metrics = crate::emf::MetricsRecorder::new(limit);
+            metrics: crate::emf::MetricsRecorder::new(metrics_max),
+            metrics_noted: (false, false),
+            scheduler,
+            events: events.map(events::EmitState::new).unwrap_or_default(),
+        }
     }
 
     /// The guest's metrics so far.

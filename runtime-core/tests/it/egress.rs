@@ -17,7 +17,7 @@ use runtime_core::capability::{Capability, CapabilitySet};
 use runtime_core::config::{EgressSettings, RuntimeConfig};
 use runtime_core::host::http::resolve::FixedResolver;
 use runtime_core::host::http::{Egress, EgressError, OutboundRequest};
-use runtime_core::host::{HostServices, HostState, Invocation, Network, RequestLimits};
+use runtime_core::host::{HostServices, HostSetup, HostState, Invocation, Network, RequestLimits};
 use serde_json::json;
 use stores_local::{MemoryKvStore, MemorySecretStore};
 use test_support::http_server::{Reply, TestServer};
@@ -357,28 +357,28 @@ async fn the_install_allowlist_is_merged_with_the_global_one() {
 }
 
 fn host_state(caps: &[Capability], net: &Network) -> HostState {
-    let mut s = HostState::prepare(
-        Arc::new(Invocation {
-            tenant_id: "t1".into(),
-            extension_id: "e1".into(),
-            install_id: Some("i1".into()),
-            config: BTreeMap::new(),
-            ..Invocation::default()
-        }),
-        CapabilitySet::with(caps.iter().copied()),
-        &HostServices {
-            kv: Arc::new(MemoryKvStore::default()),
-            secrets: Arc::new(MemorySecretStore::default()),
-        },
-        None,
-        RequestLimits {
-            memory_bytes: 1 << 20,
-            host_calls: 1000,
-            log_bytes: 100_000,
-        },
-    );
-    s.attach_network(net, None, None);
-    s
+    HostState::new(HostSetup {
+        network: Some(net),
+        ..HostSetup::new(
+            Arc::new(Invocation {
+                tenant_id: "t1".into(),
+                extension_id: "e1".into(),
+                install_id: Some("i1".into()),
+                config: BTreeMap::new(),
+                ..Invocation::default()
+            }),
+            CapabilitySet::with(caps.iter().copied()),
+            &HostServices {
+                kv: Arc::new(MemoryKvStore::default()),
+                secrets: Arc::new(MemorySecretStore::default()),
+            },
+            RequestLimits {
+                memory_bytes: 1 << 20,
+                host_calls: 1000,
+                log_bytes: 100_000,
+            },
+        )
+    })
 }
 
 async fn wasi_send(

@@ -12,7 +12,9 @@ use runtime_core::host::bindings::alga::extension as ext;
 use runtime_core::host::bindings::alga::extension::types::*;
 use runtime_core::host::host_api::HostApi;
 use runtime_core::host::http::Egress;
-use runtime_core::host::{HostServices, HostState, Invocation, Network, RequestLimits, UserInfo};
+use runtime_core::host::{
+    HostServices, HostSetup, HostState, Invocation, Network, RequestLimits, UserInfo,
+};
 use serde_json::{Value, json};
 use stores_local::{MemoryKvStore, MemorySecretStore};
 use test_support::http_server::{Reply, Seen, TestServer};
@@ -70,34 +72,34 @@ fn state(caps: &[Capability], net: &Network, install: bool) -> HostState {
 }
 
 fn state_of(extension: &str, caps: &[Capability], net: &Network, install: bool) -> HostState {
-    let mut s = HostState::prepare(
-        Arc::new(Invocation {
-            request_id: Some("r1".into()),
-            tenant_id: "t1".into(),
-            extension_id: extension.into(),
-            install_id: install.then(|| "install-1".into()),
-            version_id: None,
-            user: Some(UserInfo {
-                user_id: "u1".into(),
-                user_type: "internal".into(),
-                ..UserInfo::default()
+    HostState::new(HostSetup {
+        network: Some(net),
+        ..HostSetup::new(
+            Arc::new(Invocation {
+                request_id: Some("r1".into()),
+                tenant_id: "t1".into(),
+                extension_id: extension.into(),
+                install_id: install.then(|| "install-1".into()),
+                version_id: None,
+                user: Some(UserInfo {
+                    user_id: "u1".into(),
+                    user_type: "internal".into(),
+                    ..UserInfo::default()
+                }),
+                config: BTreeMap::new(),
             }),
-            config: BTreeMap::new(),
-        }),
-        CapabilitySet::with(caps.iter().copied()),
-        &HostServices {
-            kv: Arc::new(MemoryKvStore::default()),
-            secrets: Arc::new(MemorySecretStore::default()),
-        },
-        None,
-        RequestLimits {
-            memory_bytes: 1 << 20,
-            host_calls: 1000,
-            log_bytes: 100_000,
-        },
-    );
-    s.attach_network(net, None, None);
-    s
+            CapabilitySet::with(caps.iter().copied()),
+            &HostServices {
+                kv: Arc::new(MemoryKvStore::default()),
+                secrets: Arc::new(MemorySecretStore::default()),
+            },
+            RequestLimits {
+                memory_bytes: 1 << 20,
+                host_calls: 1000,
+                log_bytes: 100_000,
+            },
+        )
+    })
 }
 
 /// A network whose only way out is the given host API (egress denies all).

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use runtime_core::capability::{Capability, CapabilitySet};
 use runtime_core::host::bindings::alga::extension as ext;
 use runtime_core::host::bindings::alga::extension::types::*;
-use runtime_core::host::{HostServices, HostState, Invocation, RequestLimits, UserInfo};
+use runtime_core::host::{HostServices, HostSetup, HostState, Invocation, RequestLimits, UserInfo};
 use runtime_core::store::SecretBundle;
 use serde_json::json;
 use stores_local::{MemoryKvStore, MemorySecretStore};
@@ -37,20 +37,22 @@ fn state(
         }),
         config: BTreeMap::new(),
     };
-    HostState::prepare(
-        Arc::new(invocation),
-        CapabilitySet::with(caps.iter().copied()),
-        &HostServices {
-            kv: Arc::new(MemoryKvStore::default()),
-            secrets: Arc::new(MemorySecretStore::default()),
-        },
-        secrets,
-        RequestLimits {
-            memory_bytes: 1 << 20,
-            host_calls: 1000,
-            log_bytes: 1000,
-        },
-    )
+    HostState::new(HostSetup {
+        inline_secrets: secrets,
+        ..HostSetup::new(
+            Arc::new(invocation),
+            CapabilitySet::with(caps.iter().copied()),
+            &HostServices {
+                kv: Arc::new(MemoryKvStore::default()),
+                secrets: Arc::new(MemorySecretStore::default()),
+            },
+            RequestLimits {
+                memory_bytes: 1 << 20,
+                host_calls: 1000,
+                log_bytes: 1000,
+            },
+        )
+    })
 }
 
 fn bundle(expired: bool) -> Option<SecretBundle> {

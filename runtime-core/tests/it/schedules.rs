@@ -18,7 +18,7 @@ use runtime_core::execute::{ExecuteRequest, RegistryResolver, RoutingHeaders};
 use runtime_core::gateway::{Gateway, GatewaySettings};
 use runtime_core::host::bindings::alga::extension as ext;
 use runtime_core::host::bindings::alga::extension::types::*;
-use runtime_core::host::{HostState, Invocation, RequestLimits};
+use runtime_core::host::{HostSetup, HostState, Invocation, RequestLimits};
 use runtime_core::publish::Publisher;
 use runtime_core::schedule::{self, ScheduleFiring};
 use runtime_core::store::{
@@ -349,24 +349,24 @@ async fn a_guest_never_sees_or_touches_another_installs_schedules() {
 }
 
 fn state(tenant: &str, install: Option<&str>, caps: &[Capability], env: &Env) -> HostState {
-    let mut s = HostState::prepare(
-        Arc::new(Invocation {
-            tenant_id: tenant.into(),
-            extension_id: EXT.into(),
-            install_id: install.map(String::from),
-            ..Invocation::default()
-        }),
-        CapabilitySet::with(caps.iter().copied()),
-        &env.backends.host_services(),
-        None,
-        RequestLimits {
-            memory_bytes: 1 << 20,
-            host_calls: 1000,
-            log_bytes: 10_000,
-        },
-    );
-    s.attach_scheduler(env.backends.scheduler());
-    s
+    HostState::new(HostSetup {
+        scheduler: Some(env.backends.scheduler()),
+        ..HostSetup::new(
+            Arc::new(Invocation {
+                tenant_id: tenant.into(),
+                extension_id: EXT.into(),
+                install_id: install.map(String::from),
+                ..Invocation::default()
+            }),
+            CapabilitySet::with(caps.iter().copied()),
+            &env.backends.host_services(),
+            RequestLimits {
+                memory_bytes: 1 << 20,
+                host_calls: 1000,
+                log_bytes: 10_000,
+            },
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
