@@ -8,6 +8,7 @@ pub mod artifact;
 pub mod backends;
 pub mod bundle;
 pub mod capability;
+pub mod clock;
 pub mod config;
 pub mod emf;
 pub mod engine;

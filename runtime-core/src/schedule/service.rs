@@ -84,14 +84,6 @@ pub fn new_schedule_id() -> String {
     format!("sch_{}", hex::encode(b))
 }
 
-/// Unix seconds now.
-pub(crate) fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
 /// Validates `input` against `manifest` and builds the schedule `id` of `scope`.
 pub fn build(
     scope: &InstallScope,
@@ -179,8 +171,14 @@ impl Scheduler {
         input: &ScheduleInput,
     ) -> Result<Schedule, SchedulerFailure> {
         let manifest = self.manifest(scope).await?;
-        let schedule = build(scope, &new_schedule_id(), input, &manifest, now_secs())
-            .map_err(SchedulerFailure::Invalid)?;
+        let schedule = build(
+            scope,
+            &new_schedule_id(),
+            input,
+            &manifest,
+            crate::clock::unix_secs() as i64,
+        )
+        .map_err(SchedulerFailure::Invalid)?;
         self.store.create(&schedule).await?;
         Ok(schedule)
     }

@@ -2,7 +2,7 @@
 //! schedules removed with it. Called where installs happen (the CLI's
 //! `install`/`uninstall`, `up`'s dev publish), after the registry's install.
 
-use super::service::{InstallScope, build, now_secs};
+use super::service::{InstallScope, build};
 use super::{Schedule, ScheduleInput};
 use crate::manifest::Manifest;
 use crate::store::{InstallRecord, ScheduleStore, ScheduleStoreError};
@@ -44,7 +44,7 @@ pub async fn sync_for_install(
         install_id: install.install_id.clone(),
         extension_id: install.extension_id.clone(),
     };
-    let now = now_secs();
+    let now = crate::clock::unix_secs() as i64;
     for (i, spec) in manifest.schedules.iter().enumerate() {
         let input = ScheduleInput {
             endpoint: spec.endpoint.clone(),

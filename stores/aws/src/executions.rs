@@ -75,7 +75,10 @@ impl ExecutionLog for DynamoExecutionLog {
         item.insert("duration_ms".into(), n(r.duration_ms));
         item.insert("status".into(), n(r.status));
         item.insert("outcome".into(), s(&r.outcome));
-        item.insert("ttl".into(), n(keys::now_secs() + ttl.as_secs()));
+        item.insert(
+            "ttl".into(),
+            n(runtime_core::clock::unix_secs() + ttl.as_secs()),
+        );
         self.client
             .put_item()
             .table_name(&self.table)
@@ -92,7 +95,7 @@ impl ExecutionLog for DynamoExecutionLog {
         extension: &str,
         limit: usize,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
-        let now = keys::now_secs();
+        let now = runtime_core::clock::unix_secs();
         let mut out = Vec::new();
         let mut start = None;
         while out.len() < limit {

@@ -88,7 +88,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         claim_ttl: Duration,
     ) -> Result<Claim, StoreError> {
         for _ in 0..CLAIM_ROUNDS {
-            let now = keys::now_ms();
+            let now = runtime_core::clock::unix_millis();
             let expires = now + claim_ttl.as_millis() as u64;
             let mut item = Self::key(scope, key);
             item.insert("state".into(), s("claimed"));
@@ -121,7 +121,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                 .map_err(|e| map_sdk("GetItem (idempotency)", &e))?;
             let Some(found) = out.item else { continue };
             let found = Item(&found);
-            if found.u64("expires_ms")? < keys::now_ms() {
+            if found.u64("expires_ms")? < runtime_core::clock::unix_millis() {
                 continue;
             }
             return match found.str("state")?.as_str() {
@@ -142,7 +142,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let (stored, enc) = encode(response)?;
-        let expires = keys::now_ms() + ttl.as_millis() as u64;
+        let expires = runtime_core::clock::unix_millis() + ttl.as_millis() as u64;
         let mut item = Self::key(scope, key);
         item.insert("state".into(), s("done"));
         item.insert("response".into(), AttributeValue::B(Blob::new(stored)));

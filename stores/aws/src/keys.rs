@@ -31,22 +31,6 @@ pub fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
     HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
-/// Unix seconds now.
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
-/// Unix milliseconds now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
 /// Reads attributes out of an item, naming what is missing.
 pub struct Item<'a>(pub &'a HashMap<String, AttributeValue>);
 

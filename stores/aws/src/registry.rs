@@ -513,7 +513,7 @@ impl Registry for DynamoRegistry {
                 s(format!("INSTALLS_OF#{}", keys::part(&req.extension_id))),
             )
             .expression_attribute_values(":gsi1sk", s(keys::part(&req.tenant)))
-            .expression_attribute_values(":now", n(keys::now_secs()))
+            .expression_attribute_values(":now", n(runtime_core::clock::unix_secs()))
             .expression_attribute_values(":id", s(new_install_id()))
             .expression_attribute_values(":enabled", AttributeValue::Bool(true))
             .return_values(ReturnValue::AllNew)
@@ -571,7 +571,7 @@ impl Registry for DynamoRegistry {
             .expression_attribute_names("#updated", "updated_at")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":e", AttributeValue::Bool(enabled))
-            .expression_attribute_values(":now", n(keys::now_secs()))
+            .expression_attribute_values(":now", n(runtime_core::clock::unix_secs()))
             .return_values(ReturnValue::AllNew)
             .send()
             .await

@@ -80,13 +80,6 @@ fn db_err(e: rusqlite::Error) -> RegistryError {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
 impl SqliteRegistry {
     /// Opens (creating if needed) the registry database at `path`.
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
@@ -458,7 +451,7 @@ impl Registry for SqliteRegistry {
                     v.version,
                     grants,
                     config,
-                    now()
+                    runtime_core::clock::unix_secs() as i64
                 ],
             )
             .map_err(db_err)?;
@@ -508,7 +501,12 @@ impl Registry for SqliteRegistry {
                 .execute(
                     "UPDATE installs SET enabled = ?3, updated_at = ?4
                      WHERE tenant = ?1 AND extension_id = ?2",
-                    params![t, e, enabled as i64, now()],
+                    params![
+                        t,
+                        e,
+                        enabled as i64,
+                        runtime_core::clock::unix_secs() as i64
+                    ],
                 )
                 .map_err(db_err)?;
             if n == 0 {

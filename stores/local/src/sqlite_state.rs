@@ -87,13 +87,6 @@ fn db_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
 impl SqliteStateStore {
     /// Opens (creating if needed) the database at `path` with the default limits.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -135,7 +128,7 @@ impl SqliteStateStore {
         if self.writes.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY != PURGE_EVERY - 1 {
             return;
         }
-        let now = now_ms();
+        let now = runtime_core::clock::unix_millis();
         // Best effort: a failed purge only leaves rows that reads already ignore.
         let _ = conn.execute(
             "DELETE FROM quotas WHERE expires_at < ?1",
@@ -397,7 +390,7 @@ impl IdempotencyStore for SqliteStateStore {
         let this = self.clone();
         self.with(move |conn| {
             this.maybe_purge(conn);
-            let now = now_ms();
+            let now = runtime_core::clock::unix_millis();
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err)?;
@@ -447,7 +440,7 @@ impl IdempotencyStore for SqliteStateStore {
                     scope,
                     key,
                     response,
-                    (now_ms() + ttl.as_millis() as u64) as i64
+                    (runtime_core::clock::unix_millis() + ttl.as_millis() as u64) as i64
                 ],
             )
             .map_err(db_err)?;
@@ -494,7 +487,7 @@ impl ExecutionLog for SqliteStateStore {
                     r.status as i64,
                     r.outcome,
                     r.error,
-                    (now_ms() / 1000 + ttl.as_secs()) as i64
+                    (runtime_core::clock::unix_millis() / 1000 + ttl.as_secs()) as i64
                 ],
             )
             .map_err(db_err)?;
@@ -522,7 +515,12 @@ impl ExecutionLog for SqliteStateStore {
                 .map_err(db_err)?;
             let rows = stmt
                 .query_map(
-                    params![tenant, extension, (now_ms() / 1000) as i64, limit as i64],
+                    params![
+                        tenant,
+                        extension,
+                        (runtime_core::clock::unix_millis() / 1000) as i64,
+                        limit as i64
+                    ],
                     |r| {
                         Ok(ExecutionRecord {
                             request_id: r.get(0)?,
