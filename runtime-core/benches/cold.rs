@@ -24,10 +24,11 @@ use std::time::Duration;
 
 use common::Samples;
 use criterion::{Criterion, SamplingMode, criterion_group};
-use runtime_core::artifact::{ArtifactRef, ComponentLoader, ContentHash};
+use runtime_core::artifact::{ArtifactRef, ContentHash};
 use runtime_core::config::CacheSettings;
 use runtime_core::engine::{RuntimeEngine, Target};
 use runtime_core::host::{self, HostState, RunnerPre};
+use runtime_core::loader::ComponentLoader;
 use runtime_core::store::BlobStore;
 use stores_aws::S3BlobStore;
 use stores_local::DirBlobStore;
@@ -98,7 +99,7 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let local: Arc<dyn BlobStore> = Arc::new(DirBlobStore::new(dir.path().join("blobs")));
     let artifact = rt
-        .block_on(runtime_core::artifact::precompile_and_store(
+        .block_on(runtime_core::publish::precompile_and_store(
             local.as_ref(),
             ContentHash::of(&wasm),
             &wasm,

@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ipnet::IpNet;
+pub use crate::engine::EngineSettings;
+pub use crate::host::HostApiSettings;
+pub use crate::host::http::EgressSettings;
+pub use crate::loader::CacheSettings;
 
 /// A configuration variable held a value that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -17,37 +20,6 @@ pub struct ConfigError {
     pub value: String,
     /// What was expected instead.
     pub expected: &'static str,
-}
-
-/// Settings that shape the Wasmtime engine; the codegen-relevant ones are part of
-/// every artifact's fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineSettings {
-    /// Fuel metering compiled into the code (changes artifacts).
-    pub fuel: bool,
-    /// Use the pooling allocator (falls back to on-demand when it cannot reserve).
-    pub pooling: bool,
-    /// Component instances the pool holds at once (= concurrent requests).
-    pub pool_instances: u32,
-    /// The largest linear memory any guest may reach; also the pool's slot size.
-    pub max_memory_bytes: usize,
-    /// How often the epoch ticker advances; the deadline's granularity.
-    pub epoch_tick: Duration,
-    /// Native stack available to guest code.
-    pub max_wasm_stack: usize,
-}
-
-impl Default for EngineSettings {
-    fn default() -> Self {
-        EngineSettings {
-            fuel: false,
-            pooling: true,
-            pool_instances: 64,
-            max_memory_bytes: 256 << 20,
-            epoch_tick: Duration::from_millis(5),
-            max_wasm_stack: 512 << 10,
-        }
-    }
 }
 
 /// Limits applied to every request; the request may ask for less, never for more
@@ -86,103 +58,6 @@ impl Default for Limits {
             request_body_max: 5 << 20,
             log_bytes_max: 256 << 10,
             host_calls_max: 10_000,
-        }
-    }
-}
-
-/// Caches of loaded components.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheSettings {
-    /// Components kept ready to instantiate (an LRU by content hash).
-    pub instance_entries: usize,
-    /// Directory for verified artifacts (on Lambda: under /tmp); none disables it.
-    pub disk_dir: Option<PathBuf>,
-    /// Size bound of the disk cache; the least recently used files go first.
-    pub disk_max_bytes: u64,
-}
-
-impl Default for CacheSettings {
-    fn default() -> Self {
-        CacheSettings {
-            instance_entries: 32,
-            disk_dir: None,
-            disk_max_bytes: 1 << 30,
-        }
-    }
-}
-
-/// Outbound HTTP of guests (`http.fetch`, `wasi:http`): the egress policy's knobs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EgressSettings {
-    /// Hosts every install may reach (exact or dot-suffix); merged with each
-    /// install's `egress_allowlist`. Empty (and no install list) denies all.
-    pub allowlist: Vec<String>,
-    /// Address ranges the operator allows although they are not public
-    /// (e.g. a VPC range, or tests' 127.0.0.0/8). Empty by default.
-    pub allow_ranges: Vec<IpNet>,
-    /// Time allowed per outbound request (redirects included), further bounded
-    /// by the invocation's remaining deadline.
-    pub timeout: Duration,
-    /// Redirects `http.fetch` follows, each re-checked.
-    pub max_redirects: u32,
-    /// Largest outbound request body.
-    pub request_body_max: usize,
-    /// Largest response body read.
-    pub response_body_max: usize,
-    /// Outbound connections per invocation (each redirect hop counts).
-    pub max_calls: u32,
-}
-
-impl Default for EgressSettings {
-    fn default() -> Self {
-        EgressSettings {
-            allowlist: Vec::new(),
-            allow_ranges: Vec::new(),
-            timeout: Duration::from_secs(10),
-            max_redirects: 5,
-            request_body_max: 1 << 20,
-            response_body_max: 5 << 20,
-            max_calls: 20,
-        }
-    }
-}
-
-/// The operator's host API (the Alga server): ui-proxy and the clients, services
-/// and invoicing bridge. Not subject to the tenant egress allowlist.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostApiSettings {
-    /// Base URL, e.g. `https://alga.example.com`; none disables the bridge.
-    pub base: Option<String>,
-    /// Sent as `x-runner-auth` on ui-proxy calls (and on bridge calls when
-    /// `bridge_token` is unset).
-    pub token: Option<String>,
-    /// Sent as `x-runner-auth` on the clients / services / invoicing bridge calls
-    /// (`/api/internal/ext-*`), so the host app can accept the ui-proxy credential
-    /// on its public routes without accepting it on the internal ones. Unset:
-    /// `token`, as before.
-    pub bridge_token: Option<String>,
-    /// Host-API path prefixes (without leading or trailing `/`, e.g. `api`,
-    /// `api/v1`) ui-proxy may call besides the extension's own routes
-    /// (`/<extension-id>/…`). `api/internal` is refused whatever this says.
-    pub ui_proxy_routes: Vec<String>,
-    /// Time allowed per call (bounded by the invocation's remaining deadline).
-    pub timeout: Duration,
-    /// Largest request body sent.
-    pub request_body_max: usize,
-    /// Largest response body read.
-    pub response_body_max: usize,
-}
-
-impl Default for HostApiSettings {
-    fn default() -> Self {
-        HostApiSettings {
-            base: None,
-            token: None,
-            bridge_token: None,
-            ui_proxy_routes: vec!["api".into()],
-            timeout: Duration::from_secs(5),
-            request_body_max: 1 << 20,
-            response_body_max: 1 << 20,
         }
     }
 }
@@ -342,8 +217,8 @@ fn read_egress(
             .map(str::trim)
             .filter(|r| !r.is_empty())
             .map(|r| {
-                r.parse::<IpNet>()
-                    .or_else(|_| r.parse::<std::net::IpAddr>().map(IpNet::from))
+                r.parse::<ipnet::IpNet>()
+                    .or_else(|_| r.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
             })
             .collect::<Result<_, _>>()
             .map_err(|_| ConfigError {

@@ -12,13 +12,43 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, ModuleVersionStrategy, PoolingAllocationConfig,
 };
 
-use crate::config::EngineSettings;
+/// Settings that shape the Wasmtime engine; the codegen-relevant ones are part of
+/// every artifact's fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// Fuel metering compiled into the code (changes artifacts).
+    pub fuel: bool,
+    /// Use the pooling allocator (falls back to on-demand when it cannot reserve).
+    pub pooling: bool,
+    /// Component instances the pool holds at once (= concurrent requests).
+    pub pool_instances: u32,
+    /// The largest linear memory any guest may reach; also the pool's slot size.
+    pub max_memory_bytes: usize,
+    /// How often the epoch ticker advances; the deadline's granularity.
+    pub epoch_tick: Duration,
+    /// Native stack available to guest code.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            fuel: false,
+            pooling: true,
+            pool_instances: 64,
+            max_memory_bytes: 256 << 20,
+            epoch_tick: Duration::from_millis(5),
+            max_wasm_stack: 512 << 10,
+        }
+    }
+}
 
 /// The wasmtime release this crate is built against (a test checks it against Cargo.lock).
 pub const WASMTIME_VERSION: &str = "48.0.8";

@@ -10,12 +10,14 @@ pub mod bundle;
 pub mod capability;
 pub mod clock;
 pub mod config;
-pub mod emf;
+pub mod content;
+
 pub mod engine;
 pub mod events;
 pub mod execute;
 pub mod gateway;
 pub mod host;
+pub mod loader;
 pub mod manifest;
 #[cfg(feature = "compiler")]
 pub mod publish;

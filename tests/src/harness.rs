@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use runtime_core::Executor;
-use runtime_core::artifact::{self, ArtifactRef, ContentHash};
+use runtime_core::artifact::{ArtifactRef, ContentHash};
 use runtime_core::config::RuntimeConfig;
 use runtime_core::engine::Target;
 use runtime_core::execute::{ExecuteRequest, Outcome, RoutingHeaders, StaticResolver};
@@ -73,7 +73,7 @@ impl Harness {
     /// the content hash to name in requests.
     pub async fn publish(&self, wasm: &[u8]) -> (ContentHash, ArtifactRef) {
         let content = ContentHash::of(wasm);
-        let artifact = artifact::precompile_and_store(
+        let artifact = runtime_core::publish::precompile_and_store(
             self.blobs.as_ref(),
             content,
             wasm,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use clap::Args;
-use runtime_core::artifact::{self, ContentHash};
+use runtime_core::artifact::ContentHash;
 use runtime_core::engine::Target;
 use runtime_core::execute::StaticResolver;
 use runtime_core::host::HostServices;
@@ -58,7 +58,7 @@ pub async fn run(args: RunArgs) -> crate::Outcome {
     let blobs = Arc::new(MemoryBlobStore::default());
     let resolver = Arc::new(StaticResolver::default());
     let content = ContentHash::of(&wasm);
-    let artifact = artifact::precompile_and_store(
+    let artifact = runtime_core::publish::precompile_and_store(
         blobs.as_ref(),
         content,
         &wasm,

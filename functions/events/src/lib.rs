@@ -1,9 +1,9 @@
 //! The events Lambda: delivers (a) EventBridge events invoked directly, (b) SQS
 //! batches fed by an EventBridge rule, reporting partial failures
 //! (`batchItemFailures`), to the installs subscribed to each event's topic in
-//! its tenant, through [`runtime_core::events::Dispatcher`]; and (c) fires the
+//! its tenant, through [`runtime_core::gateway::Dispatcher`]; and (c) fires the
 //! schedule an EventBridge Scheduler firing message names
-//! ([`runtime_core::schedule::fire_message`]). It only translates trigger
+//! ([`runtime_core::gateway::Gateway::fire_message`]). It only translates trigger
 //! payloads; `alga-lambda up` runs the same dispatcher on its local bus and the
 //! same firing from its cron.
 
@@ -13,9 +13,10 @@ mod sqs;
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use runtime_core::RuntimeConfig;
-use runtime_core::events::{DeliveryStatus, Dispatcher, Event, EventFields, Report, RetryPolicy};
+use runtime_core::events::{Event, EventFields};
+use runtime_core::gateway::{DeliveryStatus, Dispatcher, Report, RetryPolicy};
 use runtime_core::gateway::{Gateway, GatewaySettings};
-use runtime_core::schedule::{FireError, ScheduleFiring, fire_message};
+use runtime_core::schedule::{FireError, ScheduleFiring};
 use serde_json::{Value, json};
 pub use sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 
@@ -80,7 +81,7 @@ impl EventsFunction {
             .map_err(|e| FireError::Malformed(e.to_string()))
             .and_then(|bytes| ScheduleFiring::from_json(&bytes));
         let fired = match &firing {
-            Ok(firing) => fire_message(&self.gateway, firing).await,
+            Ok(firing) => self.gateway.fire_message(firing).await,
             Err(e) => Err(e.clone()),
         };
         let schedule_id = payload.get("schedule_id").cloned().unwrap_or(Value::Null);

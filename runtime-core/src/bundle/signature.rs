@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signer as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::ContentHash;
+use crate::content::ContentHash;
 
 /// The prefix of every signed message (domain separation).
 pub const SIGNATURE_DOMAIN: &[u8] = b"alga-bundle-signature-v1\n";

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::signature::{PublicKey, PublicKeyJson, Signature, SignatureError, validate_key_id};
-use crate::artifact::ContentHash;
+use crate::content::ContentHash;
 
 /// Why a trust bundle could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -6,18 +6,17 @@
 //! subscription runs through the execute pipeline (POST to the handler path with
 //! the event as the JSON body, a fresh request id, no user, the install's grants
 //! and quotas). Delivery is at least once, made effectively once per (event id,
-//! subscription) by the idempotency store.
+//! subscription) by the idempotency store. The delivery itself runs through the
+//! gateway (`gateway::Dispatcher`); this module is what the host and the stores
+//! share: the event, its publishers, topics and dead letters.
 
 pub mod dead_letter;
-pub mod dispatch;
-pub mod local;
 pub mod publish;
 pub mod topics;
 
 use serde::{Deserialize, Serialize};
 
 pub use dead_letter::{DeadLetter, DeadLetterSink, FileDeadLetters};
-pub use dispatch::{Delivery, DeliveryStatus, DispatchError, Dispatcher, Report, RetryPolicy};
 pub use publish::new_event;
 pub use publish::{EventPublisher, LocalBus};
 pub use topics::HostTopics;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use wasmtime::Store;
 
-use crate::artifact::{ArtifactError, ComponentLoader, ContentHash};
+use crate::artifact::{ArtifactError, ContentHash};
 use crate::capability::CapabilitySet;
 use crate::config::{Limits, RuntimeConfig};
 use crate::engine::{EngineError, RuntimeEngine, Target};
@@ -32,6 +32,7 @@ use crate::host::{
     self, EGRESS_ALLOWLIST_KEY, HostServices, HostSetup, HostState, Invocation, Network,
     RequestLimits, UserInfo,
 };
+use crate::loader::ComponentLoader;
 use crate::store::BlobStore;
 
 pub use envelope::Envelope;
@@ -109,7 +110,7 @@ pub struct Metrics {
     /// The whole invocation, from the call to the envelope.
     pub total: Duration,
     /// What the guest recorded through `alga:extension/metrics`.
-    pub guest: crate::emf::GuestMetrics,
+    pub guest: crate::host::metrics::GuestMetrics,
 }
 
 /// Runs extension handlers. One per process; cheap to share behind an `Arc`.
@@ -149,7 +150,7 @@ impl Executor {
             loader,
             resolver,
             services,
-            network: Network::from_config(config),
+            network: Network::new(&config.egress, &config.host_api),
             limits: config.limits.clone(),
             metrics_max: config.metrics.guest_values_max,
             target: Target::host(),

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 
 use super::error::ExecError;
 use super::resolve::{InstallSource, ResolveQuery, Resolved, Resolver};
-use crate::artifact::ContentHash;
 use crate::bundle::signature::Signature;
 use crate::bundle::trust::TrustBundle;
+use crate::content::ContentHash;
 use crate::store::{Registry, RegistryError, VersionRecord};
 
 /// Resolves through the registry: the content hash must be the one the tenant's

@@ -9,9 +9,12 @@
 mod caller;
 pub mod credential;
 mod direct;
+mod dispatch;
+pub mod emf;
 mod execute_api;
 mod headers;
 mod internal;
+mod local_bus;
 mod public_error;
 mod record;
 mod schedule_fire;
@@ -22,15 +25,17 @@ use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 
-use crate::artifact::ContentHash;
 use crate::backends::Backends;
+use crate::content::ContentHash;
 use crate::execute::Executor;
 use crate::manifest::Manifest;
 
 pub use caller::{Caller, Claims};
 pub use direct::DirectRequest;
+pub use dispatch::{Delivery, DeliveryStatus, DispatchError, Dispatcher, Report, RetryPolicy};
 pub use execute_api::idempotency_store_key;
 pub use internal::InternalCall;
+pub use local_bus::drain_local_bus;
 pub use record::Route;
 pub use settings::{ExecuteAuth, GatewaySettings, IamPrincipal};
 

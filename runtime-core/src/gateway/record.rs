@@ -119,7 +119,7 @@ impl Gateway {
             );
         }
         if let Some(namespace) = &self.settings.emf_namespace {
-            let ctx = crate::emf::EmfContext {
+            let ctx = super::emf::EmfContext {
                 namespace: namespace.clone(),
                 timestamp_ms: SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -127,7 +127,7 @@ impl Gateway {
                     .unwrap_or_default(),
             };
             // EMF lines go to stdout as they are: CloudWatch extracts the metrics.
-            for line in crate::emf::outcome_lines(outcome, &ctx) {
+            for line in super::emf::outcome_lines(outcome, &ctx) {
                 println!("{line}");
             }
         }

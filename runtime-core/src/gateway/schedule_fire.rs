@@ -1,13 +1,41 @@
-//! A schedule firing through the execute path (see `schedule::fire`).
+//! Firing a schedule: the same execute path as `POST /v1/execute` (resolution
+//! through the registry, the install's grants and configuration, quotas, limits,
+//! the request log and execution record), with a fresh request id, no user, and
+//! the schedule's JSON payload as the body (`content-type: application/json`).
+//!
+//! Two entry points: [`Gateway::fire_schedule`] runs a schedule you already hold
+//! (`up`'s in-process cron); [`Gateway::fire_message`] is what the events
+//! function calls for an EventBridge Scheduler invocation: it looks the schedule
+//! up (scoped to the message's tenant and install) and fires it if it still
+//! exists and is enabled.
 
 use super::internal::InternalCall;
 use super::record::Route;
 use super::{Gateway, new_request_id};
 use crate::execute::{ExecError, Metrics, Outcome};
-use crate::schedule::Schedule;
-use crate::store::InstallRecord;
+use crate::schedule::{FireError, Schedule, ScheduleFiring};
+use crate::store::{InstallRecord, ScheduleStoreError};
 
 impl Gateway {
+    /// Looks up the schedule a firing message names and fires it (the events
+    /// function's entry point). `Err` when nothing ran.
+    pub async fn fire_message(&self, msg: &ScheduleFiring) -> Result<Outcome, FireError> {
+        let schedule = self
+            .backends()
+            .schedules
+            .get(&msg.tenant, &msg.install_id, &msg.schedule_id)
+            .await
+            .map_err(|e| match e {
+                ScheduleStoreError::NotFound(_) => FireError::NotFound,
+                other => FireError::Backend(other.to_string()),
+            })?
+            .ok_or(FireError::NotFound)?;
+        if !schedule.enabled {
+            return Err(FireError::Disabled);
+        }
+        Ok(self.fire_schedule(&schedule).await)
+    }
+
     /// Runs `schedule` as `/v1/execute` would run the equivalent request: the
     /// install's current bundle, grants and configuration, quotas, a fresh
     /// request id, no user, the payload as a JSON body and the schedule id in

@@ -8,7 +8,7 @@
 //! ([`Credential`]), so the host app can refuse the first on its internal API.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -16,7 +16,46 @@ use rustls::pki_types::ServerName;
 
 use super::http::resolve::{DnsResolver, SystemResolver};
 use super::http::{EgressError, HttpClient, OutboundResponse};
-use crate::config::HostApiSettings;
+
+/// The operator's host API (the Alga server): ui-proxy and the clients, services
+/// and invoicing bridge. Not subject to the tenant egress allowlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostApiSettings {
+    /// Base URL, e.g. `https://alga.example.com`; none disables the bridge.
+    pub base: Option<String>,
+    /// Sent as `x-runner-auth` on ui-proxy calls (and on bridge calls when
+    /// `bridge_token` is unset).
+    pub token: Option<String>,
+    /// Sent as `x-runner-auth` on the clients / services / invoicing bridge calls
+    /// (`/api/internal/ext-*`), so the host app can accept the ui-proxy credential
+    /// on its public routes without accepting it on the internal ones. Unset:
+    /// `token`, as before.
+    pub bridge_token: Option<String>,
+    /// Host-API path prefixes (without leading or trailing `/`, e.g. `api`,
+    /// `api/v1`) ui-proxy may call besides the extension's own routes
+    /// (`/<extension-id>/…`). `api/internal` is refused whatever this says.
+    pub ui_proxy_routes: Vec<String>,
+    /// Time allowed per call (bounded by the invocation's remaining deadline).
+    pub timeout: Duration,
+    /// Largest request body sent.
+    pub request_body_max: usize,
+    /// Largest response body read.
+    pub response_body_max: usize,
+}
+
+impl Default for HostApiSettings {
+    fn default() -> Self {
+        HostApiSettings {
+            base: None,
+            token: None,
+            bridge_token: None,
+            ui_proxy_routes: vec!["api".into()],
+            timeout: Duration::from_secs(5),
+            request_body_max: 1 << 20,
+            response_body_max: 1 << 20,
+        }
+    }
+}
 
 /// Which operator credential a host-API call carries as `x-runner-auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

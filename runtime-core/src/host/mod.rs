@@ -15,7 +15,7 @@ pub mod http;
 mod invoicing;
 pub mod limits;
 pub mod logging;
-mod metrics;
+pub mod metrics;
 pub mod network;
 mod scheduler;
 pub mod secrets;
@@ -54,6 +54,7 @@ pub mod bindings {
 // Named after the guest contract rather than the bound world: the whole crate
 // instantiates and calls guests through these, whichever world they were built against.
 pub use bindings::{RunnerPlus as Runner, RunnerPlusPre as RunnerPre};
+pub use host_api::HostApiSettings;
 pub use network::Network;
 
 /// The install configuration key holding the install's egress allowlist
@@ -134,7 +135,7 @@ pub struct HostState {
     pub(crate) egress: Arc<http::EgressSession>,
     pub(crate) host_api: Option<Arc<host_api::HostApi>>,
     pub(crate) deadline: Option<Instant>,
-    pub(crate) metrics: crate::emf::MetricsRecorder,
+    pub(crate) metrics: crate::host::metrics::MetricsRecorder,
     /// Whether the bound / an invalid metric has been noted in the log.
     pub(crate) metrics_noted: (bool, bool),
     /// The scheduler backend, when this runner has one.
@@ -286,7 +287,7 @@ impl HostState {
             egress,
             host_api: network.and_then(|n| n.host_api.clone()),
             deadline,
-            metrics: crate::emf::MetricsRecorder::new(metrics_max),
+            metrics: crate::host::metrics::MetricsRecorder::new(metrics_max),
             metrics_noted: (false, false),
             scheduler,
             events: events.map(events::EmitState::new).unwrap_or_default(),
@@ -294,7 +295,7 @@ impl HostState {
     }
 
     /// The guest's metrics so far.
-    pub fn guest_metrics(&self) -> crate::emf::GuestMetrics {
+    pub fn guest_metrics(&self) -> crate::host::metrics::GuestMetrics {
         self.metrics.finish()
     }
 

@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use super::host_api::HostApi;
-use super::http::Egress;
-use crate::config::RuntimeConfig;
+use super::host_api::{HostApi, HostApiSettings};
+use super::http::{Egress, EgressSettings};
 
 /// Egress and host-API clients shared by every request.
 #[derive(Clone)]
@@ -17,11 +16,11 @@ pub struct Network {
 }
 
 impl Network {
-    /// From the runtime configuration (system resolver and TLS roots).
-    pub fn from_config(config: &RuntimeConfig) -> Self {
+    /// From the egress and host-API settings (system resolver and TLS roots).
+    pub fn new(egress: &EgressSettings, host_api: &HostApiSettings) -> Self {
         Network {
-            egress: Arc::new(Egress::new(config.egress.clone())),
-            host_api: HostApi::new(config.host_api.clone()).map(Arc::new),
+            egress: Arc::new(Egress::new(egress.clone())),
+            host_api: HostApi::new(host_api.clone()).map(Arc::new),
         }
     }
 }

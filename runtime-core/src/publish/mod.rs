@@ -5,7 +5,10 @@
 //! — unless a concurrent publish of the same bundle registered it meanwhile (all
 //! keys are named by the bundle's hash, so they are that version's blobs too).
 
+mod compile;
 pub mod uploads;
+
+pub use compile::precompile_and_store;
 
 use std::sync::Arc;
 

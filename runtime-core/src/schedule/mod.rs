@@ -11,55 +11,23 @@
 
 pub mod aws_cron;
 pub mod cron;
-mod fire;
+mod firing;
 mod service;
 mod sync;
 
-use serde::{Deserialize, Serialize};
-
 use crate::manifest::Manifest;
+pub use crate::store::schedules::{MAX_PER_INSTALL, Schedule};
 pub use cron::{Cron, CronError};
-pub use fire::{FireError, ScheduleFiring, fire, fire_message};
+pub use firing::{FireError, ScheduleFiring};
 pub use service::{InstallScope, SchedulePatch, Scheduler, SchedulerFailure, new_schedule_id};
 pub use sync::{MANIFEST_PREFIX, SyncReport, remove_for_install, sync_for_install, sync_installed};
 
-/// Schedules per install, at most.
-pub const MAX_PER_INSTALL: usize = 50;
 /// Minutes between two firings, at least.
 pub const MIN_INTERVAL_MINUTES: i64 = 5;
 /// Largest payload (JSON text), bytes.
 pub const MAX_PAYLOAD_BYTES: usize = 64 << 10;
 /// Longest name, characters.
 pub const MAX_NAME_CHARS: usize = 256;
-
-/// A stored schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Schedule {
-    /// Stable id (`sch_<hex>` for guest-created ones, `manifest-<n>` for the manifest's).
-    pub id: String,
-    /// Tenant.
-    pub tenant: String,
-    /// Install.
-    pub install_id: String,
-    /// The installed extension (firing resolves the install through it).
-    pub extension_id: String,
-    /// `GET` or `POST`.
-    pub method: String,
-    /// The endpoint path.
-    pub path: String,
-    /// The cron expression as given (normalised spacing).
-    pub cron: String,
-    /// Always `UTC` for now.
-    pub timezone: String,
-    /// Optional name.
-    pub name: Option<String>,
-    /// JSON text sent as the body.
-    pub payload: Option<String>,
-    /// Disabled schedules never fire.
-    pub enabled: bool,
-    /// Unix seconds when it was created.
-    pub created_at: i64,
-}
 
 /// What a guest (or the manifest) asks for.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,14 +1,46 @@
 //! Where an install's schedules are kept: in the registry's storage (the SQLite
 //! registry database, memory, or the DynamoDB single table). Validation against
-//! the manifest happens before (in [`crate::schedule::validate`]); the store
+//! the manifest happens before (in `schedule::validate`); the store
 //! enforces what needs atomicity: at most [`MAX_PER_INSTALL`] per install, and
 //! unique ids.
 
 use async_trait::async_trait;
 
-pub use crate::schedule::MAX_PER_INSTALL;
-use crate::schedule::Schedule;
+use serde::{Deserialize, Serialize};
+
 use crate::store::StoreError;
+
+/// Schedules per install, at most.
+pub const MAX_PER_INSTALL: usize = 50;
+
+/// A stored schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// Stable id (`sch_<hex>` for guest-created ones, `manifest-<n>` for the manifest's).
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Install.
+    pub install_id: String,
+    /// The installed extension (firing resolves the install through it).
+    pub extension_id: String,
+    /// `GET` or `POST`.
+    pub method: String,
+    /// The endpoint path.
+    pub path: String,
+    /// The cron expression as given (normalised spacing).
+    pub cron: String,
+    /// Always `UTC` for now.
+    pub timezone: String,
+    /// Optional name.
+    pub name: Option<String>,
+    /// JSON text sent as the body.
+    pub payload: Option<String>,
+    /// Disabled schedules never fire.
+    pub enabled: bool,
+    /// Unix seconds when it was created.
+    pub created_at: i64,
+}
 
 /// Schedule store failures.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
-use crate::artifact::ContentHash;
+use crate::content::ContentHash;
 use crate::store::Registry;
 
 use super::route;

@@ -13,7 +13,7 @@ pub mod settings;
 
 use std::sync::Arc;
 
-use crate::artifact::ContentHash;
+use crate::content::ContentHash;
 use crate::store::{BlobStore, BoundedGet, StoreError};
 
 pub use access::{AccessCache, AccessStats, Decision};

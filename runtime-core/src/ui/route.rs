@@ -10,7 +10,7 @@
 //! separator (`%2f`) is refused outright: no client needs one, and it only serves to
 //! hide a segment from whatever looked at the raw path first.
 
-use crate::artifact::ContentHash;
+use crate::content::ContentHash;
 
 use super::content_type;
 

@@ -51,10 +51,15 @@ async fn artifact_for_another_engine_is_artifact_missing() {
         fuel: true,
         ..h.config.engine.clone()
     };
-    let foreign =
-        artifact::precompile_and_store(h.blobs.as_ref(), content, &wasm, &Target::host(), &other)
-            .await
-            .unwrap();
+    let foreign = runtime_core::publish::precompile_and_store(
+        h.blobs.as_ref(),
+        content,
+        &wasm,
+        &Target::host(),
+        &other,
+    )
+    .await
+    .unwrap();
     h.resolver.register(foreign.clone());
     let out = h.run(request(&content, "GET", "/", json!({}))).await;
     assert_eq!(

@@ -7,11 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runtime_core::backends::Backends;
-use runtime_core::events::{
-    DeliveryStatus, Dispatcher, Event, EventPublisher, FileDeadLetters, LocalBus, Report,
-    RetryPolicy, new_event,
-};
-use runtime_core::gateway::{InternalCall, Route};
+use runtime_core::events::{Event, EventPublisher, FileDeadLetters, LocalBus, new_event};
+use runtime_core::gateway::{DeliveryStatus, Dispatcher, InternalCall, Report, RetryPolicy, Route};
 use serde_json::json;
 use test_support::event_fleet::{
     BROKEN, EMITTER, LISTENER_A, LISTENER_B, LOOPER, OTHER_TENANT, SPOOFER, fleet, run_emit,

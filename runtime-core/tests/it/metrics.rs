@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use runtime_core::emf::{EmfContext, outcome_lines};
+use runtime_core::gateway::emf::{EmfContext, outcome_lines};
 use serde_json::{Value, json};
 use test_support::{Harness, guests, request};
 

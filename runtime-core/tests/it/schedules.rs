@@ -643,11 +643,11 @@ async fn firing_runs_the_endpoint_through_the_execute_path_with_the_payload() {
             .as_bytes(),
     )
     .unwrap();
-    let first = schedule::fire_message(&gateway, &msg).await.unwrap();
+    let first = gateway.fire_message(&msg).await.unwrap();
     assert_eq!(first.envelope.error, None);
     assert_eq!(first.envelope.status, 200);
     assert_eq!(first.envelope.body().unwrap(), br#"{"from":"manifest"}"#);
-    let second = schedule::fire(&gateway, &report.created[0]).await;
+    let second = gateway.fire_schedule(&report.created[0]).await;
     let (r1, r2) = (
         first.metrics.request_id.clone().unwrap(),
         second.metrics.request_id.clone().unwrap(),
@@ -673,19 +673,13 @@ async fn firing_runs_the_endpoint_through_the_execute_path_with_the_payload() {
     // Disabled, deleted, malformed.
     let disabled = ScheduleFiring::of(&report.created[1]);
     assert_eq!(
-        schedule::fire_message(&gateway, &disabled)
-            .await
-            .unwrap_err()
-            .code(),
+        gateway.fire_message(&disabled).await.unwrap_err().code(),
         "disabled"
     );
     let mut gone = msg.clone();
     gone.install_id = "inst_other".into();
     assert_eq!(
-        schedule::fire_message(&gateway, &gone)
-            .await
-            .unwrap_err()
-            .code(),
+        gateway.fire_message(&gone).await.unwrap_err().code(),
         "not_found"
     );
     for bad in [
@@ -701,7 +695,7 @@ async fn firing_runs_the_endpoint_through_the_execute_path_with_the_payload() {
 
     // The install is gone: the firing answers not_installed, nothing runs.
     backends.registry.uninstall("acme", EXT).await.unwrap();
-    let out = schedule::fire(&gateway, &report.created[0]).await;
+    let out = gateway.fire_schedule(&report.created[0]).await;
     assert_eq!(out.envelope.status, 404);
     assert!(out.envelope.error.unwrap().starts_with("not_installed"));
 }

@@ -9,8 +9,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
 use runtime_core::backends::Backends;
-use runtime_core::events::{Dispatcher, Event, LocalBus, RetryPolicy, new_event};
+use runtime_core::events::{Event, LocalBus, new_event};
 use runtime_core::gateway::Gateway;
+use runtime_core::gateway::{Dispatcher, RetryPolicy};
 
 /// The local route events are posted to.
 pub const EVENTS_PATH: &str = "/__alga/events";
@@ -27,7 +28,7 @@ pub fn start(backends: &Backends, gateway: Arc<Gateway>) -> Option<Arc<LocalBus>
         )
         .with_host_topics(runtime_core::events::HostTopics::from_env()),
     );
-    tokio::spawn(runtime_core::events::local::drain(rx, dispatcher));
+    tokio::spawn(runtime_core::gateway::drain_local_bus(rx, dispatcher));
     Some(bus)
 }
 

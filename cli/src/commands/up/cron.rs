@@ -1,6 +1,6 @@
 //! `up`'s in-process cron: once a minute, every enabled schedule in the data
 //! directory that fires in that minute runs through the gateway's execute path
-//! (`runtime_core::schedule::fire`) — what EventBridge Scheduler and the events
+//! (`Gateway::fire_schedule`) — what EventBridge Scheduler and the events
 //! function do on AWS.
 //!
 //! `ALGA_UP_CRON_TICK_MS` (for tests, undocumented in `--help`): instead of the
@@ -83,7 +83,7 @@ async fn tick(site: &Arc<Site>, minute: i64) {
     for s in schedule::due(&enabled, minute * 60) {
         let site = site.clone();
         tokio::spawn(async move {
-            let outcome = schedule::fire(site.execute.gateway(), &s).await;
+            let outcome = site.execute.gateway().fire_schedule(&s).await;
             let env = &outcome.envelope;
             println!(
                 "schedule {} ({} {} of {} for {}) -> {}{}",

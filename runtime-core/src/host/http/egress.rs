@@ -15,7 +15,7 @@ use super::EgressError;
 use super::client::{HttpClient, OutboundResponse};
 use super::policy::{EgressPolicy, Target, TargetHost, parse_allowlist};
 use super::resolve::{DnsResolver, SystemResolver};
-use crate::config::EgressSettings;
+use super::settings::EgressSettings;
 
 /// An outbound request as a guest asked for it.
 #[derive(Debug, Clone)]

@@ -14,6 +14,7 @@ mod egress;
 mod error;
 pub mod policy;
 pub mod resolve;
+mod settings;
 
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ use super::logging::{LogLevel, LogSink, clip};
 pub use client::{HttpClient, OutboundResponse};
 pub use egress::{Egress, EgressSession, OutboundRequest};
 pub use error::EgressError;
+pub use settings::EgressSettings;
 
 /// The `http-error` a guest of `http.fetch` sees for an egress error.
 pub fn fetch_error(e: &EgressError) -> HttpError {

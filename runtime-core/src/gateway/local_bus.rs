@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{DeliveryStatus, Dispatcher, Event};
+use super::{DeliveryStatus, Dispatcher};
+use crate::events::Event;
 
 /// Events delivered at once; more wait in the bus.
 const CONCURRENT_EVENTS: usize = 8;
 
 /// Delivers every event the bus receives until it closes.
-pub async fn drain(mut rx: mpsc::Receiver<Event>, dispatcher: Arc<Dispatcher>) {
+pub async fn drain_local_bus(mut rx: mpsc::Receiver<Event>, dispatcher: Arc<Dispatcher>) {
     let permits = Arc::new(Semaphore::new(CONCURRENT_EVENTS));
     while let Some(event) = rx.recv().await {
         let Ok(permit) = permits.clone().acquire_owned().await else {

@@ -1,24 +1,15 @@
-//! Firing a schedule: the same execute path as `POST /v1/execute` (resolution
-//! through the registry, the install's grants and configuration, quotas, limits,
-//! the request log and execution record), with a fresh request id, no user, and
-//! the schedule's JSON payload as the body (`content-type: application/json`).
+//! The message that makes a schedule fire, and why one did not run anything.
+//! Firing itself goes through the gateway's execute path
+//! (`Gateway::fire_schedule`, `Gateway::fire_message`), with a fresh request id,
+//! no user, and the schedule's JSON payload as the body.
 //!
-//! Two entry points:
-//! - [`fire`]: run a schedule you already hold (`up`'s in-process cron).
-//! - [`fire_message`]: what the **events function** calls for an EventBridge
-//!   Scheduler invocation. The schedule's input is a [`ScheduleFiring`] JSON
-//!   (`{"tenant","install_id","schedule_id"}`, written by
-//!   `stores_aws::MirroredScheduleStore`); parse it with
-//!   [`ScheduleFiring::from_json`], then `fire_message(&gateway, &firing)` looks
-//!   the schedule up (scoped to that tenant and install) and fires it if it
-//!   still exists and is enabled.
+//! EventBridge Scheduler's input is a [`ScheduleFiring`] JSON
+//! (`{"tenant","install_id","schedule_id"}`, written by
+//! `stores_aws::MirroredScheduleStore`); parse it with [`ScheduleFiring::from_json`].
 
 use serde::{Deserialize, Serialize};
 
 use super::Schedule;
-use crate::execute::Outcome;
-use crate::gateway::Gateway;
-use crate::store::ScheduleStoreError;
 
 /// The message that makes a schedule fire: the input of every EventBridge
 /// Scheduler schedule we create.
@@ -105,29 +96,4 @@ impl FireError {
     pub fn retryable(&self) -> bool {
         matches!(self, FireError::Backend(_))
     }
-}
-
-/// Runs `schedule` through the gateway's execute path (see the module docs).
-/// The outcome's envelope is what `/v1/execute` would have answered.
-pub async fn fire(gateway: &Gateway, schedule: &Schedule) -> Outcome {
-    gateway.fire_schedule(schedule).await
-}
-
-/// Looks up the schedule a firing message names and fires it (the events
-/// function's entry point). `Err` when nothing ran.
-pub async fn fire_message(gateway: &Gateway, msg: &ScheduleFiring) -> Result<Outcome, FireError> {
-    let schedule = gateway
-        .backends()
-        .schedules
-        .get(&msg.tenant, &msg.install_id, &msg.schedule_id)
-        .await
-        .map_err(|e| match e {
-            ScheduleStoreError::NotFound(_) => FireError::NotFound,
-            other => FireError::Backend(other.to_string()),
-        })?
-        .ok_or(FireError::NotFound)?;
-    if !schedule.enabled {
-        return Err(FireError::Disabled);
-    }
-    Ok(fire(gateway, &schedule).await)
 }

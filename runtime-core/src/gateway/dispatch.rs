@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::dead_letter::{DeadLetter, DeadLetterSink};
-use super::{Event, HostTopics, MAX_EVENT_HOPS, now_rfc3339};
+use super::{Gateway, InternalCall, Route};
+use crate::events::dead_letter::{DeadLetter, DeadLetterSink};
+use crate::events::{Event, HostTopics, MAX_EVENT_HOPS, now_rfc3339};
 use crate::execute::ExecError;
-use crate::gateway::{Gateway, InternalCall, Route};
 use crate::store::{Claim, RegistryError, StoreError, Subscription};
 
 /// How long a finished delivery is remembered (EventBridge retries for up to
