@@ -6,6 +6,7 @@
 //! in host calls), linear memory, optional fuel, response size, log bytes and host
 //! calls. The deadline counts from the call, after the component is loaded.
 
+mod call;
 pub mod envelope;
 pub mod error;
 pub mod quota;
@@ -35,6 +36,7 @@ use crate::host::{
 use crate::loader::ComponentLoader;
 use crate::store::BlobStore;
 
+pub use call::{Call, CallBody};
 pub use envelope::Envelope;
 pub use error::ExecError;
 pub use quota::{QuotaLimits, QuotaPolicy};
@@ -214,7 +216,7 @@ impl Executor {
 
     /// Runs one request. Never panics on guest behaviour; every failure is an envelope.
     pub async fn execute(&self, routing: &RoutingHeaders, req: &ExecuteRequest) -> Outcome {
-        self.execute_at_depth(routing, req, 0).await
+        self.call(routing, Call::wire(req)).await
     }
 
     /// Runs one request whose install is named by `source` (the registry's, or
@@ -225,7 +227,14 @@ impl Executor {
         req: &ExecuteRequest,
         source: InstallSource,
     ) -> Outcome {
-        self.outcome(routing, req, 0, source).await
+        self.call(
+            routing,
+            Call {
+                source,
+                ..Call::wire(req)
+            },
+        )
+        .await
     }
 
     /// Runs one request delivering an event `event_hops` emits deep (0: not an
@@ -236,23 +245,24 @@ impl Executor {
         req: &ExecuteRequest,
         event_hops: u32,
     ) -> Outcome {
-        self.outcome(routing, req, event_hops, InstallSource::Registry)
-            .await
+        self.call(
+            routing,
+            Call {
+                event_hops,
+                ..Call::wire(req)
+            },
+        )
+        .await
     }
 
-    async fn outcome(
-        &self,
-        routing: &RoutingHeaders,
-        req: &ExecuteRequest,
-        event_hops: u32,
-        source: InstallSource,
-    ) -> Outcome {
+    /// Runs one [`Call`]: the entry of the gateway's own routes (the direct
+    /// route, events, schedules), which hand over the body as bytes and the
+    /// install they already read.
+    pub async fn call(&self, routing: &RoutingHeaders, call: Call<'_>) -> Outcome {
         let started = Instant::now();
         let mut metrics = Metrics::default();
         let mut logs = Vec::new();
-        let result = self
-            .run(routing, req, event_hops, source, &mut metrics, &mut logs)
-            .await;
+        let result = self.run(routing, &call, &mut metrics, &mut logs).await;
         metrics.total = started.elapsed();
         match result {
             Ok(envelope) => {
@@ -272,16 +282,15 @@ impl Executor {
     }
 
     /// The pipeline: check the routing, resolve the install, admit it against
-    /// the quotas, load its component, prepare the store, call the handler.
+    /// the quotas, load its component, prepare the store, invoke the handler.
     async fn run(
         &self,
         routing: &RoutingHeaders,
-        req: &ExecuteRequest,
-        event_hops: u32,
-        source: InstallSource,
+        call: &Call<'_>,
         metrics: &mut Metrics,
         logs: &mut Vec<LogLine>,
     ) -> Result<Envelope, ExecError> {
+        let req = call.request;
         let (tenant, extension, content) = self.route(routing, req, metrics)?;
         let resolved = self
             .resolver
@@ -292,7 +301,8 @@ impl Executor {
                 install_id: req.context.install_id.as_deref(),
                 target: &self.target,
                 fingerprint: &self.fingerprint,
-                source,
+                source: call.source,
+                install: call.install,
             })
             .await?;
         metrics.install_id = resolved.install_id.clone();
@@ -307,8 +317,8 @@ impl Executor {
             .await
             .map_err(load_error)?;
         metrics.load = load_started.elapsed();
-        let prepared = self.prepare(routing, req, &resolved, event_hops)?;
-        self.call(&loaded.pre, prepared, metrics, logs).await
+        let prepared = self.prepare(routing, call, &resolved)?;
+        self.invoke(&loaded.pre, prepared, metrics, logs).await
     }
 
     /// The routing headers must name the context's tenant and extension, and the
@@ -347,10 +357,10 @@ impl Executor {
     fn prepare(
         &self,
         routing: &RoutingHeaders,
-        req: &ExecuteRequest,
+        call: &Call<'_>,
         resolved: &Resolved,
-        event_hops: u32,
     ) -> Result<Prepared, ExecError> {
+        let req = call.request;
         let grants = self.grants(req, resolved.grants.as_ref())?;
         let inline_secrets = match &req.secret_envelope {
             Some(env) => Some(secret_envelope::decode(env).map_err(|e| {
@@ -359,7 +369,7 @@ impl Executor {
             })?),
             None => None,
         };
-        let guest_request = self.guest_request(req)?;
+        let guest_request = self.guest_request(req, &call.body)?;
         let mut config = resolved.config.clone();
         config.extend(req.context.config.clone().unwrap_or_default());
         let invocation = Arc::new(Invocation {
@@ -418,7 +428,7 @@ impl Executor {
                     publisher: publisher.clone(),
                     settings: settings.clone(),
                     quotas: self.quotas.as_ref().map(QuotaPolicy::store),
-                    hops: event_hops,
+                    hops: call.event_hops,
                 }),
             ..HostSetup::new(
                 invocation,
@@ -472,7 +482,7 @@ impl Executor {
 
     /// Instantiates and calls the handler within the deadline; the store's
     /// measurements and logs are kept whatever the result.
-    async fn call(
+    async fn invoke(
         &self,
         pre: &crate::host::RunnerPre<HostState>,
         prepared: Prepared,
@@ -529,16 +539,23 @@ impl Executor {
         })
     }
 
-    fn guest_request(&self, req: &ExecuteRequest) -> Result<wit::ExecuteRequest, ExecError> {
-        let body = match req.http.body_b64.as_deref() {
-            None => None,
-            Some(b) => Some(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b.trim())
-                    .map_err(|e| {
-                        ExecError::InvalidRequest(format!("body_b64 is not base64: {e}"))
-                    })?,
-            ),
+    fn guest_request(
+        &self,
+        req: &ExecuteRequest,
+        body: &CallBody<'_>,
+    ) -> Result<wit::ExecuteRequest, ExecError> {
+        let body = match body {
+            CallBody::Bytes(bytes) => bytes.map(<[u8]>::to_vec),
+            CallBody::Wire => match req.http.body_b64.as_deref() {
+                None => None,
+                Some(b) => Some(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.trim())
+                        .map_err(|e| {
+                            ExecError::InvalidRequest(format!("body_b64 is not base64: {e}"))
+                        })?,
+                ),
+            },
         };
         if let Some(b) = &body
             && b.len() > self.limits.request_body_max

@@ -117,12 +117,19 @@ impl Resolver for RegistryResolver {
         if q.source == InstallSource::Caller {
             return self.resolve_for_caller(q).await;
         }
-        let install = self
-            .registry
-            .get_install(q.tenant, q.extension)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| not_installed(q, "no install"))?;
+        let install = match q.install {
+            // Read by the caller moments ago (the direct route, an event, a schedule).
+            Some(install) if install.tenant == q.tenant && install.extension_id == q.extension => {
+                install.clone()
+            }
+            Some(_) => return Err(not_installed(q, "the caller's install is another's")),
+            None => self
+                .registry
+                .get_install(q.tenant, q.extension)
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(|| not_installed(q, "no install"))?,
+        };
         if !install.enabled {
             return Err(ExecError::InstallDisabled(format!(
                 "the install of {} for tenant {} is disabled",

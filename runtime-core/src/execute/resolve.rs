@@ -45,6 +45,8 @@ pub struct ResolveQuery<'a> {
     pub fingerprint: &'a str,
     /// Who names the install.
     pub source: InstallSource,
+    /// The install the caller already read from the registry, if any.
+    pub install: Option<&'a crate::store::InstallRecord>,
 }
 
 /// What the request may run, and as whom.

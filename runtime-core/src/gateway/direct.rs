@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use base64::Engine as _;
 use http::HeaderMap;
 
 use super::caller::Caller;
@@ -20,7 +19,7 @@ use super::public_error::{generic_message, internal_failure, is_internal};
 use super::record::{Refused, Route};
 use super::{Gateway, HttpReply, new_request_id};
 use crate::execute::request::{HttpPayload, RequestContext, RequestedLimits};
-use crate::execute::{ExecuteRequest, Outcome, RoutingHeaders};
+use crate::execute::{Call, CallBody, ExecuteRequest, Outcome, RoutingHeaders};
 use crate::manifest::Manifest;
 use crate::store::{InstallRecord, RegistryError};
 
@@ -156,8 +155,8 @@ impl Gateway {
                 path: req.path.to_string(),
                 query: Some(req.query),
                 headers: Some(headers),
-                body_b64: (!req.body.is_empty() || req.method != "GET")
-                    .then(|| base64::engine::general_purpose::STANDARD.encode(req.body)),
+                // The body travels as bytes (`Call::body`), never through base64.
+                body_b64: None,
             },
             limits: RequestedLimits::default(),
             secret_envelope: None,
@@ -169,7 +168,14 @@ impl Gateway {
             extension: Some(req.extension_id.to_string()),
             request_id: Some(request_id.to_string()),
         };
-        let outcome = self.executor.execute(&routing, &execute).await;
+        let call = Call {
+            body: CallBody::Bytes(
+                (!req.body.is_empty() || req.method != "GET").then_some(req.body),
+            ),
+            install: Some(&install),
+            ..Call::wire(&execute)
+        };
+        let outcome = self.executor.call(&routing, call).await;
         self.record(Route::Direct, &caller.tenant, req.extension_id, &outcome)
             .await;
         let to = ReplyTo {

@@ -4,12 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
-
 use super::record::Route;
 use super::{Gateway, new_request_id};
 use crate::execute::request::{HttpPayload, RequestContext, RequestedLimits};
-use crate::execute::{ExecuteRequest, Outcome, RoutingHeaders};
+use crate::execute::{Call, CallBody, ExecuteRequest, Outcome, RoutingHeaders};
 use crate::store::InstallRecord;
 
 /// One internal call of an install's endpoint.
@@ -60,9 +58,7 @@ impl Gateway {
                 path: call.path.to_string(),
                 query: None,
                 headers: Some(headers),
-                body_b64: call
-                    .body
-                    .map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+                body_b64: None,
             },
             limits: RequestedLimits::default(),
             secret_envelope: None,
@@ -76,7 +72,15 @@ impl Gateway {
         };
         let outcome = self
             .executor
-            .execute_at_depth(&routing, &execute, call.event_hops)
+            .call(
+                &routing,
+                Call {
+                    body: CallBody::Bytes(call.body),
+                    install: Some(install),
+                    event_hops: call.event_hops,
+                    ..Call::wire(&execute)
+                },
+            )
             .await;
         self.record(call.route, &install.tenant, &install.extension_id, &outcome)
             .await;
