@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use runtime_core::backends::{BackendError, Backends};
-use runtime_core::gateway::{Claims, HttpReply, IamPrincipal};
+use runtime_core::gateway::{Claims, HttpReply, IamPrincipal, PlatformIdentity};
 
 pub use stores_aws::token_from_env;
 
@@ -120,11 +120,38 @@ pub fn claims(req: &Request) -> Result<Claims, ClaimConflict> {
     Ok(out)
 }
 
+/// What the platform vouches for about this request: its IAM principal and the
+/// VPC endpoint it came through. API Gateway writes the request context; a client
+/// cannot set it.
+pub fn platform_identity(req: &Request) -> PlatformIdentity {
+    PlatformIdentity {
+        iam: iam_principal(req),
+        vpc_endpoint: vpc_endpoint(req),
+    }
+}
+
+/// The VPC endpoint a private REST API request came through
+/// (`requestContext.identity.vpceId`, set by API Gateway only on private APIs).
+pub fn vpc_endpoint(req: &Request) -> Option<String> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV1(c) => c
+            .identity
+            .other
+            .get("vpceId")
+            .and_then(|v| v.as_str())
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(String::from),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
 /// The IAM principal the platform authenticated for this request: HTTP API (v2)
 /// and Function URLs put it in `requestContext.authorizer.iam`, a REST API (v1)
 /// route with AWS_IAM authorization in `requestContext.identity` (`userArn`,
-/// `caller`, `accessKey`, empty otherwise). API Gateway writes the request context;
-/// a client cannot set it. `None` when the request was not IAM-authenticated.
+/// `caller`, `accessKey`, empty otherwise). `None` when the request was not
+/// IAM-authenticated.
 pub fn iam_principal(req: &Request) -> Option<IamPrincipal> {
     let first = |candidates: [Option<&String>; 3]| {
         candidates

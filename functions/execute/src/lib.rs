@@ -22,8 +22,10 @@ pub struct ExecuteFunction {
 impl ExecuteFunction {
     /// Builds the engine, linker, pools and backend clients from the environment.
     pub async fn from_env() -> anyhow::Result<Self> {
-        let backends = fn_common::backends().await?;
+        // Settings first: a misconfigured function (e.g. `private` mode without the
+        // host app's VPC endpoint) refuses to start before it touches anything.
         let mut settings = GatewaySettings::from_env()?;
+        let backends = fn_common::backends().await?;
         if settings.execute_auth == ExecuteAuth::Token(None) {
             let token =
                 token_from_env("RUNNER_SERVICE_TOKEN", "RUNNER_SERVICE_TOKEN_SECRET_ID").await?;
@@ -72,13 +74,9 @@ impl ExecuteFunction {
                     return HttpReply::error(405, "method_not_allowed", "use POST")
                         .with_header("allow", "POST");
                 }
-                let principal = fn_common::iam_principal(req);
+                let platform = fn_common::platform_identity(req);
                 self.gateway
-                    .execute_api_as(
-                        principal.as_ref(),
-                        req.headers(),
-                        fn_common::body_bytes(req),
-                    )
+                    .execute_api_as(&platform, req.headers(), fn_common::body_bytes(req))
                     .await
             }
             Route::Direct { extension, rest } => {

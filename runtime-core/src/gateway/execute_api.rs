@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::credential::token_matches;
 use super::public_error::public_envelope;
 use super::record::{Refused, Route};
-use super::settings::{ExecuteAuth, IamPrincipal};
+use super::settings::{ExecuteAuth, PlatformIdentity};
 use super::{Gateway, HttpReply, new_request_id};
 use crate::execute::{Envelope, ExecError, ExecuteRequest, Outcome, RoutingHeaders};
 use crate::store::Claim;
@@ -88,15 +88,17 @@ impl Gateway {
     /// transport that carries no IAM identity (`up`, tests): with
     /// [`ExecuteAuth::Iam`] every such request is refused.
     pub async fn execute_api(&self, headers: &HeaderMap, body: &[u8]) -> HttpReply {
-        self.execute_api_as(None, headers, body).await
+        self.execute_api_as(&PlatformIdentity::default(), headers, body)
+            .await
     }
 
-    /// Serves `POST /v1/execute`; `principal` is the IAM identity the platform
-    /// authenticated, if any. Every request gets one log line, also when it is
-    /// refused or replayed without running a guest.
+    /// Serves `POST /v1/execute`; `platform` is what the platform vouches for
+    /// (the IAM principal it authenticated, the VPC endpoint the request came
+    /// through). Every request gets one log line, also when it is refused or
+    /// replayed without running a guest.
     pub async fn execute_api_as(
         &self,
-        principal: Option<&IamPrincipal>,
+        platform: &PlatformIdentity,
         headers: &HeaderMap,
         body: &[u8],
     ) -> HttpReply {
@@ -105,7 +107,7 @@ impl Gateway {
             .map(String::from)
             .unwrap_or_else(new_request_id);
         match self
-            .serve_execute(principal, headers, body, &mut request_id)
+            .serve_execute(platform, headers, body, &mut request_id)
             .await
         {
             Ok(reply) => reply,
@@ -127,7 +129,7 @@ impl Gateway {
     /// request id in force is left in `request_id`.
     async fn serve_execute(
         &self,
-        principal: Option<&IamPrincipal>,
+        platform: &PlatformIdentity,
         headers: &HeaderMap,
         body: &[u8],
         request_id: &mut String,
@@ -150,13 +152,27 @@ impl Gateway {
             }
             // Deny by default: without the platform's IAM context nothing vouches
             // for the caller, whatever route the request came by.
-            ExecuteAuth::Iam => match principal {
+            ExecuteAuth::Iam => match &platform.iam {
                 Some(p) => tracing::debug!(principal = %p.arn, "IAM caller"),
                 None => {
                     return Err(refusal(
                         401,
                         "unauthorized",
                         "an IAM-signed (SigV4) request on the execute route is required",
+                    ));
+                }
+            },
+            // The resource policy admits only the host app's endpoint; the function
+            // checks again, so a route or API left open elsewhere still fails closed.
+            ExecuteAuth::Private { vpc_endpoints } => match &platform.vpc_endpoint {
+                Some(id) if vpc_endpoints.iter().any(|allowed| allowed == id) => {
+                    tracing::debug!(vpc_endpoint = %id, "private API caller");
+                }
+                _ => {
+                    return Err(refusal(
+                        401,
+                        "unauthorized",
+                        "the execute API answers only requests through the host app's VPC endpoint",
                     ));
                 }
             },

@@ -37,7 +37,7 @@ pub use execute_api::idempotency_store_key;
 pub use internal::InternalCall;
 pub use local_bus::drain_local_bus;
 pub use record::Route;
-pub use settings::{ExecuteAuth, GatewaySettings, IamPrincipal};
+pub use settings::{ExecuteAuth, GatewaySettings, IamPrincipal, PlatformIdentity};
 
 /// A response, ready to be turned into any transport's response type.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,6 +18,24 @@ pub enum ExecuteAuth {
     /// way (the JWT-only direct route, a route or Function URL left without IAM
     /// authorization) is refused with 401.
     Iam,
+    /// No credential: the API is reachable only from the host app's network (a
+    /// PRIVATE REST API whose resource policy names the host app's VPC endpoint),
+    /// and the function refuses every request the platform does not say came
+    /// through one of these endpoints ([`PlatformIdentity::vpc_endpoint`]).
+    Private {
+        /// The host app's VPC endpoint ids (`vpce-…`), at least one.
+        vpc_endpoints: Vec<String>,
+    },
+}
+
+/// What the platform (API Gateway, a Function URL) vouches for about a request,
+/// read from the event's request context: a client cannot set it with headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlatformIdentity {
+    /// The IAM principal API Gateway authenticated (SigV4), if any.
+    pub iam: Option<IamPrincipal>,
+    /// The VPC endpoint a private REST API request came through, if any.
+    pub vpc_endpoint: Option<String>,
 }
 
 /// The IAM principal API Gateway (or a Function URL with `AWS_IAM`) authenticated
@@ -89,11 +107,31 @@ impl GatewaySettings {
         s.execute_auth = match nonempty("ALGA_EXECUTE_AUTH").as_deref() {
             None | Some("token") => ExecuteAuth::Token(nonempty("RUNNER_SERVICE_TOKEN")),
             Some("iam") => ExecuteAuth::Iam,
+            Some("private") => {
+                let listed = nonempty("ALGA_EXECUTE_VPC_ENDPOINT_IDS").unwrap_or_default();
+                let vpc_endpoints: Vec<String> = listed
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(String::from)
+                    .collect();
+                // Fail closed: without the endpoint the function cannot tell the host
+                // app's network from anywhere else, so it refuses to start.
+                if vpc_endpoints.is_empty() || vpc_endpoints.iter().any(|id| !valid_vpce(id)) {
+                    return Err(ConfigError {
+                        var: "ALGA_EXECUTE_VPC_ENDPOINT_IDS",
+                        value: listed,
+                        expected: "the host app's VPC endpoint id(s), vpce-<hex>, comma-separated \
+                                   (required with ALGA_EXECUTE_AUTH=private)",
+                    });
+                }
+                ExecuteAuth::Private { vpc_endpoints }
+            }
             Some(other) => {
                 return Err(ConfigError {
                     var: "ALGA_EXECUTE_AUTH",
                     value: other.into(),
-                    expected: "token or iam",
+                    expected: "token, iam or private",
                 });
             }
         };
@@ -145,6 +183,16 @@ impl GatewaySettings {
     }
 }
 
+/// `vpce-` and 8 to 17 lowercase hex digits, as AWS writes endpoint ids.
+fn valid_vpce(id: &str) -> bool {
+    id.strip_prefix("vpce-").is_some_and(|hex| {
+        (8..=17).contains(&hex.len())
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 fn number(var: &'static str, v: &str) -> Result<u64, ConfigError> {
     v.parse().map_err(|_| ConfigError {
         var,
@@ -163,6 +211,46 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         GatewaySettings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn private_mode_requires_the_host_apps_vpc_endpoint() {
+        for missing in [
+            vec![("ALGA_EXECUTE_AUTH", "private")],
+            vec![
+                ("ALGA_EXECUTE_AUTH", "private"),
+                ("ALGA_EXECUTE_VPC_ENDPOINT_IDS", " , "),
+            ],
+            vec![
+                ("ALGA_EXECUTE_AUTH", "private"),
+                ("ALGA_EXECUTE_VPC_ENDPOINT_IDS", "vpc-0123456789abcdef0"),
+            ],
+            vec![
+                ("ALGA_EXECUTE_AUTH", "private"),
+                ("ALGA_EXECUTE_VPC_ENDPOINT_IDS", "vpce-0123456789abcdef0,*"),
+            ],
+        ] {
+            let e = from(&missing).unwrap_err();
+            assert_eq!(e.var, "ALGA_EXECUTE_VPC_ENDPOINT_IDS", "{missing:?}");
+        }
+        assert_eq!(
+            from(&[
+                ("ALGA_EXECUTE_AUTH", "private"),
+                (
+                    "ALGA_EXECUTE_VPC_ENDPOINT_IDS",
+                    "vpce-0123456789abcdef0, vpce-0abc12345"
+                ),
+            ])
+            .unwrap()
+            .execute_auth,
+            ExecuteAuth::Private {
+                vpc_endpoints: vec!["vpce-0123456789abcdef0".into(), "vpce-0abc12345".into()]
+            }
+        );
+        assert_eq!(
+            from(&[("ALGA_EXECUTE_AUTH", "open")]).unwrap_err().expected,
+            "token, iam or private"
+        );
     }
 
     #[test]

@@ -151,12 +151,17 @@ fn fn_execute_answers_the_sample_events_under_cargo_lambdas_emulator() {
 /// fn-execute under the emulator with `ALGA_EXECUTE_AUTH=auth`, on a deployment
 /// (moto) where the example is installed for tenant `acme` only.
 fn start_execute(auth: &str) -> (Deployment, String, Emulator) {
+    start_execute_with(&[("ALGA_EXECUTE_AUTH", auth)])
+}
+
+/// [`start_execute`] with these settings added.
+fn start_execute_with(settings: &[(&str, &str)]) -> (Deployment, String, Emulator) {
     let deployment = Deployment::new();
     let hex = deployment.publish_example("acme");
     let mut lambda = Emulator::start();
     let mut env = deployment.function_env();
     env.push(("RUNNER_SERVICE_TOKEN".into(), SERVICE_TOKEN.into()));
-    env.push(("ALGA_EXECUTE_AUTH".into(), auth.into()));
+    env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     lambda.attach("fn-execute", env!("CARGO_BIN_EXE_fn-execute"), env);
     (deployment, hex, lambda)
 }
@@ -312,4 +317,79 @@ fn sec_01_the_jwt_route_never_reaches_the_execute_api_iam_mode() {
     rest["requestContext"]["identity"]["caller"] = "AROAEXAMPLE:alga-server".into();
     let r = lambda.invoke("fn-execute", &rest);
     assert_eq!(envelope_guest_body(&r)["tenant"], "acme");
+}
+
+/// The VPC endpoint id in `events/execute-private-rest-v1.json`.
+const HOST_APP_VPCE: &str = "vpce-0a1b2c3d4e5f60718";
+
+#[test]
+fn private_mode_refuses_to_start_without_the_host_apps_vpc_endpoint() {
+    let deployment = Deployment::new();
+    let mut env = deployment.function_env();
+    env.push(("ALGA_EXECUTE_AUTH".into(), "private".into()));
+    let output = tempfile::NamedTempFile::new().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fn-execute"))
+        .envs(env)
+        .env_remove("ALGA_EXECUTE_VPC_ENDPOINT_IDS")
+        // Nothing listens there: a function that started would poll it and retry.
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "fn-execute")
+        .stdin(std::process::Stdio::null())
+        .stdout(output.reopen().unwrap())
+        .stderr(output.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fn-execute kept running in private mode without a VPC endpoint id");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let said = std::fs::read_to_string(output.path()).unwrap();
+    assert!(!status.success(), "{status}: {said}");
+    assert!(said.contains("ALGA_EXECUTE_VPC_ENDPOINT_IDS"), "{said}");
+}
+
+#[test]
+fn private_mode_answers_only_requests_through_the_host_apps_vpc_endpoint() {
+    let (_deployment, hex, lambda) = start_execute_with(&[
+        ("ALGA_EXECUTE_AUTH", "private"),
+        ("ALGA_EXECUTE_VPC_ENDPOINT_IDS", HOST_APP_VPCE),
+    ]);
+    // Alga's scheduled jobs and public gateway send no credential: through the
+    // private API and the host app's endpoint, the request runs.
+    let private = event("execute-private-rest-v1.json", &hex);
+    assert_eq!(
+        private["requestContext"]["identity"]["vpceId"],
+        HOST_APP_VPCE
+    );
+    let r = lambda.invoke("fn-execute", &private);
+    assert_eq!(envelope_guest_body(&r)["tenant"], "acme");
+
+    // Another VPC endpoint, none at all, or the public HTTP API even with the
+    // service token: 401, nothing runs.
+    let mut other = private.clone();
+    other["requestContext"]["identity"]["vpceId"] = "vpce-0ffffffffffffffff".into();
+    let mut none = private.clone();
+    none["requestContext"]["identity"]
+        .as_object_mut()
+        .unwrap()
+        .remove("vpceId");
+    let public = event("execute-v2.json", &hex);
+    for (shape, e) in [
+        ("other endpoint", other),
+        ("no endpoint", none),
+        ("HTTP API", public),
+    ] {
+        let r = lambda.invoke("fn-execute", &e);
+        assert_eq!(r["statusCode"], 401, "{shape}: {r}");
+        let error = json_body(&r)["error"].as_str().unwrap().to_string();
+        assert!(error.starts_with("unauthorized"), "{shape}: {error}");
+    }
 }
