@@ -13,6 +13,7 @@ import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -72,8 +73,14 @@ export interface AlgaExtensionRunnerProps {
    * @default `$CARGO_TARGET_DIR/lambda`, else `<repo>/target/lambda` (infra/../target/lambda)
    */
   readonly lambdaDir?: string;
-  /** How POST /v1/execute is authenticated: service token header, or API Gateway IAM. @default 'token' */
-  readonly executeAuth?: 'token' | 'iam';
+  /**
+   * How POST /v1/execute is authenticated: service token header, API Gateway IAM, or `private`
+   * (no credential: the route moves to a PRIVATE REST API that only `hostAppVpcEndpointId`
+   * reaches, and the function checks the endpoint again). @default 'token'
+   */
+  readonly executeAuth?: 'token' | 'iam' | 'private';
+  /** With executeAuth 'private' (required then): the host app's execute-api VPC endpoint id (vpce-...). */
+  readonly hostAppVpcEndpointId?: string;
   /**
    * Who names the install a POST /v1/execute request runs as: our registry, or the caller's
    * request context (as the Alga runner takes it; the bundle must still be published and trusted).
@@ -159,8 +166,10 @@ export class AlgaExtensionRunner extends Construct {
   readonly uploadBucket: s3.Bucket;
   /** ALGA_TABLE. */
   readonly table: dynamodb.Table;
-  /** The HTTP API (POST /v1/execute, ANY /api/ext/..., POST /v1/publish). */
+  /** The HTTP API (POST /v1/execute unless private, ANY /api/ext/..., POST /v1/publish). */
   readonly httpApi: apigwv2.HttpApi;
+  /** With executeAuth 'private': the PRIVATE REST API serving POST /v1/execute. */
+  readonly privateExecuteApi?: apigw.RestApi;
   /** CloudFront in front of ui-assets. */
   readonly distribution: cloudfront.Distribution;
   /** Queue fed by the EventBridge rule, and its dead-letter queue. */
@@ -191,6 +200,12 @@ export class AlgaExtensionRunner extends Construct {
     }
     if (props.jwtAudience.length === 0) {
       throw new Error('AlgaExtensionRunner: jwtAudience needs at least one audience');
+    }
+    const privateExecute = props.executeAuth === 'private';
+    if (privateExecute && !/^vpce-[0-9a-f]{8,17}$/.test(props.hostAppVpcEndpointId ?? '')) {
+      throw new Error(
+        `AlgaExtensionRunner: executeAuth 'private' needs hostAppVpcEndpointId (vpce-...), got '${props.hostAppVpcEndpointId ?? ''}'`,
+      );
     }
     const stack = Stack.of(this);
     const dataRemoval = props.dataRemovalPolicy ?? RemovalPolicy.RETAIN;
@@ -393,6 +408,7 @@ export class AlgaExtensionRunner extends Construct {
     };
     const execute = makeFunction('execute', 'ExecuteFunction', 'POST /v1/execute and ANY /api/ext/{extensionId}/{proxy+}', {
       ALGA_EXECUTE_AUTH: props.executeAuth ?? 'token',
+      ALGA_EXECUTE_VPC_ENDPOINT_IDS: privateExecute ? props.hostAppVpcEndpointId : undefined,
       ALGA_INSTALL_SOURCE: props.installSource ?? 'registry',
       RUNNER_SERVICE_TOKEN_SECRET_ID: this.runnerServiceTokenSecret.secretArn,
       ALGA_TENANT_CLAIM: props.tenantClaim ?? 'tenant_id',
@@ -532,13 +548,17 @@ export class AlgaExtensionRunner extends Construct {
       },
     });
     const executeIntegration = new integrations.HttpLambdaIntegration('ExecuteIntegration', execute);
-    this.httpApi.addRoutes({
-      path: '/v1/execute',
-      methods: [apigwv2.HttpMethod.POST],
-      integration: executeIntegration,
-      // token mode: no API Gateway auth; the function checks x-runner-service-token.
-      authorizer: props.executeAuth === 'iam' ? new authorizers.HttpIamAuthorizer() : new apigwv2.HttpNoneAuthorizer(),
-    });
+    if (privateExecute) {
+      this.privateExecuteApi = this.makePrivateExecuteApi(execute, props.hostAppVpcEndpointId!);
+    } else {
+      this.httpApi.addRoutes({
+        path: '/v1/execute',
+        methods: [apigwv2.HttpMethod.POST],
+        integration: executeIntegration,
+        // token mode: no API Gateway auth; the function checks x-runner-service-token.
+        authorizer: props.executeAuth === 'iam' ? new authorizers.HttpIamAuthorizer() : new apigwv2.HttpNoneAuthorizer(),
+      });
+    }
     this.httpApi.addRoutes({
       path: '/api/ext/{extensionId}/{proxy+}',
       methods: [apigwv2.HttpMethod.ANY],
@@ -597,6 +617,48 @@ export class AlgaExtensionRunner extends Construct {
   }
 
   /** CloudFront in front of the ui-assets function URL (AWS_IAM, signed by OAC). */
+  /**
+   * POST /v1/execute on a PRIVATE REST API: only the host app's VPC endpoint reaches it (the
+   * resource policy denies every other source), and the function checks the endpoint again
+   * (API Gateway names it in each event's requestContext.identity.vpceId).
+   */
+  private makePrivateExecuteApi(execute: lambda.Function, vpceId: string): apigw.RestApi {
+    const endpoint = ec2.InterfaceVpcEndpoint.fromInterfaceVpcEndpointAttributes(this, 'HostAppVpcEndpoint', {
+      vpcEndpointId: vpceId,
+      port: 443,
+    });
+    const api = new apigw.RestApi(this, 'PrivateExecuteApi', {
+      description: 'alga-lambda POST /v1/execute for the host app network only',
+      endpointConfiguration: { types: [apigw.EndpointType.PRIVATE], vpcEndpoints: [endpoint] },
+      cloudWatchRole: false,
+      deployOptions: { stageName: 'v1', tracingEnabled: true },
+      policy: new iam.PolicyDocument({
+        statements: [
+          new iam.PolicyStatement({
+            effect: iam.Effect.ALLOW,
+            principals: [new iam.AnyPrincipal()],
+            actions: ['execute-api:Invoke'],
+            resources: ['execute-api:/*/POST/v1/execute'],
+          }),
+          new iam.PolicyStatement({
+            effect: iam.Effect.DENY,
+            principals: [new iam.AnyPrincipal()],
+            actions: ['execute-api:Invoke'],
+            resources: ['execute-api:/*'],
+            conditions: { StringNotEquals: { 'aws:SourceVpce': vpceId } },
+          }),
+        ],
+      }),
+    });
+    api.root
+      .addResource('v1')
+      .addResource('execute')
+      .addMethod('POST', new apigw.LambdaIntegration(execute, { proxy: true }), {
+        authorizationType: apigw.AuthorizationType.NONE,
+      });
+    return api;
+  }
+
   private makeDistribution(uiAssets: lambda.Function): cloudfront.Distribution {
     const url = uiAssets.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.AWS_IAM });
     // UI URLs carry the content hash, so the origin answers `immutable, max-age=31536000`; the

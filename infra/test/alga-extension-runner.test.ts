@@ -708,6 +708,44 @@ describe('AlgaExtensionRunner (props)', () => {
     );
   });
 
+  test('private execute: a PRIVATE REST API only the host app endpoint reaches; no public execute route', () => {
+    const vpce = 'vpce-0a1b2c3d4e5f60718';
+    const p = synth({ executeAuth: 'private', hostAppVpcEndpointId: vpce });
+    // The HTTP API keeps the direct route and publish only.
+    const routes = Object.values<Json>(p.template.findResources('AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey);
+    assert.deepEqual(routes.sort(), ['ANY /api/ext/{extensionId}/{proxy+}', 'POST /v1/publish']);
+    p.template.resourceCountIs('AWS::ApiGateway::RestApi', 1);
+    const api = Object.values<Json>(p.template.findResources('AWS::ApiGateway::RestApi'))[0].Properties;
+    assert.deepEqual(api.EndpointConfiguration, { Types: ['PRIVATE'], VpcEndpointIds: [vpce] });
+    const deny = api.Policy.Statement.find((s: Json) => s.Effect === 'Deny');
+    assert.deepEqual(deny.Condition, { StringNotEquals: { 'aws:SourceVpce': vpce } });
+    assert.equal(deny.Resource, 'execute-api:/*');
+    const allow = api.Policy.Statement.find((s: Json) => s.Effect === 'Allow');
+    assert.equal(allow.Resource, 'execute-api:/*/POST/v1/execute');
+    // One method, POST /v1/execute, no API Gateway auth, proxied to execute.
+    p.template.resourceCountIs('AWS::ApiGateway::Method', 1);
+    p.template.hasResourceProperties('AWS::ApiGateway::Method', {
+      HttpMethod: 'POST',
+      AuthorizationType: 'NONE',
+      Integration: Match.objectLike({ Type: 'AWS_PROXY' }),
+    });
+    p.template.hasResourceProperties('AWS::ApiGateway::Resource', { PathPart: 'execute' });
+    p.template.hasResourceProperties('AWS::ApiGateway::Stage', { StageName: 'v1', TracingEnabled: true });
+    // The function checks the endpoint again.
+    const env = p.json.Resources[lid(p, p.runner.functions.execute)].Properties.Environment.Variables;
+    assert.equal(env.ALGA_EXECUTE_AUTH, 'private');
+    assert.equal(env.ALGA_EXECUTE_VPC_ENDPOINT_IDS, vpce);
+    // Default (token) mode names no endpoint and makes no REST API.
+    const d = synth();
+    assert.equal(d.json.Resources[lid(d, d.runner.functions.execute)].Properties.Environment.Variables.ALGA_EXECUTE_VPC_ENDPOINT_IDS, undefined);
+    d.template.resourceCountIs('AWS::ApiGateway::RestApi', 0);
+  });
+
+  test('private execute without the host app endpoint is refused at synth time', () => {
+    assert.throws(() => synth({ executeAuth: 'private' }), /hostAppVpcEndpointId/);
+    assert.throws(() => synth({ executeAuth: 'private', hostAppVpcEndpointId: 'vpc-123' }), /hostAppVpcEndpointId/);
+  });
+
   test('bad JWT settings are refused', () => {
     assert.throws(() => synth({ jwtIssuer: 'http://insecure.example.com' }), /https URL/);
     assert.throws(() => synth({ jwtAudience: [] }), /audience/);

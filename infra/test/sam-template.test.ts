@@ -59,6 +59,12 @@ describe('template.yaml (SAM, translated)', () => {
     const counts: Record<string, number> = {};
     for (const v of Object.values<Json>(r)) counts[v.Type] = (counts[v.Type] ?? 0) + 1;
     assert.deepEqual(counts, {
+      // The private execute API (conditional: only with ExecuteAuth=private).
+      'AWS::ApiGateway::Deployment': 1,
+      'AWS::ApiGateway::Method': 1,
+      'AWS::ApiGateway::Resource': 2,
+      'AWS::ApiGateway::RestApi': 1,
+      'AWS::ApiGateway::Stage': 1,
       'AWS::ApiGatewayV2::Api': 1,
       'AWS::ApiGatewayV2::Authorizer': 1,
       'AWS::ApiGatewayV2::Integration': 2,
@@ -74,7 +80,7 @@ describe('template.yaml (SAM, translated)', () => {
       'AWS::IAM::Role': 5, // one per function, and the one EventBridge Scheduler assumes
       'AWS::Lambda::EventSourceMapping': 1,
       'AWS::Lambda::Function': 4,
-      'AWS::Lambda::Permission': 6,
+      'AWS::Lambda::Permission': 7,
       'AWS::Lambda::Url': 1,
       'AWS::Logs::LogGroup': 5,
       'AWS::S3::Bucket': 2,
@@ -140,6 +146,39 @@ describe('template.yaml (SAM, translated)', () => {
     assert.deepEqual(routes['POST /v1/execute'].AuthorizationType, { 'Fn::If': ['ExecuteUsesIam', 'AWS_IAM', 'NONE'] });
     assert.equal(routes['ANY /api/ext/{extensionId}/{proxy+}'].AuthorizationType, 'JWT');
     assert.deepEqual(r.JwtAuthorizer.Properties.JwtConfiguration, { Issuer: { Ref: 'JwtIssuer' }, Audience: { Ref: 'JwtAudience' } });
+  });
+
+  test('private execute: a PRIVATE REST API only the host app endpoint reaches, instead of the HTTP API route', () => {
+    // The public route and its permission exist only outside private mode...
+    assert.equal(r.ExecuteRoute.Condition, 'ExecuteOnHttpApi');
+    assert.equal(r.ExecuteApiPermission.Condition, 'ExecuteOnHttpApi');
+    assert.deepEqual(t.Conditions.ExecuteIsPrivate, { 'Fn::Equals': [{ Ref: 'ExecuteAuth' }, 'private'] });
+    assert.deepEqual(t.Conditions.ExecuteOnHttpApi, { 'Fn::Not': [{ Condition: 'ExecuteIsPrivate' }] });
+    // ...and in it, every private resource.
+    for (const id of ['PrivateExecuteApi', 'PrivateExecuteV1Resource', 'PrivateExecuteResource', 'PrivateExecuteMethod',
+      'PrivateExecuteDeployment', 'PrivateExecuteStage', 'PrivateExecuteApiPermission']) {
+      assert.equal(r[id].Condition, 'ExecuteIsPrivate', id);
+    }
+    const api = r.PrivateExecuteApi.Properties;
+    assert.deepEqual(api.EndpointConfiguration, { Types: ['PRIVATE'], VpcEndpointIds: [{ Ref: 'HostAppVpcEndpointId' }] });
+    const deny = api.Policy.Statement.find((s: Json) => s.Effect === 'Deny');
+    assert.deepEqual(deny.Condition, { StringNotEquals: { 'aws:SourceVpce': { Ref: 'HostAppVpcEndpointId' } } });
+    assert.equal(deny.Resource, 'execute-api:/*');
+    const allow = api.Policy.Statement.find((s: Json) => s.Effect === 'Allow');
+    assert.equal(allow.Resource, 'execute-api:/*/POST/v1/execute');
+    const method = r.PrivateExecuteMethod.Properties;
+    assert.equal(method.HttpMethod, 'POST');
+    assert.equal(method.AuthorizationType, 'NONE');
+    assert.equal(method.Integration.Type, 'AWS_PROXY');
+    assert.equal(r.PrivateExecuteResource.Properties.PathPart, 'execute');
+    // The function knows the endpoint to check it again, and the stack refuses private
+    // mode without one.
+    const env = r.ExecuteFunction.Properties.Environment.Variables;
+    assert.deepEqual(env.ALGA_EXECUTE_VPC_ENDPOINT_IDS, { Ref: 'HostAppVpcEndpointId' });
+    const rule = t.Rules.PrivateExecuteNeedsTheHostAppsEndpoint;
+    assert.deepEqual(rule.RuleCondition, { 'Fn::Equals': [{ Ref: 'ExecuteAuth' }, 'private'] });
+    assert.deepEqual(rule.Assertions[0].Assert, { 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'HostAppVpcEndpointId' }, ''] }] });
+    assert.deepEqual(t.Parameters.ExecuteAuth.AllowedValues, ['token', 'iam', 'private']);
   });
 
   test('ui-assets behind CloudFront: IAM function URL, lambda OAC, both invoke permissions', () => {
