@@ -134,6 +134,7 @@ impl Backends {
             config.engine.clone(),
         )
         .with_targets(targets)
+        .with_bundle_trust(config.bundle_trust)
         .with_strictness(if config.strict_manifests {
             crate::manifest::Strictness::Strict
         } else {
@@ -151,7 +152,10 @@ impl Backends {
 
     /// An executor resolving through the registry.
     pub fn executor(&self, config: &RuntimeConfig) -> Result<Executor, BackendError> {
-        let resolver = Arc::new(RegistryResolver::new(self.registry.clone(), self.trust()?));
+        let resolver = Arc::new(
+            RegistryResolver::new(self.registry.clone(), self.trust()?)
+                .with_bundle_trust(config.bundle_trust),
+        );
         Ok(
             Executor::new(config, self.blobs.clone(), resolver, self.host_services())?
                 .with_scheduler(self.scheduler())

@@ -98,6 +98,8 @@ pub struct RuntimeConfig {
     /// Publish refuses unknown manifest keys and the other shapes Alga tolerates
     /// (`ALGA_PUBLISH_STRICT`), instead of accepting them with warnings.
     pub strict_manifests: bool,
+    /// Which bundles are trusted (`ALGA_BUNDLE_TRUST`: `signature` or `host-pinned`).
+    pub bundle_trust: crate::bundle::BundleTrust,
 }
 
 impl RuntimeConfig {
@@ -171,6 +173,13 @@ impl RuntimeConfig {
         })?;
         if let Some(v) = get("ALGA_PUBLISH_STRICT") {
             c.strict_manifests = parse_bool("ALGA_PUBLISH_STRICT", &v)?;
+        }
+        if let Some(v) = get("ALGA_BUNDLE_TRUST").filter(|v| !v.trim().is_empty()) {
+            c.bundle_trust = crate::bundle::BundleTrust::parse(&v).ok_or(ConfigError {
+                var: "ALGA_BUNDLE_TRUST",
+                value: v.clone(),
+                expected: "signature or host-pinned",
+            })?;
         }
         c.validate()?;
         Ok(c)
@@ -350,6 +359,18 @@ mod tests {
         );
         let err = from(&[("ALGA_PUBLISH_STRICT", "strict")]).unwrap_err();
         assert_eq!(err.var, "ALGA_PUBLISH_STRICT");
+        assert_eq!(
+            from(&[]).unwrap().bundle_trust,
+            crate::bundle::BundleTrust::Signature
+        );
+        assert_eq!(
+            from(&[("ALGA_BUNDLE_TRUST", "host-pinned")])
+                .unwrap()
+                .bundle_trust,
+            crate::bundle::BundleTrust::HostPinned
+        );
+        let err = from(&[("ALGA_BUNDLE_TRUST", "none")]).unwrap_err();
+        assert_eq!(err.var, "ALGA_BUNDLE_TRUST");
     }
 
     #[test]

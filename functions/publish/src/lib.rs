@@ -14,7 +14,7 @@ use runtime_core::RuntimeConfig;
 use runtime_core::backends::Backends;
 use runtime_core::gateway::HttpReply;
 use runtime_core::gateway::credential::token_matches;
-use runtime_core::publish::uploads::{UploadOutcome, publish_upload};
+use runtime_core::publish::uploads::{self, UploadOutcome, publish_upload};
 use runtime_core::publish::{PublishError, Publisher};
 use runtime_core::store::Registered;
 
@@ -147,7 +147,7 @@ impl PublishFunction {
             let key = percent_encoding::percent_decode_str(&raw.replace('+', " "))
                 .decode_utf8_lossy()
                 .into_owned();
-            if !key.starts_with(&self.upload_prefix) {
+            if !key.starts_with(&self.upload_prefix) && !uploads::is_bundle_store_key(&key) {
                 outcomes.push(UploadOutcome::Ignored);
                 continue;
             }

@@ -7,9 +7,11 @@
 //! exactly that hash.
 
 pub mod archive;
+pub mod provenance;
 pub mod signature;
 pub mod trust;
 
 pub use archive::{ArchiveError, ArchiveLimits, BundleFiles, pack_dir, unpack};
+pub use provenance::BundleTrust;
 pub use signature::{KeyError, PublicKey, Signature, SignatureError, SigningKey};
 pub use trust::{TrustBundle, TrustError};

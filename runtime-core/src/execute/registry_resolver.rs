@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::error::ExecError;
 use super::resolve::{InstallSource, ResolveQuery, Resolved, Resolver};
-use crate::bundle::signature::Signature;
+use crate::bundle::provenance::{self, BundleTrust};
 use crate::bundle::trust::TrustBundle;
 use crate::content::ContentHash;
 use crate::store::{Registry, RegistryError, VersionRecord};
@@ -19,6 +19,7 @@ use crate::store::{Registry, RegistryError, VersionRecord};
 pub struct RegistryResolver {
     registry: Arc<dyn Registry>,
     trust: TrustBundle,
+    policy: BundleTrust,
     trusted: RwLock<HashSet<ContentHash>>,
 }
 
@@ -28,19 +29,28 @@ impl RegistryResolver {
         RegistryResolver {
             registry,
             trust,
+            policy: BundleTrust::Signature,
             trusted: RwLock::default(),
         }
+    }
+
+    /// Trusts what `policy` trusts (host-pinned bundles too, under `host-pinned`).
+    pub fn with_bundle_trust(mut self, policy: BundleTrust) -> Self {
+        self.policy = policy;
+        self
     }
 
     fn check_trust(&self, v: &VersionRecord) -> Result<(), ExecError> {
         if self.trusted.read().unwrap().contains(&v.content_hash) {
             return Ok(());
         }
-        let sig = Signature::from_json(v.signature_json.as_bytes())
-            .map_err(|e| ExecError::BundleUntrusted(e.to_string()))?;
-        self.trust
-            .verify(&v.content_hash, &sig)
-            .map_err(|e| ExecError::BundleUntrusted(e.to_string()))?;
+        provenance::verify_recorded(
+            &self.trust,
+            self.policy,
+            &v.content_hash,
+            v.signature_json.as_bytes(),
+        )
+        .map_err(|e| ExecError::BundleUntrusted(e.to_string()))?;
         self.trusted.write().unwrap().insert(v.content_hash);
         Ok(())
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::artifact::{self, ArtifactKey, ArtifactRef, ContentHash};
 use crate::bundle::archive::{self, ArchiveError, ArchiveLimits, BundleFiles};
+use crate::bundle::provenance::{self, BundleTrust};
 use crate::bundle::signature::{Signature, SignatureError};
 use crate::bundle::trust::TrustBundle;
 use crate::config::EngineSettings;
@@ -29,6 +30,14 @@ pub const COMPONENT_PATH: &str = "dist/main.wasm";
 /// Blob key of a bundle.
 pub fn bundle_key(content: &ContentHash) -> String {
     format!("bundles/{}/bundle.tar.zst", content.hex())
+}
+
+/// How a bundle proved its origin, as the registry records it.
+struct Provenance {
+    /// The signing key id, or [`provenance::HOST_PINNED_SIGNER`].
+    signer_key_id: String,
+    /// The signature sidecar, or the host's pin (JSON).
+    record: String,
 }
 
 /// Blob key of a bundle's signature sidecar.
@@ -165,6 +174,7 @@ pub struct Publisher {
     engine: EngineSettings,
     targets: Vec<Target>,
     strictness: Strictness,
+    bundle_trust: BundleTrust,
 }
 
 impl Publisher {
@@ -183,7 +193,15 @@ impl Publisher {
             engine,
             targets: Target::lambda_targets().to_vec(),
             strictness: Strictness::Compatible,
+            bundle_trust: BundleTrust::Signature,
         }
+    }
+
+    /// Trusts what `policy` trusts: with `host-pinned`, [`publish_host_pinned`](Self::publish_host_pinned)
+    /// accepts unsigned bundles the host app pinned by hash.
+    pub fn with_bundle_trust(mut self, policy: BundleTrust) -> Self {
+        self.bundle_trust = policy;
+        self
     }
 
     /// Validates manifests in this mode (default: compatible, with warnings).
@@ -218,6 +236,48 @@ impl Publisher {
     ) -> Result<Published, PublishError> {
         progress(Stage::Verifying);
         let signature = Signature::from_json(signature.ok_or(PublishError::SignatureMissing)?)?;
+        self.check_size(bundle)?;
+        let content = ContentHash::of(bundle);
+        self.trust.verify(&content, &signature)?;
+        let provenance = Provenance {
+            signer_key_id: signature.key_id.clone(),
+            record: signature.to_json(),
+        };
+        self.publish_verified(bundle, content, provenance, progress)
+            .await
+    }
+
+    /// Publishes an unsigned bundle the host app pinned by hash (the `sha256/<hex>/`
+    /// of its object key and its `bundle.sha256` sidecar), under `ALGA_BUNDLE_TRUST=host-pinned`
+    /// only; the bytes must hash to `pinned`.
+    pub async fn publish_host_pinned(
+        &self,
+        bundle: &[u8],
+        pinned: &ContentHash,
+        progress: &(dyn Fn(Stage) + Sync),
+    ) -> Result<Published, PublishError> {
+        progress(Stage::Verifying);
+        if self.bundle_trust != BundleTrust::HostPinned {
+            return Err(PublishError::SignatureMissing);
+        }
+        self.check_size(bundle)?;
+        let content = ContentHash::of(bundle);
+        if content != *pinned {
+            return Err(SignatureError::HashMismatch {
+                signed: *pinned,
+                actual: content,
+            }
+            .into());
+        }
+        let provenance = Provenance {
+            signer_key_id: provenance::HOST_PINNED_SIGNER.into(),
+            record: provenance::host_pin_json(&content),
+        };
+        self.publish_verified(bundle, content, provenance, progress)
+            .await
+    }
+
+    fn check_size(&self, bundle: &[u8]) -> Result<(), PublishError> {
         if bundle.len() as u64 > self.limits.max_compressed_bytes {
             return Err(ArchiveError::CompressedTooLarge {
                 size: bundle.len() as u64,
@@ -225,9 +285,18 @@ impl Publisher {
             }
             .into());
         }
-        let content = ContentHash::of(bundle);
-        self.trust.verify(&content, &signature)?;
+        Ok(())
+    }
 
+    /// Everything after the bundle's provenance was checked: unpack, validate,
+    /// compile, store, register.
+    async fn publish_verified(
+        &self,
+        bundle: &[u8],
+        content: ContentHash,
+        provenance: Provenance,
+        progress: &(dyn Fn(Stage) + Sync),
+    ) -> Result<Published, PublishError> {
         progress(Stage::Unpacking);
         let files = archive::unpack(bundle, &self.limits)?;
         let manifest_bytes = files
@@ -273,7 +342,7 @@ impl Publisher {
         }
 
         progress(Stage::Storing);
-        let signature_json = signature.to_json();
+        let signature_json = provenance.record.clone();
         let mut writer = Writer::new(self.blobs.as_ref());
         let stored = self
             .store_all(
@@ -305,8 +374,8 @@ impl Publisher {
             // keeps the manifest as written).
             manifest_json: manifest.to_json().to_string(),
             bundle_size: bundle.len() as u64,
-            signer_key_id: signature.key_id.clone(),
-            signature_json: signature.to_json(),
+            signer_key_id: provenance.signer_key_id,
+            signature_json: provenance.record,
             artifacts: artifacts.clone(),
             published_at: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -381,9 +450,11 @@ impl Publisher {
                 v.content_hash
             )));
         }
-        self.trust.verify(
+        provenance::verify_recorded(
+            &self.trust,
+            self.bundle_trust,
             &v.content_hash,
-            &Signature::from_json(v.signature_json.as_bytes())?,
+            v.signature_json.as_bytes(),
         )?;
         let files = archive::unpack(&bundle, &self.limits)?;
         let wasm = files

@@ -3,10 +3,18 @@
 //! objects in either order; whichever lands second triggers the publish. Every
 //! attempt leaves one record beside the bundle, `<name>.tar.zst.result.json`; a
 //! refused bundle leaves that record and nothing else.
+//!
+//! Alga's bundle store layout is understood too: `sha256/<hex>/bundle.tar.zst` or
+//! `tenants/<t>/extensions/<id>/sha256/<hex>/bundle.tar.zst`, with Alga's
+//! `bundle.sha256` sidecar (`<hex>` and a newline) beside it. Signed (our
+//! `bundle.tar.zst.sig.json` beside it), it publishes as any signed pair; unsigned,
+//! it publishes only under `ALGA_BUNDLE_TRUST=host-pinned`, when the key's hash,
+//! the sidecar's and the bytes' all agree.
 
 use serde::Serialize;
 
-use super::{PublishError, Publisher};
+use super::{PublishError, Published, Publisher};
+use crate::content::ContentHash;
 use crate::manifest::ManifestWarning;
 use crate::store::{BlobStore, FileFetch, Registered, StoreError};
 
@@ -57,6 +65,9 @@ pub async fn publish_upload(
     uploads: &dyn BlobStore,
     key: &str,
 ) -> Result<UploadOutcome, StoreError> {
+    if let Some(stored) = AlgaStoreKey::parse(key) {
+        return publish_from_alga_store(publisher, uploads, &stored).await;
+    }
     let bundle_key = if let Some(b) = key.strip_suffix(SIGNATURE_SUFFIX) {
         b.to_string()
     } else if key.ends_with(BUNDLE_SUFFIX) {
@@ -99,6 +110,134 @@ pub async fn publish_upload(
     Ok(outcome)
 }
 
+/// Whether `key` is an object of Alga's bundle store layout (at the bucket's
+/// root, whatever the upload prefix).
+pub fn is_bundle_store_key(key: &str) -> bool {
+    AlgaStoreKey::parse(key).is_some()
+}
+
+/// A key of Alga's bundle store: the folder `…sha256/<hex>/` and its hash.
+#[derive(Debug, PartialEq, Eq)]
+struct AlgaStoreKey {
+    folder: String,
+    hash: ContentHash,
+}
+
+/// Alga's bundle object and its hash sidecar.
+const ALGA_BUNDLE: &str = "bundle.tar.zst";
+const ALGA_SIDECAR: &str = "bundle.sha256";
+
+impl AlgaStoreKey {
+    /// `[tenants/<t>/extensions/<id>/]sha256/<64 lowercase hex>/(bundle.tar.zst|bundle.sha256)`.
+    fn parse(key: &str) -> Option<Self> {
+        let parts: Vec<&str> = key.split('/').collect();
+        let (last, rest) = parts.split_last()?;
+        if *last != ALGA_BUNDLE && *last != ALGA_SIDECAR {
+            return None;
+        }
+        let (hex, rest) = rest.split_last()?;
+        let (sha, prefix) = rest.split_last()?;
+        let lowercase_hex =
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if *sha != "sha256" || !lowercase_hex {
+            return None;
+        }
+        let tenant_scoped = matches!(
+            prefix,
+            ["tenants", t, "extensions", e] if plain(t) && plain(e)
+        );
+        if !prefix.is_empty() && !tenant_scoped {
+            return None;
+        }
+        Some(AlgaStoreKey {
+            folder: format!("{}/", parts[..parts.len() - 1].join("/")),
+            hash: ContentHash::parse(hex)?,
+        })
+    }
+}
+
+/// A key component that names something: not empty, not `.` or `..`.
+fn plain(component: &str) -> bool {
+    !matches!(component, "" | "." | "..")
+}
+
+/// Largest `bundle.sha256` sidecar accepted (65 bytes in practice).
+const SIDECAR_MAX: u64 = 1 << 10;
+
+/// Publishes a bundle of Alga's store (see the module docs).
+async fn publish_from_alga_store(
+    publisher: &Publisher,
+    uploads: &dyn BlobStore,
+    stored: &AlgaStoreKey,
+) -> Result<UploadOutcome, StoreError> {
+    let bundle_key = format!("{}{ALGA_BUNDLE}", stored.folder);
+    let sidecar_key = format!("{}{ALGA_SIDECAR}", stored.folder);
+    let signature_key = format!("{bundle_key}{SIGNATURE_SUFFIX}");
+    let max_bundle = publisher.limits().max_compressed_bytes;
+    let bundle = match read_bounded(uploads, &bundle_key, max_bundle).await? {
+        Bounded::Missing => {
+            return Ok(UploadOutcome::Waiting {
+                missing: bundle_key,
+            });
+        }
+        Bounded::TooLarge(size) => {
+            let outcome = UploadOutcome::Refused {
+                code: "too_large",
+                message: format!("the bundle is {size} bytes or more; the limit is {max_bundle}"),
+            };
+            record_result(uploads, &bundle_key, &outcome).await?;
+            return Ok(outcome);
+        }
+        Bounded::Bytes(b) => b,
+    };
+    let outcome = match read_bounded(uploads, &signature_key, SIGNATURE_MAX).await? {
+        Bounded::Bytes(signature) => publish_pair(publisher, &bundle, &signature).await?,
+        Bounded::TooLarge(size) => UploadOutcome::Refused {
+            code: "bad_signature",
+            message: format!(
+                "the signature file is {size} bytes or more; the limit is {SIGNATURE_MAX}"
+            ),
+        },
+        Bounded::Missing => match read_bounded(uploads, &sidecar_key, SIDECAR_MAX).await? {
+            Bounded::Missing => {
+                return Ok(UploadOutcome::Waiting {
+                    missing: sidecar_key,
+                });
+            }
+            Bounded::TooLarge(size) => UploadOutcome::Refused {
+                code: "bad_sidecar",
+                message: format!("{ALGA_SIDECAR} is {size} bytes or more; it holds one hash"),
+            },
+            Bounded::Bytes(sidecar) => match sidecar_hash(&sidecar) {
+                Some(h) if h == stored.hash => {
+                    outcome_of(publisher.publish_host_pinned(&bundle, &h, &|_| {}).await)?
+                }
+                Some(h) => UploadOutcome::Refused {
+                    code: "hash_mismatch",
+                    message: format!(
+                        "{ALGA_SIDECAR} names {h} but the object key names {}",
+                        stored.hash
+                    ),
+                },
+                None => UploadOutcome::Refused {
+                    code: "bad_sidecar",
+                    message: format!("{ALGA_SIDECAR} holds no sha256 (64 hex digits)"),
+                },
+            },
+        },
+    };
+    record_result(uploads, &bundle_key, &outcome).await?;
+    Ok(outcome)
+}
+
+/// The hash a `bundle.sha256` sidecar names: hex, optionally `sha256:`-prefixed,
+/// surrounding whitespace ignored.
+fn sidecar_hash(bytes: &[u8]) -> Option<ContentHash> {
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    let hex = text.strip_prefix("sha256:").unwrap_or(text);
+    (hex.len() == 64).then(|| ContentHash::parse(hex)).flatten()
+}
+
 /// Largest signature sidecar accepted (a few hundred bytes in practice).
 const SIGNATURE_MAX: u64 = 64 << 10;
 
@@ -132,25 +271,28 @@ async fn publish_pair(
     bundle: &[u8],
     signature: &[u8],
 ) -> Result<UploadOutcome, StoreError> {
-    Ok(
-        match publisher.publish(bundle, Some(signature), &|_| {}).await {
-            Ok(p) => UploadOutcome::Published {
-                content_hash: p.content_hash.to_string(),
-                extension: p.manifest.name.clone(),
-                version: p.manifest.version.to_string(),
-                outcome: match p.outcome {
-                    Registered::Created => "created",
-                    Registered::Unchanged => "unchanged",
-                },
-                warnings: p.warnings,
+    outcome_of(publisher.publish(bundle, Some(signature), &|_| {}).await)
+}
+
+/// A publish result as an upload outcome; `Err` only for a backend failure.
+fn outcome_of(result: Result<Published, PublishError>) -> Result<UploadOutcome, StoreError> {
+    Ok(match result {
+        Ok(p) => UploadOutcome::Published {
+            content_hash: p.content_hash.to_string(),
+            extension: p.manifest.name.clone(),
+            version: p.manifest.version.to_string(),
+            outcome: match p.outcome {
+                Registered::Created => "created",
+                Registered::Unchanged => "unchanged",
             },
-            Err(PublishError::Store(e)) => return Err(StoreError::Unavailable(e)),
-            Err(e) => UploadOutcome::Refused {
-                code: e.code(),
-                message: e.to_string(),
-            },
+            warnings: p.warnings,
         },
-    )
+        Err(PublishError::Store(e)) => return Err(StoreError::Unavailable(e)),
+        Err(e) => UploadOutcome::Refused {
+            code: e.code(),
+            message: e.to_string(),
+        },
+    })
 }
 
 /// Writes the one result record beside the bundle.
@@ -173,4 +315,44 @@ async fn record_result(
             &serde_json::to_vec_pretty(&record).unwrap_or_default(),
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algas_store_keys_are_recognised_and_nothing_else() {
+        let hex = "ab".repeat(32);
+        for key in [
+            format!("sha256/{hex}/bundle.tar.zst"),
+            format!("sha256/{hex}/bundle.sha256"),
+            format!("tenants/t1/extensions/e1/sha256/{hex}/bundle.tar.zst"),
+        ] {
+            let parsed = AlgaStoreKey::parse(&key).unwrap_or_else(|| panic!("{key}"));
+            assert_eq!(parsed.hash.hex(), hex);
+            assert!(key.starts_with(&parsed.folder), "{key}: {}", parsed.folder);
+        }
+        for key in [
+            format!("sha256/{hex}/manifest.json"),
+            format!("sha256/{}/bundle.tar.zst", "AB".repeat(32)),
+            format!("sha256/{}/bundle.tar.zst", "ab".repeat(31)),
+            format!("uploads/sha256/{hex}/bundle.tar.zst"),
+            format!("tenants/../extensions/e1/sha256/{hex}/bundle.tar.zst"),
+            format!("tenants//extensions/e1/sha256/{hex}/bundle.tar.zst"),
+            format!("tenants/t1/extensions/e1/x/sha256/{hex}/bundle.tar.zst"),
+            "uploads/hello-0.1.0.tar.zst".to_string(),
+        ] {
+            assert_eq!(AlgaStoreKey::parse(&key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn a_sidecar_holds_one_hash() {
+        let h = ContentHash::of(b"x");
+        assert_eq!(sidecar_hash(format!("{}\n", h.hex()).as_bytes()), Some(h));
+        assert_eq!(sidecar_hash(h.to_string().as_bytes()), Some(h));
+        assert_eq!(sidecar_hash(b"not a hash"), None);
+        assert_eq!(sidecar_hash(format!("{} extra", h.hex()).as_bytes()), None);
+    }
 }

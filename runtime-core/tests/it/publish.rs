@@ -998,3 +998,123 @@ async fn sec_10_a_failed_concurrent_publish_keeps_the_winners_blobs() {
     let out = execute(&env.executor(env.trust()), "t", &content, None).await;
     assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
 }
+
+/// An unsigned bundle in Alga's store layout (`tenants/<t>/extensions/<id>/sha256/<hex>/`
+/// with its `bundle.sha256` sidecar): published only under `host-pinned`, where the
+/// key's, the sidecar's and the bytes' hashes must agree; it runs only where
+/// the runner trusts host pins too, and is `bundle_untrusted` elsewhere.
+#[tokio::test]
+async fn an_unsigned_bundle_of_algas_store_publishes_only_when_host_pinned() {
+    use runtime_core::bundle::BundleTrust;
+    use runtime_core::publish::uploads::{UploadOutcome, publish_upload};
+    let env = Env::new();
+    let bundle = pack(MANIFEST, &guests::hello());
+    let content = ContentHash::of(&bundle);
+    let folder = format!("tenants/t1/extensions/ext-uuid/sha256/{}/", content.hex());
+    let uploads = env.local.uploads.clone();
+    uploads
+        .put(&format!("{folder}bundle.tar.zst"), &bundle)
+        .await
+        .unwrap();
+
+    // The bundle alone: waiting for the sidecar (there is no signature either).
+    let signature_only = env.publisher(env.trust());
+    let pinned = env
+        .publisher(env.trust())
+        .with_bundle_trust(BundleTrust::HostPinned);
+    let bundle_key = format!("{folder}bundle.tar.zst");
+    let outcome = publish_upload(&pinned, uploads.as_ref(), &bundle_key)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        UploadOutcome::Waiting {
+            missing: format!("{folder}bundle.sha256")
+        }
+    );
+
+    // A sidecar naming another hash: refused whatever the policy.
+    let sidecar_key = format!("{folder}bundle.sha256");
+    let other = ContentHash::of(b"other");
+    uploads
+        .put(&sidecar_key, format!("{}\n", other.hex()).as_bytes())
+        .await
+        .unwrap();
+    match publish_upload(&pinned, uploads.as_ref(), &sidecar_key)
+        .await
+        .unwrap()
+    {
+        UploadOutcome::Refused { code, .. } => assert_eq!(code, "hash_mismatch"),
+        other => panic!("{other:?}"),
+    }
+
+    // The right sidecar: refused under `signature`, nothing stored...
+    uploads.delete(&sidecar_key).await.unwrap();
+    uploads
+        .put(&sidecar_key, format!("{}\n", content.hex()).as_bytes())
+        .await
+        .unwrap();
+    match publish_upload(&signature_only, uploads.as_ref(), &sidecar_key)
+        .await
+        .unwrap()
+    {
+        UploadOutcome::Refused { code, .. } => assert_eq!(code, "signature_missing"),
+        other => panic!("{other:?}"),
+    }
+    assert!(env.blob_files().is_empty(), "{:?}", env.blob_files());
+    let record: serde_json::Value = serde_json::from_slice(
+        &uploads
+            .get(&format!("{folder}bundle.tar.zst.result.json"))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["result"]["code"], "signature_missing", "{record}");
+
+    // ...and published under `host-pinned`, recorded as pinned, not signed.
+    match publish_upload(&pinned, uploads.as_ref(), &sidecar_key)
+        .await
+        .unwrap()
+    {
+        UploadOutcome::Published {
+            content_hash,
+            outcome,
+            ..
+        } => {
+            assert_eq!(content_hash, content.to_string());
+            assert_eq!(outcome, "created");
+        }
+        other => panic!("{other:?}"),
+    }
+    let version = env
+        .local
+        .registry
+        .version_by_hash(&content)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(version.signer_key_id, "host-pinned");
+
+    // It runs where host pins are trusted, and nowhere else.
+    install_for_t(&env).await;
+    let trusting = Executor::new(
+        &env.config,
+        env.local.blobs.clone(),
+        Arc::new(
+            RegistryResolver::new(env.local.registry.clone(), env.trust())
+                .with_bundle_trust(BundleTrust::HostPinned),
+        ),
+        env.local.host_services(),
+    )
+    .unwrap();
+    let out = execute(&trusting, "t", &content, None).await;
+    assert_eq!(out.envelope.status, 200, "{:?}", out.envelope);
+    let strict = env.executor(env.trust());
+    let out = execute(&strict, "t", &content, None).await;
+    assert_eq!(
+        out.metrics.outcome, "bundle_untrusted",
+        "{:?}",
+        out.envelope
+    );
+}

@@ -219,3 +219,49 @@ fn fn_publish_answers_the_sample_events_under_cargo_lambdas_emulator() {
     assert_eq!(body["warnings"][0]["field"], "entry", "{body}");
     assert_eq!(body["warnings"].as_array().map(Vec::len), Some(1), "{body}");
 }
+
+/// An unsigned bundle in Alga's bundle-store layout with its `bundle.sha256`
+/// sidecar, announced by S3: refused under `ALGA_BUNDLE_TRUST=signature` (the
+/// default), published under `host-pinned`.
+#[test]
+fn fn_publish_takes_algas_unsigned_store_layout_only_when_host_pinned() {
+    for (policy, expected) in [("signature", "refused"), ("host-pinned", "published")] {
+        let work = tempfile::tempdir().unwrap();
+        let deployment = Deployment::new();
+        let (bundle, _unused_signature) = small_extension(work.path(), "0.1.0", &deployment.signer);
+        let hash = ContentHash::of(&bundle);
+        let folder = format!("tenants/t1/extensions/ext-uuid/sha256/{}/", hash.hex());
+        upload(&deployment, &format!("{folder}bundle.tar.zst"), &bundle);
+        upload(
+            &deployment,
+            &format!("{folder}bundle.sha256"),
+            format!("{}\n", hash.hex()).as_bytes(),
+        );
+
+        let mut lambda = Emulator::start();
+        let mut env = deployment.function_env();
+        env.push(("ALGA_PUBLISH_TOKEN".into(), PUBLISH_TOKEN.into()));
+        env.push(("ALGA_BUNDLE_TRUST".into(), policy.into()));
+        lambda.attach("fn-publish", env!("CARGO_BIN_EXE_fn-publish"), env);
+
+        let mut s3 = event("s3-put.json", "");
+        s3["Records"][0]["s3"]["object"]["key"] = format!("{folder}bundle.sha256").into();
+        let r = lambda.invoke("fn-publish", &s3);
+        let result = &r["results"][0];
+        assert_eq!(result["status"], expected, "{policy}: {r}");
+        let version = deployment
+            .block_on(deployment.aws.backends.registry.version_by_hash(&hash))
+            .unwrap();
+        if expected == "published" {
+            assert_eq!(result["content_hash"], hash.to_string(), "{r}");
+            let version = version.expect("registered");
+            assert_eq!(version.signer_key_id, "host-pinned");
+        } else {
+            assert_eq!(result["code"], "signature_missing", "{policy}: {r}");
+            assert!(version.is_none(), "{policy}: {version:?}");
+        }
+        // The record sits beside the bundle, in the store's own folder.
+        let record = uploaded_json(&deployment, &format!("{folder}bundle.tar.zst.result.json"));
+        assert_eq!(record["result"]["status"], expected, "{record}");
+    }
+}
