@@ -65,6 +65,8 @@ const runner = new AlgaExtensionRunner(stack, 'Runner', {
   lambdaDir: ctx('lambdaDir'),
   executeAuth: (['iam', 'private'] as const).find((m) => m === ctx('executeAuth')) ?? 'token',
   hostAppVpcEndpointId: ctx('hostAppVpcEndpointId'),
+  bundleTrust: ctx('bundleTrust') === 'host-pinned' ? 'host-pinned' : 'signature',
+  hostAppWriterArn: ctx('hostAppWriterArn'),
   installSource: ctx('installSource') === 'caller' ? 'caller' : 'registry',
   jwtIssuer,
   jwtAudience: jwtAudience.split(',').map((a) => a.trim()).filter((a) => a !== ''),

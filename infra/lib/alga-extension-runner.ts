@@ -97,6 +97,14 @@ export interface AlgaExtensionRunnerProps {
   readonly userClaim?: string;
   /** Inline JSON trust bundle (SIGNING_TRUST_BUNDLE). @default trusts no key */
   readonly signingTrustBundle?: string;
+  /**
+   * Which bundles publish and run (ALGA_BUNDLE_TRUST): `signature`, or `host-pinned` (also
+   * unsigned bundles of Alga's bundle-store layout whose key, bundle.sha256 sidecar and bytes
+   * agree; then only `hostAppWriterArn` and publish may write the upload bucket). @default 'signature'
+   */
+  readonly bundleTrust?: 'signature' | 'host-pinned';
+  /** With bundleTrust 'host-pinned' (required then): the host app's IAM role or user that writes bundles. */
+  readonly hostAppWriterArn?: string;
   /** Name prefix of the per-install secrets execute may read. @default 'alga/' */
   readonly secretsPrefix?: string;
   /** Upload bucket key prefix whose new objects trigger publish. @default 'uploads/' */
@@ -143,6 +151,8 @@ const DEFAULTS: Record<AlgaFunctionKey, { memorySize: number; timeout: Duration;
 const TABLE_READ = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
 const TABLE_WRITE = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem'];
 const PUBLISHED_PREFIXES = ['bundles/', 'ui/', 'artifacts/'];
+/** Alga's bundle-store layout (sha256/<hex>/, tenants/<t>/extensions/<id>/sha256/<hex>/), at the upload bucket's root. */
+const ALGA_STORE_PREFIXES = ['sha256/', 'tenants/'];
 /** `source` of every event an extension emits: `alga.extension/<extension id>`. */
 const EXTENSION_SOURCE_PREFIX = 'alga.extension/';
 
@@ -200,6 +210,12 @@ export class AlgaExtensionRunner extends Construct {
     }
     if (props.jwtAudience.length === 0) {
       throw new Error('AlgaExtensionRunner: jwtAudience needs at least one audience');
+    }
+    const bundleTrust = props.bundleTrust ?? 'signature';
+    if (bundleTrust === 'host-pinned' && !/^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)\/.+/.test(props.hostAppWriterArn ?? '')) {
+      throw new Error(
+        `AlgaExtensionRunner: bundleTrust 'host-pinned' needs hostAppWriterArn (an IAM role or user ARN), got '${props.hostAppWriterArn ?? ''}'`,
+      );
     }
     const privateExecute = props.executeAuth === 'private';
     if (privateExecute && !/^vpce-[0-9a-f]{8,17}$/.test(props.hostAppVpcEndpointId ?? '')) {
@@ -402,6 +418,7 @@ export class AlgaExtensionRunner extends Construct {
       ALGA_QUOTA_PER_MINUTE: String(props.quotaPerMinute ?? 600),
       ALGA_QUOTA_PER_DAY: String(props.quotaPerDay ?? 100000),
       SIGNING_TRUST_BUNDLE: trustBundle,
+      ALGA_BUNDLE_TRUST: bundleTrust,
       ALGA_ARTIFACT_CACHE_DIR: '/tmp/alga-artifacts',
       EXT_EGRESS_ALLOWLIST: props.egressAllowlist,
       ...schedulerEnv,
@@ -421,6 +438,7 @@ export class AlgaExtensionRunner extends Construct {
       ALGA_UPLOAD_PREFIX: uploadPrefix,
       ALGA_PUBLISH_TOKEN_SECRET_ID: this.publishTokenSecret.secretArn,
       SIGNING_TRUST_BUNDLE: trustBundle,
+      ALGA_BUNDLE_TRUST: bundleTrust,
     });
     const eventsFn = makeFunction(
       'events',
@@ -493,9 +511,31 @@ export class AlgaExtensionRunner extends Construct {
     uiAssets.addToRolePolicy(new iam.PolicyStatement({ sid: 'TableRead', actions: TABLE_READ, resources: tableResources }));
 
     // publish: the only writer of bundles/, ui/, artifacts/ (delete: undo a failed publish).
+    // The upload pairs, and Alga's bundle-store layout at the bucket's root; one result record beside each.
+    const uploadAreas = [uploadPrefix, ...ALGA_STORE_PREFIXES];
     publish.addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'ReadUploads', actions: ['s3:GetObject'], resources: objects(this.uploadBucket, [uploadPrefix]) }),
+      new iam.PolicyStatement({ sid: 'ReadUploads', actions: ['s3:GetObject'], resources: objects(this.uploadBucket, uploadAreas) }),
     );
+    publish.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'WriteUploadRecords',
+        actions: ['s3:PutObject', 's3:DeleteObject'],
+        resources: uploadAreas.map((p) => this.uploadBucket.arnForObjects(`${p}*.result.json`)),
+      }),
+    );
+    if (bundleTrust === 'host-pinned') {
+      // host-pinned trusts an unsigned bundle because only the host app can put it here.
+      this.uploadBucket.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'OnlyTheHostAppAndPublishWrite',
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: ['s3:PutObject', 's3:DeleteObject'],
+          resources: [this.uploadBucket.arnForObjects('*')],
+          conditions: { StringNotEquals: { 'aws:PrincipalArn': [props.hostAppWriterArn!, publish.role!.roleArn] } },
+        }),
+      );
+    }
     publish.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'WriteBundlesUiArtifacts',
@@ -508,7 +548,9 @@ export class AlgaExtensionRunner extends Construct {
     publish.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'ReadPublishToken', actions: ['secretsmanager:GetSecretValue'], resources: [this.publishTokenSecret.secretArn] }),
     );
-    this.uploadBucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(publish), { prefix: uploadPrefix });
+    for (const prefix of uploadAreas) {
+      this.uploadBucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(publish), { prefix });
+    }
 
     // events: runs guests like execute (installs' secrets, not the service token), consumes
     // its queue (the event source adds that), sends to it (re-queue) and to the delivery DLQ,

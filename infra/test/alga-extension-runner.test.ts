@@ -202,17 +202,15 @@ describe('AlgaExtensionRunner (defaults)', () => {
     assert.equal(rules[0].Prefix, 'uploads/');
   });
 
-  test('upload prefix notifies publish on ObjectCreated', () => {
+  test("upload prefix and Alga's store layout notify publish on ObjectCreated", () => {
     s.template.hasResourceProperties('Custom::S3BucketNotifications', {
       BucketName: { Ref: uploads },
       NotificationConfiguration: {
-        LambdaFunctionConfigurations: [
-          {
-            Events: ['s3:ObjectCreated:*'],
-            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'uploads/' }] } },
-            LambdaFunctionArn: { 'Fn::GetAtt': [lid(s, s.runner.functions.publish), 'Arn'] },
-          },
-        ],
+        LambdaFunctionConfigurations: ['uploads/', 'sha256/', 'tenants/'].map((prefix) => ({
+          Events: ['s3:ObjectCreated:*'],
+          Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: prefix }] } },
+          LambdaFunctionArn: { 'Fn::GetAtt': [lid(s, s.runner.functions.publish), 'Arn'] },
+        })),
       },
     });
     s.template.hasResourceProperties('AWS::Lambda::Permission', {
@@ -439,9 +437,12 @@ describe('AlgaExtensionRunner (defaults)', () => {
   test('IAM: only publish writes bundles/ ui/ artifacts/', () => {
     const pub = statementsOf(s, 'publish');
     const published = [`\${${bucket}.Arn}/artifacts/*`, `\${${bucket}.Arn}/bundles/*`, `\${${bucket}.Arn}/ui/*`];
-    assert.deepEqual(allowed(pub, 's3:PutObject'), published);
-    assert.deepEqual(allowed(pub, 's3:DeleteObject'), published);
-    assert.deepEqual(allowed(pub, 's3:GetObject'), [...published, `\${${uploads}.Arn}/uploads/*`].sort());
+    // In the upload bucket: read the upload areas, write only the result records.
+    const areas = ['uploads/', 'sha256/', 'tenants/'];
+    const records = areas.map((p) => `\${${uploads}.Arn}/${p}*.result.json`);
+    assert.deepEqual(allowed(pub, 's3:PutObject'), [...published, ...records].sort());
+    assert.deepEqual(allowed(pub, 's3:DeleteObject'), [...published, ...records].sort());
+    assert.deepEqual(allowed(pub, 's3:GetObject'), [...published, ...areas.map((p) => `\${${uploads}.Arn}/${p}*`)].sort());
     assert.deepEqual(allowed(pub, 'secretsmanager:GetSecretValue'), [`\${${lid(s, s.runner.publishTokenSecret)}}`]);
     assert.deepEqual(allowed(pub, 'dynamodb:PutItem'), [`\${${table}.Arn}`, `\${${table}.Arn}/index/*`]);
     for (const key of ['execute', 'uiAssets', 'events'] as AlgaFunctionKey[]) {
@@ -655,7 +656,7 @@ describe('AlgaExtensionRunner (props)', () => {
     s.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
     s.template.hasResourceProperties('Custom::S3BucketNotifications', {
       NotificationConfiguration: {
-        LambdaFunctionConfigurations: [Match.objectLike({ Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'incoming/' }] } } })],
+        LambdaFunctionConfigurations: Match.arrayWith([Match.objectLike({ Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'incoming/' }] } } })]),
       },
     });
     const st = statementsOf(s, 'execute');
@@ -739,6 +740,29 @@ describe('AlgaExtensionRunner (props)', () => {
     const d = synth();
     assert.equal(d.json.Resources[lid(d, d.runner.functions.execute)].Properties.Environment.Variables.ALGA_EXECUTE_VPC_ENDPOINT_IDS, undefined);
     d.template.resourceCountIs('AWS::ApiGateway::RestApi', 0);
+  });
+
+  test('host-pinned bundles: ALGA_BUNDLE_TRUST everywhere guests run or publish, and only the host app and publish write uploads', () => {
+    const writer = 'arn:aws:iam::123456789012:role/alga-server';
+    const p = synth({ bundleTrust: 'host-pinned', hostAppWriterArn: writer });
+    for (const key of ['execute', 'publish', 'events'] as AlgaFunctionKey[]) {
+      const env = p.json.Resources[lid(p, p.runner.functions[key])].Properties.Environment.Variables;
+      assert.equal(env.ALGA_BUNDLE_TRUST, 'host-pinned', key);
+    }
+    const policies = Object.values<Json>(p.template.findResources('AWS::S3::BucketPolicy'));
+    const uploadPolicy = policies.find((b) => b.Properties.Bucket.Ref === lid(p, p.runner.uploadBucket));
+    const deny = uploadPolicy.Properties.PolicyDocument.Statement.find((st: Json) => st.Sid === 'OnlyTheHostAppAndPublishWrite');
+    assert.equal(deny.Effect, 'Deny');
+    assert.deepEqual(deny.Action, ['s3:PutObject', 's3:DeleteObject']);
+    const principals = deny.Condition.StringNotEquals['aws:PrincipalArn'];
+    assert.equal(principals[0], writer);
+    assert.equal(principals.length, 2);
+    // The default trusts signatures only and leaves the bucket policy alone.
+    const d = synth();
+    assert.equal(d.json.Resources[lid(d, d.runner.functions.publish)].Properties.Environment.Variables.ALGA_BUNDLE_TRUST, 'signature');
+    const dPolicies = Object.values<Json>(d.template.findResources('AWS::S3::BucketPolicy'));
+    assert.ok(!JSON.stringify(dPolicies).includes('OnlyTheHostAppAndPublishWrite'));
+    assert.throws(() => synth({ bundleTrust: 'host-pinned' }), /hostAppWriterArn/);
   });
 
   test('private execute without the host app endpoint is refused at synth time', () => {

@@ -80,7 +80,7 @@ describe('template.yaml (SAM, translated)', () => {
       'AWS::IAM::Role': 5, // one per function, and the one EventBridge Scheduler assumes
       'AWS::Lambda::EventSourceMapping': 1,
       'AWS::Lambda::Function': 4,
-      'AWS::Lambda::Permission': 7,
+      'AWS::Lambda::Permission': 9, // incl. S3 -> publish for the upload prefix, sha256/ and tenants/
       'AWS::Lambda::Url': 1,
       'AWS::Logs::LogGroup': 5,
       'AWS::S3::Bucket': 2,
@@ -128,11 +128,23 @@ describe('template.yaml (SAM, translated)', () => {
     assert.equal(ofType('AWS::SecretsManager::Secret').length, 2);
   });
 
-  test('publish is notified for the upload prefix; events consumes the queue with partial batch failures', () => {
-    const cfg = r.UploadBucket.Properties.NotificationConfiguration.LambdaConfigurations[0];
-    assert.equal(cfg.Event, 's3:ObjectCreated:*');
-    assert.deepEqual(cfg.Function, { 'Fn::GetAtt': ['PublishFunction', 'Arn'] });
-    assert.deepEqual(cfg.Filter.S3Key.Rules, [{ Name: 'prefix', Value: { Ref: 'UploadPrefix' } }]);
+  test("publish is notified for the upload prefix and Alga's store layout; events consumes the queue with partial batch failures", () => {
+    const cfgs = r.UploadBucket.Properties.NotificationConfiguration.LambdaConfigurations;
+    for (const cfg of cfgs) {
+      assert.equal(cfg.Event, 's3:ObjectCreated:*');
+      assert.deepEqual(cfg.Function, { 'Fn::GetAtt': ['PublishFunction', 'Arn'] });
+    }
+    const prefixes = cfgs.map((c: Json) => c.Filter.S3Key.Rules[0].Value);
+    assert.deepEqual(prefixes, ['sha256/', 'tenants/', { Ref: 'UploadPrefix' }]);
+    // publish reads there and writes only the result records.
+    const uploads = 'arn:${AWS::Partition}:s3:::alga-uploads-${StackUuid}/';
+    assert.deepEqual(
+      allowed(stmts('PublishFunction'), 's3:DeleteObject').filter((a) => a.startsWith(uploads)),
+      ['${UploadPrefix}*.result.json', 'sha256/*.result.json', 'tenants/*.result.json'].map((k) => uploads + k),
+    );
+    for (const k of ['${UploadPrefix}*', 'sha256/*', 'tenants/*']) {
+      assert.ok(allowed(stmts('PublishFunction'), 's3:GetObject').includes(uploads + k), k);
+    }
     const [[, esm]] = ofType('AWS::Lambda::EventSourceMapping');
     assert.deepEqual(esm.Properties.FunctionResponseTypes, ['ReportBatchItemFailures']);
     assert.deepEqual(esm.Properties.EventSourceArn, { 'Fn::GetAtt': ['EventsQueue', 'Arn'] });
@@ -181,6 +193,25 @@ describe('template.yaml (SAM, translated)', () => {
     assert.deepEqual(t.Parameters.ExecuteAuth.AllowedValues, ['token', 'iam', 'private']);
   });
 
+  test('bundle trust: every guest-running function and publish get ALGA_BUNDLE_TRUST; host-pinned locks the upload bucket', () => {
+    for (const fn of ['ExecuteFunction', 'PublishFunction', 'EventsFunction']) {
+      assert.deepEqual(r[fn].Properties.Environment.Variables.ALGA_BUNDLE_TRUST, { Ref: 'BundleTrust' }, fn);
+    }
+    assert.deepEqual(t.Parameters.BundleTrust.AllowedValues, ['signature', 'host-pinned']);
+    assert.equal(t.Parameters.BundleTrust.Default, 'signature');
+    const rule = t.Rules.HostPinnedNeedsTheOnlyWriter;
+    assert.deepEqual(rule.RuleCondition, { 'Fn::Equals': [{ Ref: 'BundleTrust' }, 'host-pinned'] });
+    assert.deepEqual(rule.Assertions[0].Assert, { 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'HostAppWriterArn' }, ''] }] });
+    const conditional = r.UploadBucketPolicy.Properties.PolicyDocument.Statement.find((s: Json) => s['Fn::If']);
+    assert.ok(conditional, 'the upload bucket policy has a host-pinned statement');
+    const [condition, deny, otherwise] = conditional['Fn::If'];
+    assert.equal(condition, 'BundlesAreHostPinned');
+    assert.deepEqual(otherwise, { Ref: 'AWS::NoValue' });
+    assert.equal(deny.Effect, 'Deny');
+    assert.deepEqual(deny.Action, ['s3:PutObject', 's3:DeleteObject']);
+    assert.deepEqual(deny.Condition.StringNotEquals['aws:PrincipalArn'], [{ Ref: 'HostAppWriterArn' }, { 'Fn::GetAtt': ['PublishRole', 'Arn'] }]);
+  });
+
   test('ui-assets behind CloudFront: IAM function URL, lambda OAC, both invoke permissions', () => {
     assert.equal(r.UiAssetsFunctionUrl.Properties.AuthType, 'AWS_IAM');
     assert.equal(r.UiOriginAccessControl.Properties.OriginAccessControlConfig.OriginAccessControlOriginType, 'lambda');
@@ -218,7 +249,10 @@ describe('template.yaml (SAM, translated)', () => {
 
   test('IAM: only publish writes bundles/ ui/ artifacts/', () => {
     const published = ['${AlgaBucket.Arn}/artifacts/*', '${AlgaBucket.Arn}/bundles/*', '${AlgaBucket.Arn}/ui/*'];
-    assert.deepEqual(allowed(stmts('PublishFunction'), 's3:PutObject'), published);
+    // In the Alga bucket exactly the published prefixes; in the upload bucket only result records.
+    const writes = allowed(stmts('PublishFunction'), 's3:PutObject');
+    assert.deepEqual(writes.filter((a) => a.startsWith('${AlgaBucket.Arn}')), published);
+    assert.ok(writes.filter((a) => !a.startsWith('${AlgaBucket.Arn}')).every((a) => a.endsWith('*.result.json')), writes.join(', '));
     for (const fn of ['ExecuteFunction', 'UiAssetsFunction', 'EventsFunction'] as const) {
       assert.deepEqual(allowed(stmts(fn), 's3:PutObject'), [], fn);
       assert.deepEqual(allowed(stmts(fn), 's3:DeleteObject'), [], fn);
