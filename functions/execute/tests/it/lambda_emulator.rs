@@ -393,3 +393,122 @@ fn private_mode_answers_only_requests_through_the_host_apps_vpc_endpoint() {
         assert!(error.starts_with("unauthorized"), "{shape}: {error}");
     }
 }
+
+/// Alga's three senders of `POST /v1/execute`, replayed as Alga's code sends
+/// them (headers, body shape, its registry UUID as the extension, its install
+/// UUID, the install's grants as `providers`; a credential only from the
+/// ext-proxy), through the private REST API in `caller` install mode: each runs
+/// the guest as the request names it, though our registry has no such install.
+#[test]
+fn algas_three_senders_run_unchanged_through_the_private_api_in_caller_mode() {
+    const TENANT: &str = "5f0e7c1a-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
+    const REGISTRY_UUID: &str = "9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a";
+    const INSTALL_UUID: &str = "3c2b1a09-8f7e-4d6c-a5b4-93827160f5e4";
+    const VERSION_UUID: &str = "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d";
+    let (_deployment, hex, lambda) = start_execute_with(&[
+        ("ALGA_EXECUTE_AUTH", "private"),
+        ("ALGA_EXECUTE_VPC_ENDPOINT_IDS", HOST_APP_VPCE),
+        ("ALGA_INSTALL_SOURCE", "caller"),
+    ]);
+    let providers = serde_json::json!([
+        "cap:context.read",
+        "cap:log.emit",
+        "cap:storage.kv",
+        "cap:secrets.get"
+    ]);
+    let through_private_api = |headers: serde_json::Value, body: serde_json::Value| {
+        let mut e = event("execute-private-rest-v1.json", &hex);
+        e["multiValueHeaders"] = headers
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!([v])))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        e["headers"] = headers;
+        e["body"] = body.to_string().into();
+        lambda.invoke("fn-execute", &e)
+    };
+    let hash = format!("sha256:{hex}");
+
+    // (a) The iframe bridge's ext-proxy: the service token (ignored here), the routing headers.
+    let ext_proxy = through_private_api(
+        serde_json::json!({
+            "content-type": "application/json",
+            "x-runner-service-token": "local-runner-key",
+            "x-request-id": "proxy-1",
+            "x-alga-tenant": TENANT,
+            "x-alga-extension": REGISTRY_UUID,
+        }),
+        serde_json::json!({
+            "context": {"request_id": "proxy-1", "tenant_id": TENANT, "extension_id": REGISTRY_UUID,
+                        "install_id": INSTALL_UUID, "version_id": VERSION_UUID, "content_hash": hash,
+                        "config": {}},
+            "http": {"method": "GET", "path": "/api/hello", "query": {}, "headers": {}},
+            "limits": {"timeout_ms": 5000},
+            "providers": providers,
+        }),
+    );
+    let body = envelope_guest_body(&ext_proxy);
+    assert_eq!(body["tenant"], TENANT, "{body}");
+    assert_eq!(body["installId"], INSTALL_UUID, "{body}");
+
+    // (b) The public gateway route: no credential; an idempotency key, the
+    // caller's query and filtered headers, the signed-in user, a POST body.
+    let gateway = through_private_api(
+        serde_json::json!({
+            "content-type": "application/json",
+            "x-request-id": "gw-1",
+            "x-alga-tenant": TENANT,
+            "x-alga-extension": REGISTRY_UUID,
+            "x-idempotency-key": "gw-1",
+        }),
+        serde_json::json!({
+            "context": {"request_id": "gw-1", "tenant_id": TENANT, "extension_id": REGISTRY_UUID,
+                        "install_id": INSTALL_UUID, "content_hash": hash, "version_id": VERSION_UUID,
+                        "config": {}},
+            "http": {"method": "POST", "path": "/api/echo", "query": {"page": "1"},
+                     "headers": {"content-type": "application/json", "x-alga-tenant": TENANT,
+                                 "x-alga-extension": REGISTRY_UUID},
+                     "body_b64": base64::engine::general_purpose::STANDARD.encode(br#"{"hello":"alga"}"#)},
+            "limits": {"timeout_ms": 30000},
+            "providers": providers,
+            "user": {"user_id": "u-1", "user_email": "grace@acme.example", "user_name": "Grace Hopper",
+                     "company_name": "Acme", "user_type": "internal"},
+        }),
+    );
+    assert_eq!(gateway["statusCode"], 200, "{gateway}");
+    let envelope = json_body(&gateway);
+    assert_eq!(envelope["status"], 200, "{envelope}");
+    let echoed = base64::engine::general_purpose::STANDARD
+        .decode(envelope["body_b64"].as_str().unwrap())
+        .unwrap();
+    let echoed: serde_json::Value = serde_json::from_slice(&echoed).unwrap();
+    assert_eq!(echoed["body"], r#"{"hello":"alga"}"#, "{echoed}");
+    assert_eq!(echoed["method"], "POST", "{echoed}");
+    assert_eq!(echoed["url"], "/api/echo?page=1", "{echoed}");
+
+    // (c) The scheduled-invocation job: no credential, a fresh request id as the
+    // idempotency key, `trigger` and `schedule_id` in the context, no body for GET.
+    let scheduled = through_private_api(
+        serde_json::json!({
+            "content-type": "application/json",
+            "x-request-id": "job-1",
+            "x-idempotency-key": "job-1",
+            "x-alga-tenant": TENANT,
+            "x-alga-extension": REGISTRY_UUID,
+        }),
+        serde_json::json!({
+            "context": {"request_id": "job-1", "tenant_id": TENANT, "extension_id": REGISTRY_UUID,
+                        "install_id": INSTALL_UUID, "version_id": VERSION_UUID, "content_hash": hash,
+                        "config": {}, "trigger": "schedule", "schedule_id": "sch-1"},
+            "http": {"method": "GET", "path": "/api/hello", "query": {},
+                     "headers": {"x-alga-tenant": TENANT, "x-alga-extension": REGISTRY_UUID}},
+            "limits": {"timeout_ms": 30000},
+            "providers": providers,
+        }),
+    );
+    let body = envelope_guest_body(&scheduled);
+    assert_eq!(body["tenant"], TENANT, "{body}");
+    assert_eq!(body["installId"], INSTALL_UUID, "{body}");
+}
