@@ -75,6 +75,7 @@ fn bench(c: &mut Criterion) {
                 version: Some("1.0.0".into()),
                 grants: vec![],
                 config: Default::default(),
+                ..Default::default()
             })
             .await
             .unwrap();

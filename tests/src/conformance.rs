@@ -722,6 +722,7 @@ pub async fn registry_conformance(reg: Arc<dyn Registry>) {
             version: None,
             grants: vec!["cap:storage.kv".into(), "cap:http.fetch".into()],
             config: BTreeMap::from([("mode".into(), "test".into())]),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -754,6 +755,7 @@ pub async fn registry_conformance(reg: Arc<dyn Registry>) {
             version: Some("1.0.0".into()),
             grants: vec!["cap:secrets.get".into()],
             config: BTreeMap::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -990,4 +992,118 @@ pub async fn subscription_conformance(reg: Arc<dyn Registry>) {
         ["com.example.subs-y /api/y"],
         "the other tenant's uninstall leaves this one alone"
     );
+}
+
+/// Host-app ids on installs (Alga's registry UUID and install UUID): kept,
+/// found by the host extension id across tenants, unique per tenant, kept when an
+/// upgrade names none, released on uninstall.
+pub async fn host_id_conformance(reg: Arc<dyn Registry>) {
+    let x = version("com.example.hostx", "1.0.0", "hx-1");
+    let y = version("com.example.hosty", "1.0.0", "hy-1");
+    for v in [&x, &y] {
+        reg.register_version(v).await.unwrap();
+    }
+    let uuid = "9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a";
+    let install = |tenant: &str, ext: &str, host_ext: Option<&str>, host_install: Option<&str>| {
+        InstallRequest {
+            tenant: tenant.into(),
+            extension_id: ext.into(),
+            host_extension_id: host_ext.map(String::from),
+            host_install_id: host_install.map(String::from),
+            ..Default::default()
+        }
+    };
+    let a = reg
+        .install(&install(
+            "tenant-h1",
+            "com.example.hostx",
+            Some(uuid),
+            Some("inst-1"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(a.host_extension_id.as_deref(), Some(uuid));
+    assert_eq!(a.host_install_id.as_deref(), Some("inst-1"));
+    assert!(a.answers_to("inst-1") && a.answers_to(&a.install_id) && !a.answers_to("inst-2"));
+    assert_eq!(
+        reg.get_install("tenant-h1", "com.example.hostx")
+            .await
+            .unwrap(),
+        Some(a.clone())
+    );
+    // Another tenant may use the same host extension id (Alga's registry is global).
+    let b = reg
+        .install(&install(
+            "tenant-h2",
+            "com.example.hostx",
+            Some(uuid),
+            Some("inst-2"),
+        ))
+        .await
+        .unwrap();
+    let found: BTreeSet<String> = reg
+        .list_installs_by_host_extension(uuid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.tenant)
+        .collect();
+    assert_eq!(
+        found,
+        BTreeSet::from(["tenant-h1".into(), "tenant-h2".into()])
+    );
+    assert!(
+        reg.list_installs_by_host_extension("unknown")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Within a tenant it names one extension only.
+    assert!(matches!(
+        reg.install(&install("tenant-h1", "com.example.hosty", Some(uuid), None))
+            .await,
+        Err(RegistryError::Invalid(_))
+    ));
+    assert!(
+        reg.get_install("tenant-h1", "com.example.hosty")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // An upgrade or re-grant that names no host ids keeps them.
+    let kept = reg
+        .install(&install("tenant-h1", "com.example.hostx", None, None))
+        .await
+        .unwrap();
+    assert_eq!(kept.host_extension_id.as_deref(), Some(uuid));
+    assert_eq!(kept.host_install_id.as_deref(), Some("inst-1"));
+    assert_eq!(kept.install_id, a.install_id);
+    // Ids that are not ids are refused before anything is written.
+    assert!(matches!(
+        reg.install(&install(
+            "tenant-h3",
+            "com.example.hostx",
+            Some("a b"),
+            None
+        ))
+        .await,
+        Err(RegistryError::Invalid(_))
+    ));
+    // Uninstalling releases the id: the tenant may give it to another extension.
+    reg.uninstall("tenant-h1", "com.example.hostx")
+        .await
+        .unwrap();
+    let found: Vec<String> = reg
+        .list_installs_by_host_extension(uuid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.tenant)
+        .collect();
+    assert_eq!(found, vec![b.tenant.clone()]);
+    let y_install = reg
+        .install(&install("tenant-h1", "com.example.hosty", Some(uuid), None))
+        .await
+        .unwrap();
+    assert_eq!(y_install.host_extension_id.as_deref(), Some(uuid));
 }

@@ -184,6 +184,7 @@ pub async fn fleet_with(
                 version: None,
                 grants,
                 config: BTreeMap::new(),
+                ..Default::default()
             })
             .await
             .unwrap();

@@ -326,6 +326,7 @@ impl Deployment {
                     version: Some(published.manifest.version.to_string()),
                     grants,
                     config: Default::default(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap();

@@ -83,6 +83,7 @@ pub async fn install(
             version: None,
             grants: grants.iter().map(|g| g.to_string()).collect(),
             config,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -35,6 +35,13 @@ pub struct InstallArgs {
     /// A configuration value, `key=value` (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
+    /// The host app's id of the extension (Alga's registry UUID): `/v1/execute`
+    /// and ext-ui then accept it in place of the extension's name [default: keep].
+    #[arg(long, value_name = "ID")]
+    host_extension_id: Option<String>,
+    /// The host app's id of this install (Alga's install UUID) [default: keep].
+    #[arg(long, value_name = "ID")]
+    host_install_id: Option<String>,
 }
 
 /// Arguments of `grant`.
@@ -73,6 +80,13 @@ fn print_install(i: &InstallRecord) {
         if i.enabled { "enabled" } else { "disabled" },
         grants.join(",")
     );
+    if i.host_extension_id.is_some() || i.host_install_id.is_some() {
+        println!(
+            "host ids: extension {} install {}",
+            i.host_extension_id.as_deref().unwrap_or("-"),
+            i.host_install_id.as_deref().unwrap_or("-")
+        );
+    }
 }
 
 /// Runs `install`.
@@ -101,6 +115,8 @@ pub async fn install(args: InstallArgs, data: &Path) -> crate::Outcome {
             version: args.version,
             grants,
             config,
+            host_extension_id: args.host_extension_id,
+            host_install_id: args.host_install_id,
         })
         .await
         .map_err(refused)?;
@@ -183,6 +199,7 @@ pub async fn grant(args: GrantArgs, data: &Path) -> crate::Outcome {
             version: Some(current.version),
             grants: args.grants,
             config: current.config,
+            ..Default::default()
         })
         .await
         .map_err(refused)?;

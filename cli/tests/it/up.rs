@@ -933,3 +933,98 @@ fn up_in_caller_mode_runs_algas_request_shape() {
         "{env}"
     );
 }
+
+/// In `registry` mode an install can carry Alga's ids (`install --host-extension-id
+/// --host-install-id`): `/v1/execute` then accepts Alga's request as it sends it
+/// (its registry UUID as the extension, its install UUID), and ext-ui serves the
+/// iframe at Alga's URL (registry UUID, `encodeURIComponent`ed hash). Another
+/// tenant's UUID install id is not this install.
+#[test]
+fn up_in_registry_mode_accepts_algas_ids_the_install_carries() {
+    const TENANT: &str = "5f0e7c1a-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
+    const REGISTRY_UUID: &str = "9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a";
+    const INSTALL_UUID: &str = "3c2b1a09-8f7e-4d6c-a5b4-93827160f5e4";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let up = start(&data, &[], TENANT);
+    let hash = content_hash(&up);
+    let out = Command::new(env!("CARGO_BIN_EXE_alga-lambda"))
+        .args(["install", EXT, "--tenant", TENANT, "--grant-requested"])
+        .args([
+            "--host-extension-id",
+            REGISTRY_UUID,
+            "--host-install-id",
+            INSTALL_UUID,
+        ])
+        .arg("--data")
+        .arg(&data)
+        .env_remove("ALGA_BACKEND")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains(&format!(
+            "host ids: extension {REGISTRY_UUID} install {INSTALL_UUID}"
+        )),
+        "{said}"
+    );
+
+    let alga_request = |install_id: &str| {
+        let body = serde_json::json!({
+            "context": {"tenant_id": TENANT, "extension_id": REGISTRY_UUID, "content_hash": hash,
+                        "install_id": install_id, "request_id": "alga-2", "config": {}},
+            "http": {"method": "GET", "path": "/api/hello", "query": {}, "headers": {}},
+            "limits": {"timeout_ms": 5000},
+        });
+        send(
+            up.addr,
+            "POST",
+            "/v1/execute",
+            &[
+                ("x-runner-service-token", TOKEN),
+                ("content-type", "application/json"),
+                ("x-alga-tenant", TENANT),
+                ("x-alga-extension", REGISTRY_UUID),
+            ],
+            &serde_json::to_vec(&body).unwrap(),
+        )
+    };
+    let env = alga_request(INSTALL_UUID).json();
+    assert_eq!(env["status"], 200, "{env}");
+    let out = base64::engine::general_purpose::STANDARD
+        .decode(env["body_b64"].as_str().unwrap())
+        .unwrap();
+    let out: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(out["tenant"], TENANT, "{out}");
+    // An install id that is neither ours nor the host app's: not this install.
+    let env = alga_request("00000000-0000-4000-8000-000000000000").json();
+    assert_eq!(env["status"], 404, "{env}");
+
+    // Alga's iframe URL: its registry UUID and the encoded hash.
+    let r = send(
+        up.addr,
+        "GET",
+        &format!(
+            "/ext-ui/{REGISTRY_UUID}/{}/index.html?path=%2F&tenant={TENANT}&extensionId={REGISTRY_UUID}",
+            hash.replace(':', "%3A")
+        ),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    // A UUID no install carries: the same not_found as any unknown extension.
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("/ext-ui/11111111-2222-4333-8444-555555555555/{hash}/index.html"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+}

@@ -10,7 +10,7 @@ use super::resolve::{InstallSource, ResolveQuery, Resolved, Resolver};
 use crate::bundle::provenance::{self, BundleTrust};
 use crate::bundle::trust::TrustBundle;
 use crate::content::ContentHash;
-use crate::store::{Registry, RegistryError, VersionRecord};
+use crate::store::{InstallRecord, Registry, RegistryError, VersionRecord};
 
 /// Resolves through the registry: the content hash must be the one the tenant's
 /// enabled install runs, and its signature must still verify against the trust
@@ -53,6 +53,30 @@ impl RegistryResolver {
         .map_err(|e| ExecError::BundleUntrusted(e.to_string()))?;
         self.trusted.write().unwrap().insert(v.content_hash);
         Ok(())
+    }
+
+    /// The tenant's install of the extension `name` names: by our extension id,
+    /// else by the host app's (Alga's registry UUID).
+    async fn install_named(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<InstallRecord>, ExecError> {
+        if let Some(install) = self
+            .registry
+            .get_install(tenant, name)
+            .await
+            .map_err(unavailable)?
+        {
+            return Ok(Some(install));
+        }
+        Ok(self
+            .registry
+            .list_installs_by_host_extension(name)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .find(|i| i.tenant == tenant))
     }
 
     /// The caller names the install: the hash must be a bundle we published and
@@ -134,10 +158,8 @@ impl Resolver for RegistryResolver {
             }
             Some(_) => return Err(not_installed(q, "the caller's install is another's")),
             None => self
-                .registry
-                .get_install(q.tenant, q.extension)
-                .await
-                .map_err(unavailable)?
+                .install_named(q.tenant, q.extension)
+                .await?
                 .ok_or_else(|| not_installed(q, "no install"))?,
         };
         if !install.enabled {
@@ -150,7 +172,7 @@ impl Resolver for RegistryResolver {
             return Err(not_installed(q, "another bundle is installed"));
         }
         if let Some(id) = q.install_id
-            && id != install.install_id
+            && !install.answers_to(id)
         {
             return Err(not_installed(q, "another install id"));
         }

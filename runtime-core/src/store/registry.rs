@@ -57,6 +57,17 @@ pub struct InstallRecord {
     pub secret_ref: Option<String>,
     /// Disabled installs do not run.
     pub enabled: bool,
+    /// The host app's id of the extension (Alga's registry UUID), when the install carries one.
+    pub host_extension_id: Option<String>,
+    /// The host app's id of this install (Alga's install UUID), when it carries one.
+    pub host_install_id: Option<String>,
+}
+
+impl InstallRecord {
+    /// Whether `id` names this install: our install id or the host app's.
+    pub fn answers_to(&self, id: &str) -> bool {
+        self.install_id == id || self.host_install_id.as_deref() == Some(id)
+    }
 }
 
 /// An install's subscription to an event topic, from its manifest's `events`.
@@ -86,6 +97,12 @@ pub struct InstallRequest {
     pub grants: Vec<String>,
     /// Configuration.
     pub config: BTreeMap<String, String>,
+    /// The host app's id of the extension (Alga's registry UUID); `None` keeps
+    /// what the install has. Unique per tenant.
+    pub host_extension_id: Option<String>,
+    /// The host app's id of the install (Alga's install UUID); `None` keeps what
+    /// the install has.
+    pub host_install_id: Option<String>,
 }
 
 /// Outcome of registering a version.
@@ -166,6 +183,12 @@ pub trait Registry: Send + Sync {
     ) -> Result<Option<InstallRecord>, RegistryError>;
     /// A tenant's installs.
     async fn list_installs(&self, tenant: &str) -> Result<Vec<InstallRecord>, RegistryError>;
+    /// Every tenant's install that carries this host-app extension id (Alga's
+    /// registry UUID); at most one per tenant.
+    async fn list_installs_by_host_extension(
+        &self,
+        host_extension_id: &str,
+    ) -> Result<Vec<InstallRecord>, RegistryError>;
     /// Every tenant's install of an extension (UI checks, event fan-out).
     async fn list_installs_of(
         &self,
@@ -211,7 +234,27 @@ pub fn check_install_request(
     req: &InstallRequest,
 ) -> Result<(), RegistryError> {
     effective_grants(manifest_json, &req.grants)?;
+    for (what, id) in [
+        ("host extension id", &req.host_extension_id),
+        ("host install id", &req.host_install_id),
+    ] {
+        if let Some(id) = id
+            && !valid_host_id(id)
+        {
+            return Err(RegistryError::Invalid(format!(
+                "{what} {id:?}: 1 to 128 letters, digits, '.', '_', ':' or '-'"
+            )));
+        }
+    }
     super::quota::check_overrides(&req.config).map_err(RegistryError::Invalid)
+}
+
+/// A host-app id as Alga writes them (UUIDs) or any similar opaque id.
+fn valid_host_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// Effective grants: the capabilities the manifest requests ∩ what the operator grants.

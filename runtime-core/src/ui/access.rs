@@ -2,7 +2,8 @@
 //! with a TTL remembers.
 //!
 //! A hash is served under `/ext-ui/{ext}/…` only when it is the bundle of a published
-//! version of *that* extension and at least one tenant has an install of it (enabled
+//! version of *that* extension (`{ext}` is its id, or a host-app id an install of it
+//! carries, such as Alga's registry UUID) and at least one tenant has an install of it (enabled
 //! or not: the files are public, immutable and cached by the CDN anyway; the check
 //! keeps us from serving every bundle ever published). Anything else is the same
 //! `not_found`, so a URL never reveals that a bundle exists for another extension.
@@ -135,16 +136,19 @@ impl AccessCache {
         else {
             return Ok(Decision::Denied);
         };
-        if version.extension_id != extension_id {
-            return Ok(Decision::Denied);
+        // The path names the extension by our id, or by the host app's (Alga's
+        // iframe URLs carry its registry UUID).
+        let installs = if version.extension_id == extension_id {
+            self.registry.list_installs_of(extension_id).await
+        } else {
+            self.registry
+                .list_installs_by_host_extension(extension_id)
+                .await
         }
-        let installed = self
-            .registry
-            .list_installs_of(extension_id)
-            .await
-            .map_err(unavailable)?
+        .map_err(unavailable)?;
+        let installed = installs
             .iter()
-            .any(|i| i.content_hash == *hash);
+            .any(|i| i.extension_id == version.extension_id && i.content_hash == *hash);
         if !installed {
             return Ok(Decision::Denied);
         }

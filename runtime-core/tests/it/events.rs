@@ -426,6 +426,7 @@ async fn sec_06_a_quota_refusal_is_dead_lettered_without_retries() {
             version: None,
             grants: vec![],
             config,
+            ..Default::default()
         })
         .await
         .unwrap();

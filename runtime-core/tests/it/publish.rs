@@ -268,6 +268,7 @@ async fn publish_install_execute_round_trip_and_idempotence() {
             version: None,
             grants: vec!["cap:storage.kv".into(), "cap:http.fetch".into()],
             config: Default::default(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -408,6 +409,7 @@ async fn grants_come_from_the_install_and_providers_only_narrow() {
         version: Some("1.0.0".into()),
         grants: vec![],
         config: Default::default(),
+        ..Default::default()
     };
     reg.install(&req).await.unwrap();
     let ex = env.executor(env.trust());
@@ -864,6 +866,7 @@ async fn alga_manifests_publish_with_their_warnings_in_the_result_record_and_str
             version: Some("0.3.0".into()),
             grants: vec!["cap:storage.kv".into(), "cap:http.fetch".into()],
             config: Default::default(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -259,6 +259,7 @@ impl Env {
                 version: None,
                 grants: grants.iter().map(|g| g.to_string()).collect(),
                 config: Default::default(),
+                ..Default::default()
             })
             .await
             .unwrap()

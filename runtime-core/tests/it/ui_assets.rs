@@ -105,6 +105,7 @@ impl Fixture {
                     version: Some(version.into()),
                     grants: vec![],
                     config: Default::default(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap();
@@ -586,6 +587,7 @@ async fn decisions_are_cached_and_a_fresh_install_shows_up_after_the_negative_tt
             version: Some("1.1.0".into()),
             grants: vec![],
             config: Default::default(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -786,6 +788,15 @@ impl Registry for FlakyRegistry {
     ) -> Result<Vec<InstallRecord>, RegistryError> {
         self.check()?;
         self.inner.list_installs_of(extension_id).await
+    }
+    async fn list_installs_by_host_extension(
+        &self,
+        host_extension_id: &str,
+    ) -> Result<Vec<InstallRecord>, RegistryError> {
+        self.check()?;
+        self.inner
+            .list_installs_by_host_extension(host_extension_id)
+            .await
     }
     async fn subscriptions(
         &self,

@@ -52,6 +52,14 @@ fn install_key(tenant: &str, extension: &str) -> Attrs {
     )
 }
 
+/// The lookup item naming which extension a host-app extension id is, per tenant.
+fn host_extension_key(host_extension_id: &str, tenant: &str) -> Attrs {
+    keys::key(
+        format!("HOSTEXT#{}", keys::part(host_extension_id)),
+        format!("TENANT#{}", keys::part(tenant)),
+    )
+}
+
 fn store_err(e: StoreError) -> RegistryError {
     RegistryError::Store(e)
 }
@@ -134,6 +142,8 @@ fn read_install(item: &Attrs) -> Result<InstallRecord, RegistryError> {
         config,
         secret_ref: i.opt_str("secret_ref").map_err(store_err)?,
         enabled: i.bool("enabled").map_err(store_err)?,
+        host_extension_id: i.opt_str("host_extension_id").map_err(store_err)?,
+        host_install_id: i.opt_str("host_install_id").map_err(store_err)?,
     })
 }
 
@@ -172,6 +182,56 @@ impl DynamoRegistry {
                 return Ok(out);
             }
         }
+    }
+
+    /// Claims `host_extension_id` for (tenant, extension): a host extension id
+    /// names at most one extension per tenant.
+    async fn claim_host_extension(
+        &self,
+        host_extension_id: &str,
+        tenant: &str,
+        extension_id: &str,
+    ) -> Result<(), RegistryError> {
+        let mut item = host_extension_key(host_extension_id, tenant);
+        item.insert("tenant".into(), s(tenant));
+        item.insert("extension_id".into(), s(extension_id));
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR extension_id = :ext")
+            .expression_attribute_values(":ext", s(extension_id))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(RegistryError::Invalid(format!(
+                    "host extension id {host_extension_id:?} already names another install of tenant {tenant}"
+                )))
+            }
+            Err(e) => Err(store_err(map_sdk("PutItem (host extension id)", &e))),
+        }
+    }
+
+    /// Drops a tenant's claim of a host extension id.
+    async fn release_host_extension(
+        &self,
+        host_extension_id: &str,
+        tenant: &str,
+    ) -> Result<(), RegistryError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(host_extension_key(host_extension_id, tenant)))
+            .send()
+            .await
+            .map_err(|e| store_err(map_sdk("DeleteItem (host extension id)", &e)))?;
+        Ok(())
     }
 
     async fn get(&self, key: Attrs) -> Result<Option<Attrs>, RegistryError> {
@@ -464,24 +524,47 @@ impl Registry for DynamoRegistry {
             ))
         })?;
         check_install_request(&v.manifest_json, req)?;
-        let previous = self
+        let previous_item = self
             .get(install_key(&req.tenant, &req.extension_id))
-            .await?
-            .map(|item| recorded_pairs(&item))
+            .await?;
+        let previous = previous_item
+            .as_ref()
+            .map(recorded_pairs)
             .unwrap_or_default();
+        let previous_host = previous_item
+            .as_ref()
+            .and_then(|item| Item(item).opt_str("host_extension_id").ok().flatten());
         let pairs = manifest_subscriptions(&v.manifest_json);
-        let out = self
+        if let Some(h) = &req.host_extension_id {
+            self.claim_host_extension(h, &req.tenant, &req.extension_id)
+                .await?;
+        }
+        let mut update = String::from(
+            "SET #tenant = :tenant, #ext = :ext, #version = :version, \
+             #hash = :hash, #requested = :requested, #grants = :grants, \
+             #config = :config, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk, #updated = :now, \
+             #subs = :subs, #id = if_not_exists(#id, :id), \
+             #enabled = if_not_exists(#enabled, :enabled)",
+        );
+        let mut host_values = Vec::new();
+        if let Some(h) = &req.host_extension_id {
+            update.push_str(", host_extension_id = :hext");
+            host_values.push((":hext", s(h)));
+        }
+        if let Some(h) = &req.host_install_id {
+            update.push_str(", host_install_id = :hinst");
+            host_values.push((":hinst", s(h)));
+        }
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(install_key(&req.tenant, &req.extension_id)))
-            .update_expression(
-                "SET #tenant = :tenant, #ext = :ext, #version = :version, \
-                 #hash = :hash, #requested = :requested, #grants = :grants, \
-                 #config = :config, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk, #updated = :now, \
-                 #subs = :subs, #id = if_not_exists(#id, :id), \
-                 #enabled = if_not_exists(#enabled, :enabled)",
-            )
+            .update_expression(update);
+        for (name, value) in host_values {
+            request = request.expression_attribute_values(name, value);
+        }
+        let out = request
             // Placeholders for every name: some (`version`, ...) are DynamoDB reserved words.
             .expression_attribute_names("#tenant", "tenant")
             .expression_attribute_names("#ext", "extension_id")
@@ -521,6 +604,11 @@ impl Registry for DynamoRegistry {
             .await
             .map_err(|e| store_err(map_sdk("UpdateItem (install)", &e)))?;
         let record = read_install(&out.attributes.unwrap_or_default())?;
+        if let Some(old) = previous_host
+            && record.host_extension_id.as_ref() != Some(&old)
+        {
+            self.release_host_extension(&old, &req.tenant).await?;
+        }
         let wanted = if record.enabled { pairs } else { Vec::new() };
         self.sync_subscriptions(&req.tenant, &req.extension_id, &previous, &wanted)
             .await?;
@@ -539,7 +627,11 @@ impl Registry for DynamoRegistry {
             .await
         {
             Ok(out) => {
-                let previous = recorded_pairs(&out.attributes.unwrap_or_default());
+                let old = out.attributes.unwrap_or_default();
+                let previous = recorded_pairs(&old);
+                if let Some(h) = Item(&old).opt_str("host_extension_id").map_err(store_err)? {
+                    self.release_host_extension(&h, tenant).await?;
+                }
                 self.sync_subscriptions(tenant, extension_id, &previous, &Vec::new())
                     .await
             }
@@ -620,6 +712,39 @@ impl Registry for DynamoRegistry {
             )
             .await?;
         items.iter().map(read_install).collect()
+    }
+
+    async fn list_installs_by_host_extension(
+        &self,
+        host_extension_id: &str,
+    ) -> Result<Vec<InstallRecord>, RegistryError> {
+        let claims = self
+            .query_all(
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk")
+                    .consistent_read(true)
+                    .expression_attribute_values(
+                        ":pk",
+                        s(format!("HOSTEXT#{}", keys::part(host_extension_id))),
+                    ),
+            )
+            .await?;
+        let mut out = Vec::new();
+        for claim in &claims {
+            let i = Item(claim);
+            let tenant = i.str("tenant").map_err(store_err)?;
+            let extension = i.str("extension_id").map_err(store_err)?;
+            // A claim outlives its install only between two writes; skip it then.
+            if let Some(item) = self.get(install_key(&tenant, &extension)).await? {
+                let record = read_install(&item)?;
+                if record.host_extension_id.as_deref() == Some(host_extension_id) {
+                    out.push(record);
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn list_installs_of(

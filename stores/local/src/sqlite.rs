@@ -94,6 +94,7 @@ impl SqliteRegistry {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
+        add_host_id_columns(&conn)?;
         Ok(SqliteRegistry {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -242,11 +243,37 @@ fn read_install(conn: &Connection, r: &rusqlite::Row<'_>) -> Result<InstallRecor
         config,
         secret_ref: r.get(6).map_err(db_err)?,
         enabled: r.get::<_, i64>(7).map_err(db_err)? != 0,
+        host_extension_id: r.get(8).map_err(db_err)?,
+        host_install_id: r.get(9).map_err(db_err)?,
     })
 }
 
-const INSTALL_COLUMNS: &str =
-    "install_id, tenant, extension_id, version, operator_grants, config, secret_ref, enabled";
+const INSTALL_COLUMNS: &str = "install_id, tenant, extension_id, version, operator_grants, config, \
+     secret_ref, enabled, host_extension_id, host_install_id";
+
+/// The host-app id columns, added to a registry created before they existed; a
+/// host extension id names at most one install per tenant.
+fn add_host_id_columns(conn: &Connection) -> Result<(), RegistryError> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info('installs')")
+        .map_err(db_err)?;
+    let columns: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
+        .map_err(db_err)?;
+    for column in ["host_extension_id", "host_install_id"] {
+        if !columns.iter().any(|c| c == column) {
+            conn.execute_batch(&format!("ALTER TABLE installs ADD COLUMN {column} TEXT"))
+                .map_err(db_err)?;
+        }
+    }
+    conn.execute_batch(
+        "CREATE UNIQUE INDEX IF NOT EXISTS installs_by_host_extension
+             ON installs (host_extension_id, tenant) WHERE host_extension_id IS NOT NULL",
+    )
+    .map_err(db_err)
+}
 
 fn get_install(
     conn: &Connection,
@@ -435,15 +462,18 @@ impl Registry for SqliteRegistry {
             check_install_request(&v.manifest_json, &req)?;
             let grants = serde_json::to_string(&req.grants).expect("strings serialize");
             let config = serde_json::to_string(&req.config).expect("strings serialize");
-            tx.execute(
+            let written = tx.execute(
                 "INSERT INTO installs (install_id, tenant, extension_id, version,
-                     operator_grants, config, secret_ref, enabled, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, 1, ?7)
+                     operator_grants, config, secret_ref, enabled, updated_at,
+                     host_extension_id, host_install_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, 1, ?7, ?8, ?9)
                  ON CONFLICT (tenant, extension_id) DO UPDATE SET
                      version = excluded.version,
                      operator_grants = excluded.operator_grants,
                      config = excluded.config,
-                     updated_at = excluded.updated_at",
+                     updated_at = excluded.updated_at,
+                     host_extension_id = coalesce(excluded.host_extension_id, host_extension_id),
+                     host_install_id = coalesce(excluded.host_install_id, host_install_id)",
                 params![
                     new_install_id(),
                     req.tenant,
@@ -451,10 +481,23 @@ impl Registry for SqliteRegistry {
                     v.version,
                     grants,
                     config,
-                    runtime_core::clock::unix_secs() as i64
+                    runtime_core::clock::unix_secs() as i64,
+                    req.host_extension_id,
+                    req.host_install_id,
                 ],
-            )
-            .map_err(db_err)?;
+            );
+            match written {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(RegistryError::Invalid(format!(
+                        "host extension id {:?} already names another install of tenant {}",
+                        req.host_extension_id.as_deref().unwrap_or_default(),
+                        req.tenant
+                    )));
+                }
+                other => other.map_err(db_err)?,
+            };
             replace_subscriptions(&tx, &req.tenant, &req.extension_id, &v.manifest_json)?;
             let record = get_install(&tx, &req.tenant, &req.extension_id)?
                 .ok_or_else(|| RegistryError::NotFound("install just written".into()))?;
@@ -531,6 +574,21 @@ impl Registry for SqliteRegistry {
         let t = tenant.to_string();
         self.with(move |conn| {
             query_installs(conn, "WHERE tenant = ?1 ORDER BY extension_id", params![t])
+        })
+        .await
+    }
+
+    async fn list_installs_by_host_extension(
+        &self,
+        host_extension_id: &str,
+    ) -> Result<Vec<InstallRecord>, RegistryError> {
+        let h = host_extension_id.to_string();
+        self.with(move |conn| {
+            query_installs(
+                conn,
+                "WHERE host_extension_id = ?1 ORDER BY tenant",
+                params![h],
+            )
         })
         .await
     }

@@ -185,6 +185,7 @@ pub async fn deploy(
             version: Some(published.manifest.version.to_string()),
             grants,
             config: Default::default(),
+            ..Default::default()
         })
         .await?;
     // The manifest's schedules follow the installed version.

@@ -79,6 +79,7 @@ async fn aws_registry_conformance() {
     let env = AwsEnv::new().await;
     c::registry_conformance(env.backends.registry.clone()).await;
     c::subscription_conformance(env.backends.registry.clone()).await;
+    c::host_id_conformance(env.backends.registry.clone()).await;
 }
 
 /// A loaded bundle is reused for at most the cache time (30 s in production), so

@@ -53,7 +53,8 @@ async fn sqlite_registry_conformance() {
     let reg = SqliteRegistry::open(&dir.path().join("registry.db")).unwrap();
     let reg = Arc::new(reg);
     c::registry_conformance(reg.clone()).await;
-    c::subscription_conformance(reg).await;
+    c::subscription_conformance(reg.clone()).await;
+    c::host_id_conformance(reg).await;
 }
 
 fn state(dir: &tempfile::TempDir) -> SqliteStateStore {
