@@ -24,6 +24,21 @@ pub(super) fn valid_paging(page: Option<u32>, page_size: Option<u32>) -> bool {
     page.is_none_or(|p| p >= 1) && page_size.is_none_or(|s| (1..=100).contains(&s))
 }
 
+/// A list call's payload: `{"input": {…filters, page, pageSize}}` (shared with services).
+pub(super) fn list_payload(
+    mut filters: Map<String, Value>,
+    page: Option<u32>,
+    page_size: Option<u32>,
+) -> Map<String, Value> {
+    if let Some(p) = page {
+        filters.insert("page".into(), p.into());
+    }
+    if let Some(s) = page_size {
+        filters.insert("pageSize".into(), s.into());
+    }
+    Map::from_iter([("input".to_string(), Value::Object(filters))])
+}
+
 /// The read-error class of a host API status (shared with services).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ReadClass {
@@ -140,13 +155,7 @@ impl clients::Host for HostState {
         if let Some(b) = input.include_inactive {
             args.insert("includeInactive".into(), b.into());
         }
-        if let Some(p) = input.page {
-            args.insert("page".into(), p.into());
-        }
-        if let Some(s) = input.page_size {
-            args.insert("pageSize".into(), s.into());
-        }
-        let payload = Map::from_iter([("input".to_string(), Value::Object(args))]);
+        let payload = list_payload(args, input.page, input.page_size);
         let obj = match self
             .read_bridge(Capability::ClientRead, "clients", "list", payload)
             .await?

@@ -11,7 +11,7 @@ use super::bindings::alga::extension::types::{
     ServicesListResult,
 };
 use super::bridge_json::{boolean, number, string};
-use super::clients::{ReadClass, list_parts, valid_paging};
+use super::clients::{ReadClass, list_parts, list_payload, valid_paging};
 use super::logging::LogLevel;
 use crate::capability::Capability;
 
@@ -86,13 +86,7 @@ impl services::Host for HostState {
         if let Some(b) = input.billing_method {
             args.insert("billingMethod".into(), billing_name(b).into());
         }
-        if let Some(p) = input.page {
-            args.insert("page".into(), p.into());
-        }
-        if let Some(s) = input.page_size {
-            args.insert("pageSize".into(), s.into());
-        }
-        let payload = Map::from_iter([("input".to_string(), Value::Object(args))]);
+        let payload = list_payload(args, input.page, input.page_size);
         let obj = match self
             .read_bridge(Capability::ServiceRead, "services", "list", payload)
             .await?
