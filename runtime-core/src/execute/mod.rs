@@ -610,7 +610,7 @@ impl Executor {
         }
         let headers: BTreeMap<String, String> =
             r.headers.into_iter().map(|h| (h.name, h.value)).collect();
-        Ok(Envelope::success(r.status, headers, r.body.as_deref()))
+        Ok(Envelope::success(r.status, headers, r.body))
     }
 }
 

@@ -293,7 +293,7 @@ fn guest_reply(outcome: &Outcome, to: &ReplyTo<'_>) -> HttpReply {
     let body = if to.method.eq_ignore_ascii_case("HEAD") {
         Vec::new()
     } else {
-        env.body().unwrap_or_default()
+        env.body.clone().unwrap_or_default()
     };
     HttpReply {
         status: env.status,
@@ -336,7 +336,7 @@ mod tests {
         outcome(Envelope::success(
             200,
             headers,
-            Some(b"<script>alert(1)</script>"),
+            Some(b"<script>alert(1)</script>".to_vec()),
         ))
     }
 

@@ -18,7 +18,7 @@ async fn hello_runs_from_a_precompiled_artifact() {
     assert_eq!(out.envelope.error, None, "{:?}", out.envelope);
     assert_eq!(out.envelope.status, 200);
     assert_eq!(
-        out.envelope.body_b64.as_deref(),
+        out.envelope.body_b64().as_deref(),
         Some(b64(b"hello").as_str())
     );
     assert_eq!(
@@ -74,7 +74,7 @@ async fn echo_sees_method_url_headers_and_body() {
 
     // No body_b64 → no body; "" → an empty body.
     let none = h.run(request(&content, "GET", "/", json!({}))).await;
-    assert_eq!(none.envelope.body_b64, None);
+    assert_eq!(none.envelope.body_b64(), None);
     let empty = h
         .run(request(
             &content,
@@ -83,7 +83,7 @@ async fn echo_sees_method_url_headers_and_body() {
             json!({"http": {"body_b64": ""}}),
         ))
         .await;
-    assert_eq!(empty.envelope.body_b64.as_deref(), Some(""));
+    assert_eq!(empty.envelope.body_b64().as_deref(), Some(""));
     // Bad base64 is a typed request error.
     let bad = h
         .run(request(
