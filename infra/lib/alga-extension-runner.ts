@@ -704,16 +704,17 @@ export class AlgaExtensionRunner extends Construct {
   private makeDistribution(uiAssets: lambda.Function): cloudfront.Distribution {
     const url = uiAssets.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.AWS_IAM });
     // UI URLs carry the content hash, so the origin answers `immutable, max-age=31536000`; the
-    // policy keeps whatever max-age the origin sends. The query string is read by the page's
-    // script, never by the origin: leaving it out of the key lets every tenant share one copy.
+    // policy keeps whatever max-age the origin sends. Of the page's query only `tenant` reaches
+    // the origin and the key: the origin answers 404 when the bundle is not that tenant's
+    // install, so one tenant's cached copy must never answer another. Assets carry no query.
     const cachePolicy = new cloudfront.CachePolicy(this, 'UiCachePolicy', {
-      comment: "Honour the origin's Cache-Control; key on the path only",
+      comment: "Honour the origin's Cache-Control; key on the path and tenant",
       minTtl: Duration.seconds(0),
       defaultTtl: Duration.seconds(0),
       maxTtl: Duration.days(365),
       cookieBehavior: cloudfront.CacheCookieBehavior.none(),
       headerBehavior: cloudfront.CacheHeaderBehavior.none(),
-      queryStringBehavior: cloudfront.CacheQueryStringBehavior.none(),
+      queryStringBehavior: cloudfront.CacheQueryStringBehavior.allowList('tenant'),
       enableAcceptEncodingGzip: true,
       enableAcceptEncodingBrotli: true,
     });

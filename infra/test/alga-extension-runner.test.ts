@@ -359,7 +359,7 @@ describe('AlgaExtensionRunner (defaults)', () => {
     for (const p of cf) assert.match(render(p.SourceArn), /:distribution\/\$\{.*UiDistribution/);
   });
 
-  test('cache policy honours the origin Cache-Control and keys on the path; security headers set', () => {
+  test('cache policy honours the origin Cache-Control and keys on the path and tenant=; security headers set', () => {
     s.template.hasResourceProperties('AWS::CloudFront::CachePolicy', {
       CachePolicyConfig: {
         MinTTL: 0,
@@ -368,7 +368,7 @@ describe('AlgaExtensionRunner (defaults)', () => {
         ParametersInCacheKeyAndForwardedToOrigin: {
           CookiesConfig: { CookieBehavior: 'none' },
           HeadersConfig: { HeaderBehavior: 'none' },
-          QueryStringsConfig: { QueryStringBehavior: 'none' },
+          QueryStringsConfig: { QueryStringBehavior: 'whitelist', QueryStrings: ['tenant'] },
           EnableAcceptEncodingGzip: true,
           EnableAcceptEncodingBrotli: true,
         },

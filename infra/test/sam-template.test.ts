@@ -220,6 +220,11 @@ describe('template.yaml (SAM, translated)', () => {
     assert.equal(r.UiAssetsUrlPermission.Properties.Action, 'lambda:InvokeFunctionUrl');
     assert.equal(r.UiAssetsInvokePermission.Properties.InvokedViaFunctionUrl, true);
     assert.equal(r.UiCachePolicy.Properties.CachePolicyConfig.MaxTTL, 31536000);
+    // The origin's answer depends on tenant= (404 for another tenant's bundle): it is in the key.
+    assert.deepEqual(r.UiCachePolicy.Properties.CachePolicyConfig.ParametersInCacheKeyAndForwardedToOrigin.QueryStringsConfig, {
+      QueryStringBehavior: 'whitelist',
+      QueryStrings: ['tenant'],
+    });
     assert.ok(r.UiResponseHeadersPolicy.Properties.ResponseHeadersPolicyConfig.SecurityHeadersConfig.StrictTransportSecurity);
   });
 

@@ -1018,6 +1018,18 @@ fn up_in_registry_mode_accepts_algas_ids_the_install_carries() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("text/html"));
+    // The same URL with another tenant's tenant=: that tenant has no such install.
+    let r = send(
+        up.addr,
+        "GET",
+        &format!(
+            "/ext-ui/{REGISTRY_UUID}/{}/index.html?path=%2F&tenant=another-tenant&extensionId={REGISTRY_UUID}",
+            hash.replace(':', "%3A")
+        ),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
     // A UUID no install carries: the same not_found as any unknown extension.
     let r = send(
         up.addr,

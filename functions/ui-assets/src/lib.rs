@@ -31,7 +31,11 @@ impl UiAssetsFunction {
 
     /// Serves one HTTP event.
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        let path = fn_common::path(&req);
+        // The query travels with the path: `tenant=` narrows the registry check.
+        let path = match req.uri().query() {
+            Some(q) => format!("{}?{q}", fn_common::path(&req)),
+            None => fn_common::path(&req),
+        };
         let if_none_match = req
             .headers()
             .get("if-none-match")
@@ -45,7 +49,7 @@ impl UiAssetsFunction {
             })
             .await;
         if let Some(code) = reply.code {
-            tracing::info!(target: "alga::ui", path, status = reply.status, code, "ui request refused");
+            tracing::info!(target: "alga::ui", path = fn_common::path(&req), status = reply.status, code, "ui request refused");
         }
         fn_common::into_response(HttpReply {
             status: reply.status,

@@ -5,8 +5,10 @@
 //! version of *that* extension (`{ext}` is its id, or a host-app id an install of it
 //! carries, such as Alga's registry UUID) and at least one tenant has an install of it (enabled
 //! or not: the files are public, immutable and cached by the CDN anyway; the check
-//! keeps us from serving every bundle ever published). Anything else is the same
-//! `not_found`, so a URL never reveals that a bundle exists for another extension.
+//! keeps us from serving every bundle ever published). When the URL names a tenant
+//! (`?tenant=`, as the host page's iframe src does), the install must be that
+//! tenant's, as Alga's runner checks. Anything else is the same `not_found`, so a URL
+//! never reveals that a bundle exists for another extension or another tenant.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -45,6 +47,9 @@ pub struct AccessStats {
     pub lookups: u64,
 }
 
+/// (extension id as the URL names it, bundle, tenant if the URL names one).
+type AccessKey = (String, ContentHash, Option<String>);
+
 struct Cached {
     decision: Decision,
     expires: Instant,
@@ -53,7 +58,7 @@ struct Cached {
 /// The registry check with its cache.
 pub struct AccessCache {
     registry: Arc<dyn Registry>,
-    entries: Mutex<LruCache<(String, ContentHash), Cached>>,
+    entries: Mutex<LruCache<AccessKey, Cached>>,
     stats: Mutex<AccessStats>,
     positive_ttl: Duration,
     negative_ttl: Duration,
@@ -80,13 +85,14 @@ impl AccessCache {
         }
     }
 
-    /// May `hash` be served under `extension_id`?
+    /// May `hash` be served under `extension_id` (to `tenant`, when the URL names one)?
     pub async fn check(
         &self,
         extension_id: &str,
         hash: &ContentHash,
+        tenant: Option<&str>,
     ) -> Result<Decision, Unavailable> {
-        let key = (extension_id.to_string(), *hash);
+        let key = (extension_id.to_string(), *hash, tenant.map(str::to_owned));
         let now = Instant::now();
         {
             let mut entries = self.entries.lock().expect("access cache lock");
@@ -102,7 +108,7 @@ impl AccessCache {
             }
         }
         self.stats.lock().expect("stats lock").lookups += 1;
-        let decision = tokio::time::timeout(self.timeout, self.ask(extension_id, hash))
+        let decision = tokio::time::timeout(self.timeout, self.ask(extension_id, hash, tenant))
             .await
             .map_err(|_| Unavailable(format!("no answer within {:?}", self.timeout)))??;
         let ttl = match decision {
@@ -126,7 +132,12 @@ impl AccessCache {
         *self.stats.lock().expect("stats lock")
     }
 
-    async fn ask(&self, extension_id: &str, hash: &ContentHash) -> Result<Decision, Unavailable> {
+    async fn ask(
+        &self,
+        extension_id: &str,
+        hash: &ContentHash,
+        tenant: Option<&str>,
+    ) -> Result<Decision, Unavailable> {
         let unavailable = |e: crate::store::RegistryError| Unavailable(e.to_string());
         let Some(version) = self
             .registry
@@ -146,9 +157,11 @@ impl AccessCache {
                 .await
         }
         .map_err(unavailable)?;
-        let installed = installs
-            .iter()
-            .any(|i| i.extension_id == version.extension_id && i.content_hash == *hash);
+        let installed = installs.iter().any(|i| {
+            i.extension_id == version.extension_id
+                && i.content_hash == *hash
+                && tenant.is_none_or(|t| i.tenant == t)
+        });
         if !installed {
             return Ok(Decision::Denied);
         }

@@ -105,7 +105,11 @@ impl UiServer {
         };
         let entry = match self
             .access
-            .check(&route.extension_id, &route.content_hash)
+            .check(
+                &route.extension_id,
+                &route.content_hash,
+                route.tenant.as_deref(),
+            )
             .await
         {
             Ok(Decision::Allowed { entry }) => entry,
@@ -191,6 +195,7 @@ fn route_error(e: &RouteError, head: bool) -> UiResponse {
         RouteError::TooLong(_) => UiResponse::error(414, "invalid_path", &e.to_string(), head),
         RouteError::InvalidHash(m) => UiResponse::error(400, "invalid_hash", m, head),
         RouteError::InvalidPath(m) => UiResponse::error(400, "invalid_path", m, head),
+        RouteError::InvalidQuery(m) => UiResponse::error(400, "invalid_query", m, head),
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Route {
     pub content_hash: ContentHash,
     /// The file under the bundle's `ui/`, decoded and checked; `None` = the UI entry.
     pub path: Option<String>,
+    /// The `tenant=` of the query, when the host page sent one: the bundle must then be
+    /// that tenant's install (as Alga's runner checks). Empty counts as absent.
+    pub tenant: Option<String>,
 }
 
 /// Why a raw path is not a servable UI route.
@@ -46,6 +49,9 @@ pub enum RouteError {
     /// The extension id or file path breaks a rule.
     #[error("{0}")]
     InvalidPath(&'static str),
+    /// A query parameter the server reads (`tenant=`) is malformed.
+    #[error("{0}")]
+    InvalidQuery(&'static str),
 }
 
 /// Parses a raw (still percent-encoded) request path, with or without a query string.
@@ -53,8 +59,13 @@ pub fn parse(raw_path: &str, max_bytes: usize) -> Result<Route, RouteError> {
     if raw_path.len() > max_bytes {
         return Err(RouteError::TooLong(max_bytes));
     }
-    // The host page adds `?path=&tenant=…`; the query is the UI's business, not ours.
-    let path = raw_path.split(['?', '#']).next().unwrap_or_default();
+    // The host page adds `?path=&tenant=&extensionId=…`: `path` and `extensionId` are the
+    // page script's business; `tenant` narrows which installs may serve the bundle.
+    let without_fragment = raw_path.split('#').next().unwrap_or_default();
+    let (path, query) = without_fragment
+        .split_once('?')
+        .unwrap_or((without_fragment, ""));
+    let tenant = parse_tenant(query)?;
     let rest = path.strip_prefix(PREFIX).ok_or(RouteError::NotUiRoute)?;
 
     // The hash segment is the first one spelled `sha256:`/`sha256%3A`: no extension id can
@@ -80,7 +91,35 @@ pub fn parse(raw_path: &str, max_bytes: usize) -> Result<Route, RouteError> {
         extension_id,
         content_hash,
         path,
+        tenant,
     })
+}
+
+/// Longest tenant id accepted in `tenant=`, in bytes (Alga's are UUIDs).
+const MAX_TENANT_BYTES: usize = 256;
+
+/// The last `tenant=` of a query string, form-decoded once (`+` is a space). It is only
+/// ever compared with installs' tenants, so any text passes that has no control
+/// character and is not over the bound.
+fn parse_tenant(query: &str) -> Result<Option<String>, RouteError> {
+    const BAD: RouteError = RouteError::InvalidQuery(
+        "tenant= must be UTF-8 text of at most 256 bytes without control characters",
+    );
+    let Some(raw) = query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("tenant="))
+        .next_back()
+    else {
+        return Ok(None);
+    };
+    let decoded = decode_once(&raw.replace('+', " ")).map_err(|_| BAD)?;
+    if decoded.is_empty() {
+        return Ok(None);
+    }
+    if decoded.len() > MAX_TENANT_BYTES || decoded.chars().any(char::is_control) {
+        return Err(BAD);
+    }
+    Ok(Some(decoded))
 }
 
 fn is_hash_segment(s: &str) -> bool {
@@ -275,6 +314,38 @@ mod tests {
             Some("index.html")
         );
         assert_eq!(route("?path=a").unwrap().path, None);
+    }
+
+    #[test]
+    fn tenant_comes_from_the_query_decoded_once() {
+        let tenant = |tail: &str| route(tail).map(|r| r.tenant);
+        assert_eq!(tenant("/index.html").unwrap(), None);
+        assert_eq!(tenant("/index.html?tenant=").unwrap(), None);
+        assert_eq!(
+            tenant("/index.html?path=%2F&tenant=acme&extensionId=x").unwrap(),
+            Some("acme".into())
+        );
+        assert_eq!(
+            tenant("/index.html?tenant=a&tenant=6f1c%2Dbeef").unwrap(),
+            Some("6f1c-beef".into())
+        );
+        // `xtenant=` is another parameter; a fragment is never sent but is ignored.
+        assert_eq!(tenant("/?xtenant=a#tenant=b").unwrap(), None);
+        assert_eq!(
+            tenant("/?tenant=Acme+Corp%40eu").unwrap(),
+            Some("Acme Corp@eu".into())
+        );
+        for bad in ["a%00", "%zz", "a%0A", "%c0%ae", "a%7f"] {
+            assert!(
+                matches!(
+                    tenant(&format!("/index.html?tenant={bad}")),
+                    Err(RouteError::InvalidQuery(_))
+                ),
+                "{bad}"
+            );
+        }
+        let long = format!("/index.html?tenant={}", "a".repeat(257));
+        assert!(matches!(tenant(&long), Err(RouteError::InvalidQuery(_))));
     }
 
     #[test]

@@ -554,6 +554,55 @@ async fn only_installed_bundles_of_that_extension_are_served() {
 }
 
 #[tokio::test]
+async fn a_tenant_in_the_query_must_own_the_install_as_alga_checks() {
+    let f = Fixture::new().await;
+    // globex installs the same extension under Alga's ids, on the other version.
+    const ALGA_EXT: &str = "3f2b8c1e-7d4a-4b9e-9c1d-2a6f0e5b7c11";
+    f.local
+        .registry
+        .install(&InstallRequest {
+            tenant: "globex".into(),
+            extension_id: EXT.into(),
+            version: Some("1.1.0".into()),
+            host_extension_id: Some(ALGA_EXT.into()),
+            host_install_id: Some("9a7c0d2e-1b3f-4c5d-8e6f-0a1b2c3d4e5f".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let s = f.server(UiSettings::default());
+    // The iframe src Alga's host page builds: registry UUID, encoded hash, tenant=.
+    let alga_src = |hash: &ContentHash, tenant: &str| {
+        format!(
+            "/ext-ui/{ALGA_EXT}/sha256%3A{}/index.html?path=%2F&tenant={tenant}&extensionId={ALGA_EXT}",
+            hash.hex()
+        )
+    };
+    let r = get(&s, &alga_src(&f.uninstalled, "globex")).await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, b"<p>v1.1</p>".as_slice())
+    );
+    // Another tenant's tenant= is the same 404 as a hash nobody published.
+    let r = get(&s, &alga_src(&f.uninstalled, "acme")).await;
+    assert_error(&r, 404, "not_found", "acme does not run 1.1.0");
+    // acme's bundle is not globex's, under either id.
+    let r = get(&s, &alga_src(&f.installed, "globex")).await;
+    assert_error(&r, 404, "not_found", "acme's bundle for globex");
+    let r = get(&s, &f.url("/index.html?tenant=globex")).await;
+    assert_error(&r, 404, "not_found", "acme's bundle for globex, our id");
+    let r = get(&s, &f.url("/index.html?tenant=acme")).await;
+    assert_eq!(r.status, 200);
+    // Without tenant= any install of the extension serves it (assets the page loads).
+    assert_eq!(get(&s, &f.url("/assets/app.js")).await.status, 200);
+    // A malformed tenant= is a 400, never a lookup.
+    let lookups = s.access_stats().lookups;
+    let r = get(&s, &f.url("/index.html?tenant=a%00b")).await;
+    assert_error(&r, 400, "invalid_query", "bad tenant");
+    assert_eq!(s.access_stats().lookups, lookups);
+}
+
+#[tokio::test]
 async fn decisions_are_cached_and_a_fresh_install_shows_up_after_the_negative_ttl() {
     let f = Fixture::new().await;
     // Long TTLs, so the cache answers however slow this machine is.

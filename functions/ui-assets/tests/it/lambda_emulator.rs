@@ -103,4 +103,12 @@ fn fn_ui_assets_answers_the_sample_event_under_cargo_lambdas_emulator() {
     foreign["requestContext"]["http"]["path"] = other.into();
     let r = lambda.invoke("fn-ui-assets", &foreign);
     assert_eq!(r["statusCode"], 404, "{r}");
+
+    // The sample's own bundle asked for by another tenant (`tenant=` in the query, as the
+    // host page's iframe src carries it): not globex's install, so the same 404.
+    let mut other_tenant = sample.clone();
+    other_tenant["rawQueryString"] = "path=%2F&tenant=globex&extensionId=com.example.hello".into();
+    other_tenant["queryStringParameters"]["tenant"] = "globex".into();
+    let r = lambda.invoke("fn-ui-assets", &other_tenant);
+    assert_eq!(r["statusCode"], 404, "{r}");
 }
