@@ -9,6 +9,7 @@ pub use crate::engine::EngineSettings;
 pub use crate::host::HostApiSettings;
 pub use crate::host::http::EgressSettings;
 pub use crate::loader::CacheSettings;
+pub use crate::vault::VaultSettings;
 
 /// A configuration variable held a value that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +94,8 @@ pub struct RuntimeConfig {
     pub egress: EgressSettings,
     /// The host API bridge.
     pub host_api: HostApiSettings,
+    /// Vault's transit engine, for `vault-transit` secret envelopes.
+    pub vault: VaultSettings,
     /// EMF metrics.
     pub metrics: MetricsSettings,
     /// Publish refuses unknown manifest keys and the other shapes Alga tolerates
@@ -165,6 +168,7 @@ impl RuntimeConfig {
         })?;
         read_egress(&get, &mut c.egress)?;
         read_host_api(&get, &mut c.host_api)?;
+        read_vault(&get, &mut c.vault)?;
         if let Some(v) = get("ALGA_METRICS_NAMESPACE").filter(|v| !v.trim().is_empty()) {
             c.metrics.namespace = v.trim().to_string();
         }
@@ -254,26 +258,92 @@ fn read_egress(
     Ok(())
 }
 
+/// The first of `names` that is set to something other than blanks: ours first,
+/// then the host app's aliases (Alga's runner's names), so ours win when both are set.
+fn first_set(
+    get: &impl Fn(&str) -> Option<String>,
+    names: &[&'static str],
+) -> Option<(&'static str, String)> {
+    names.iter().find_map(|n| {
+        get(n)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .map(|v| (*n, v))
+    })
+}
+
+/// The internal API's base and its aliases, in precedence order.
+pub const HOST_API_BASE_VARS: &[&str] = &[
+    "ALGA_HOST_API_BASE",
+    "STORAGE_API_BASE_URL",
+    "REGISTRY_BASE_URL",
+];
+/// The ui-proxy base and its alias.
+pub const UI_PROXY_BASE_VARS: &[&str] = &["ALGA_UI_PROXY_BASE", "UI_PROXY_BASE_URL"];
+/// The bridge credential and its aliases.
+pub const BRIDGE_TOKEN_VARS: &[&str] = &[
+    "ALGA_HOST_API_BRIDGE_TOKEN",
+    "RUNNER_STORAGE_API_TOKEN",
+    "RUNNER_SERVICE_TOKEN",
+];
+/// The runner's API key for the host app's public API and its alias.
+pub const HOST_API_KEY_VARS: &[&str] = &["ALGA_HOST_API_KEY", "ALGA_AUTH_KEY"];
+/// The host API time limit and its alias.
+pub const HOST_API_TIMEOUT_VARS: &[&str] = &["ALGA_HOST_API_TIMEOUT_MS", "UI_PROXY_TIMEOUT_MS"];
+
+fn http_url(var: &'static str, v: &str) -> Result<String, ConfigError> {
+    match url::Url::parse(v) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            Ok(v.trim_end_matches('/').to_string())
+        }
+        _ => Err(ConfigError {
+            var,
+            value: v.to_string(),
+            expected: "an http(s) URL",
+        }),
+    }
+}
+
+/// A file's content, trimmed, as a secret's value; a missing file is a
+/// configuration error (the operator named it).
+fn secret_file(var: &'static str, path: &str) -> Result<Option<String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|_| ConfigError {
+        var,
+        value: path.to_string(),
+        expected: "a readable file holding the secret",
+    })?;
+    Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty()))
+}
+
 fn read_host_api(
     get: &impl Fn(&str) -> Option<String>,
     h: &mut HostApiSettings,
 ) -> Result<(), ConfigError> {
-    if let Some(v) = get("ALGA_HOST_API_BASE").filter(|v| !v.trim().is_empty()) {
-        match url::Url::parse(v.trim()) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                h.base = Some(v.trim().trim_end_matches('/').to_string())
-            }
-            _ => {
-                return Err(ConfigError {
-                    var: "ALGA_HOST_API_BASE",
-                    value: v,
-                    expected: "an http(s) URL",
-                });
-            }
+    if let Some((var, v)) = first_set(get, HOST_API_BASE_VARS) {
+        let mut base = http_url(var, &v)?;
+        // Alga's runner strips a terminal `/api` from its names' values (it builds
+        // `/api/internal/...` itself); so do we, for the same values to work.
+        if var != "ALGA_HOST_API_BASE"
+            && let Some(origin) = base.strip_suffix("/api")
+            && !origin.ends_with(':')
+            && !origin.ends_with('/')
+        {
+            base = origin.to_string();
         }
+        h.base = Some(base);
     }
-    h.token = get("ALGA_HOST_API_TOKEN").filter(|v| !v.trim().is_empty());
-    h.bridge_token = get("ALGA_HOST_API_BRIDGE_TOKEN").filter(|v| !v.trim().is_empty());
+    if let Some((var, v)) = first_set(get, UI_PROXY_BASE_VARS) {
+        h.ui_proxy_base = Some(http_url(var, &v)?);
+    }
+    h.token = first_set(get, &["ALGA_HOST_API_TOKEN"]).map(|(_, v)| v);
+    h.bridge_token = first_set(get, BRIDGE_TOKEN_VARS).map(|(_, v)| v);
+    h.api_key = match first_set(get, HOST_API_KEY_VARS) {
+        Some((_, v)) => Some(v),
+        None => match first_set(get, &["ALGA_AUTH_KEY_FILE"]) {
+            Some((var, path)) => secret_file(var, &path)?,
+            None => None,
+        },
+    };
     if let Some(v) = get("ALGA_UI_PROXY_ROUTES") {
         h.ui_proxy_routes = crate::host::ui_proxy::parse_route_prefixes(&v).ok_or(ConfigError {
             var: "ALGA_UI_PROXY_ROUTES",
@@ -281,12 +351,49 @@ fn read_host_api(
             expected: "comma-separated path prefixes under api/ (e.g. api/v1), never api/internal",
         })?;
     }
-    num(get, "ALGA_HOST_API_TIMEOUT_MS", 1, 900_000, |v| {
-        h.timeout = Duration::from_millis(v)
-    })?;
+    if let Some((var, _)) = first_set(get, HOST_API_TIMEOUT_VARS) {
+        num(get, var, 1, 900_000, |v| {
+            h.timeout = Duration::from_millis(v)
+        })?;
+    }
     num(get, "ALGA_HOST_API_MAX_BYTES", 1, 1 << 30, |v| {
         h.request_body_max = v as usize;
         h.response_body_max = v as usize;
+    })?;
+    Ok(())
+}
+
+/// Vault's address and its aliases (ours first, then the names Alga's runner reads).
+pub const VAULT_ADDR_VARS: &[&str] = &["ALGA_VAULT_ADDR", "VAULT_ADDR"];
+/// The Vault token and its alias (Vault's own CLI name).
+pub const VAULT_TOKEN_VARS: &[&str] = &["ALGA_VAULT_TOKEN", "VAULT_TOKEN"];
+/// The Vault namespace and its alias.
+pub const VAULT_NAMESPACE_VARS: &[&str] = &["ALGA_VAULT_NAMESPACE", "VAULT_NAMESPACE"];
+
+fn read_vault(
+    get: &impl Fn(&str) -> Option<String>,
+    v: &mut VaultSettings,
+) -> Result<(), ConfigError> {
+    if let Some((var, addr)) = first_set(get, VAULT_ADDR_VARS) {
+        v.addr = Some(http_url(var, &addr)?);
+    }
+    v.token = match first_set(get, VAULT_TOKEN_VARS) {
+        Some((_, t)) => Some(t),
+        // Alga's runner reads its token from a file a Vault agent writes.
+        None => match first_set(get, &["ALGA_VAULT_TOKEN_FILE"]) {
+            Some((var, path)) => secret_file(var, &path)?,
+            None => None,
+        },
+    };
+    v.namespace = first_set(get, VAULT_NAMESPACE_VARS).map(|(_, n)| n);
+    if let Some((_, m)) = first_set(get, &["ALGA_VAULT_TRANSIT_MOUNT"]) {
+        v.mount = m.trim_matches('/').to_string();
+    }
+    num(get, "ALGA_VAULT_TIMEOUT_MS", 1, 60_000, |ms| {
+        v.timeout = Duration::from_millis(ms)
+    })?;
+    num(get, "ALGA_VAULT_CACHE_TTL_MS", 0, 3_600_000, |ms| {
+        v.cache_ttl = Duration::from_millis(ms)
     })?;
     Ok(())
 }
@@ -432,5 +539,138 @@ mod tests {
             let err = from(&[("EXT_EGRESS_ALLOWLIST", bad)]).unwrap_err();
             assert_eq!(err.var, "EXT_EGRESS_ALLOWLIST", "{bad}");
         }
+    }
+
+    /// `alias` alone configures what `ours` does with `value`, and `ours` wins when
+    /// both are set.
+    fn alias_acts_as_ours(ours: &str, alias: &str, value: &str, other: &str) {
+        let by_ours = from(&[(ours, value)]).unwrap();
+        let by_alias = from(&[(alias, value)]).unwrap();
+        assert_eq!(by_alias, by_ours, "{alias} alone");
+        assert_ne!(
+            by_ours,
+            RuntimeConfig::default(),
+            "{ours} changes something"
+        );
+        let both = from(&[(ours, value), (alias, other)]).unwrap();
+        assert_eq!(both, by_ours, "{ours} wins over {alias}");
+    }
+
+    #[test]
+    fn alias_group_host_api_base() {
+        for alias in ["STORAGE_API_BASE_URL", "REGISTRY_BASE_URL"] {
+            alias_acts_as_ours(
+                "ALGA_HOST_API_BASE",
+                alias,
+                "http://alga.test:3000",
+                "http://x.test",
+            );
+        }
+        // STORAGE_API_BASE_URL wins over REGISTRY_BASE_URL, as in Alga's runner.
+        let c = from(&[
+            ("STORAGE_API_BASE_URL", "http://storage.test"),
+            ("REGISTRY_BASE_URL", "http://registry.test"),
+        ])
+        .unwrap();
+        assert_eq!(c.host_api.base.as_deref(), Some("http://storage.test"));
+        // Alga's runner strips a terminal /api from its names; ours is taken as given.
+        let c = from(&[("STORAGE_API_BASE_URL", "http://alga.test:3000/api/")]).unwrap();
+        assert_eq!(c.host_api.base.as_deref(), Some("http://alga.test:3000"));
+        let err = from(&[("REGISTRY_BASE_URL", "not a url")]).unwrap_err();
+        assert_eq!(err.var, "REGISTRY_BASE_URL");
+    }
+
+    #[test]
+    fn alias_group_ui_proxy_base() {
+        alias_acts_as_ours(
+            "ALGA_UI_PROXY_BASE",
+            "UI_PROXY_BASE_URL",
+            "http://alga.test:3000",
+            "http://x.test",
+        );
+    }
+
+    #[test]
+    fn alias_group_bridge_token() {
+        for alias in ["RUNNER_STORAGE_API_TOKEN", "RUNNER_SERVICE_TOKEN"] {
+            alias_acts_as_ours("ALGA_HOST_API_BRIDGE_TOKEN", alias, "b1", "b2");
+        }
+        let c = from(&[
+            ("RUNNER_STORAGE_API_TOKEN", "storage"),
+            ("RUNNER_SERVICE_TOKEN", "service"),
+        ])
+        .unwrap();
+        assert_eq!(c.host_api.bridge_token.as_deref(), Some("storage"));
+    }
+
+    #[test]
+    fn alias_group_host_api_key() {
+        alias_acts_as_ours("ALGA_HOST_API_KEY", "ALGA_AUTH_KEY", "k1", "k2");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("alga_auth_key");
+        std::fs::write(&file, "k1\n").unwrap();
+        let by_file = from(&[("ALGA_AUTH_KEY_FILE", file.to_str().unwrap())]).unwrap();
+        assert_eq!(by_file, from(&[("ALGA_HOST_API_KEY", "k1")]).unwrap());
+        let err = from(&[("ALGA_AUTH_KEY_FILE", "/nonexistent/key")]).unwrap_err();
+        assert_eq!(err.var, "ALGA_AUTH_KEY_FILE");
+    }
+
+    #[test]
+    fn alias_group_host_api_timeout() {
+        alias_acts_as_ours(
+            "ALGA_HOST_API_TIMEOUT_MS",
+            "UI_PROXY_TIMEOUT_MS",
+            "1234",
+            "99",
+        );
+        let err = from(&[("UI_PROXY_TIMEOUT_MS", "0")]).unwrap_err();
+        assert_eq!(err.var, "UI_PROXY_TIMEOUT_MS");
+    }
+
+    #[test]
+    fn alias_group_vault_addr() {
+        alias_acts_as_ours(
+            "ALGA_VAULT_ADDR",
+            "VAULT_ADDR",
+            "https://vault.test:8200",
+            "http://x.test",
+        );
+    }
+
+    #[test]
+    fn alias_group_vault_token() {
+        alias_acts_as_ours("ALGA_VAULT_TOKEN", "VAULT_TOKEN", "hvs.one", "hvs.two");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("alga_vault_token");
+        std::fs::write(&file, " hvs.one \n").unwrap();
+        let by_file = from(&[("ALGA_VAULT_TOKEN_FILE", file.to_str().unwrap())]).unwrap();
+        assert_eq!(by_file, from(&[("ALGA_VAULT_TOKEN", "hvs.one")]).unwrap());
+    }
+
+    #[test]
+    fn alias_group_vault_namespace() {
+        alias_acts_as_ours(
+            "ALGA_VAULT_NAMESPACE",
+            "VAULT_NAMESPACE",
+            "team-a",
+            "team-b",
+        );
+    }
+
+    #[test]
+    fn vault_settings_and_their_bounds() {
+        let c = from(&[
+            ("ALGA_VAULT_TRANSIT_MOUNT", "/alga-transit/"),
+            ("ALGA_VAULT_TIMEOUT_MS", "750"),
+            ("ALGA_VAULT_CACHE_TTL_MS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.vault.mount, "alga-transit");
+        assert_eq!(c.vault.timeout, Duration::from_millis(750));
+        assert_eq!(c.vault.cache_ttl, Duration::ZERO);
+        let err = from(&[("ALGA_VAULT_TIMEOUT_MS", "0")]).unwrap_err();
+        assert_eq!(err.var, "ALGA_VAULT_TIMEOUT_MS");
+        let err = from(&[("VAULT_ADDR", "vault:8200")]).unwrap_err();
+        assert_eq!(err.var, "VAULT_ADDR");
     }
 }

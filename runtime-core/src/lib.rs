@@ -24,6 +24,7 @@ pub mod publish;
 pub mod schedule;
 pub mod store;
 pub mod ui;
+pub mod vault;
 
 pub use capability::{Capability, CapabilitySet};
 pub use config::RuntimeConfig;

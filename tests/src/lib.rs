@@ -13,5 +13,6 @@ pub mod lambda_emulator;
 pub mod moto;
 pub mod schedule_conformance;
 pub mod signer;
+pub mod vault_stub;
 
 pub use harness::*;

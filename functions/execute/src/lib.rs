@@ -34,7 +34,13 @@ impl ExecuteFunction {
         if settings.execute_auth == ExecuteAuth::Token(None) {
             tracing::warn!("no service token configured: every /v1/execute request is refused");
         }
-        Self::new(backends, &RuntimeConfig::from_env()?, settings)
+        let mut config = RuntimeConfig::from_env()?;
+        if config.vault.addr.is_some() && config.vault.token.is_none() {
+            // On AWS the Vault token lives in Secrets Manager, read once per container.
+            config.vault.token =
+                token_from_env("ALGA_VAULT_TOKEN", "ALGA_VAULT_TOKEN_SECRET_ID").await?;
+        }
+        Self::new(backends, &config, settings)
     }
 
     /// Builds the function over given backends and settings.

@@ -42,7 +42,7 @@ pub use error::ExecError;
 pub use quota::{QuotaLimits, QuotaPolicy};
 pub use registry_resolver::RegistryResolver;
 pub use request::{ExecuteRequest, RoutingHeaders};
-pub use resolve::{InstallSource, ResolveQuery, Resolved, Resolver, StaticResolver};
+pub use resolve::{HostIds, InstallSource, ResolveQuery, Resolved, Resolver, StaticResolver};
 
 /// Grace added to the epoch deadline for the host-side timer, which only fires
 /// when the guest is parked in a host call.
@@ -127,6 +127,7 @@ pub struct Executor {
     target: Target,
     fingerprint: String,
     quotas: Option<QuotaPolicy>,
+    vault: Option<Arc<crate::vault::VaultTransit>>,
     scheduler: Option<Arc<crate::schedule::Scheduler>>,
     events: Option<(
         Arc<dyn crate::events::EventPublisher>,
@@ -158,6 +159,7 @@ impl Executor {
             target: Target::host(),
             fingerprint,
             quotas: None,
+            vault: crate::vault::VaultTransit::new(config.vault.clone()).map(Arc::new),
             scheduler: None,
             events: None,
         })
@@ -192,6 +194,11 @@ impl Executor {
     pub fn with_network(mut self, network: Network) -> Self {
         self.network = network;
         self
+    }
+
+    /// The Vault transit client, when one is configured (for its counters).
+    pub fn vault(&self) -> Option<&crate::vault::VaultTransit> {
+        self.vault.as_deref()
     }
 
     /// The runtime engine.
@@ -317,7 +324,7 @@ impl Executor {
             .await
             .map_err(load_error)?;
         metrics.load = load_started.elapsed();
-        let prepared = self.prepare(routing, call, &resolved)?;
+        let prepared = self.prepare(routing, call, &resolved).await?;
         self.invoke(&loaded.pre, prepared, metrics, logs).await
     }
 
@@ -354,7 +361,7 @@ impl Executor {
 
     /// The request's grants, secrets, guest request, limits and its `Store`,
     /// built once from one [`HostSetup`].
-    fn prepare(
+    async fn prepare(
         &self,
         routing: &RoutingHeaders,
         call: &Call<'_>,
@@ -363,10 +370,18 @@ impl Executor {
         let req = call.request;
         let grants = self.grants(req, resolved.grants.as_ref())?;
         let inline_secrets = match &req.secret_envelope {
-            Some(env) => Some(secret_envelope::decode(env).map_err(|e| {
-                tracing::warn!(error = %e, "secret envelope refused");
-                ExecError::SecretDecryptFailed
-            })?),
+            Some(env) => Some(
+                secret_envelope::open(env, self.vault.as_deref())
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "secret envelope not opened");
+                        if e.is_unavailable() {
+                            ExecError::BackendUnavailable(e.to_string())
+                        } else {
+                            ExecError::SecretDecryptFailed
+                        }
+                    })?,
+            ),
             None => None,
         };
         let guest_request = self.guest_request(req, &call.body)?;
@@ -381,6 +396,8 @@ impl Executor {
             tenant_id: req.context.tenant_id.clone(),
             extension_id: req.context.extension_id.clone(),
             install_id: resolved.install_id.clone(),
+            host_extension_id: resolved.host_ids.extension.clone(),
+            host_install_id: resolved.host_ids.install.clone(),
             version_id: req
                 .context
                 .version_id

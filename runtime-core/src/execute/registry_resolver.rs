@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use super::error::ExecError;
-use super::resolve::{InstallSource, ResolveQuery, Resolved, Resolver};
+use super::resolve::{HostIds, InstallSource, ResolveQuery, Resolved, Resolver};
 use crate::bundle::provenance::{self, BundleTrust};
 use crate::bundle::trust::TrustBundle;
 use crate::content::ContentHash;
@@ -100,6 +100,7 @@ impl RegistryResolver {
             artifact,
             grants: None,
             install_id: q.install_id.map(String::from),
+            host_ids: HostIds::default(),
             version_id: None,
             config: Default::default(),
         })
@@ -188,6 +189,10 @@ impl Resolver for RegistryResolver {
             artifact,
             grants: Some(install.granted),
             install_id: Some(install.install_id),
+            host_ids: HostIds {
+                extension: install.host_extension_id,
+                install: install.host_install_id,
+            },
             version_id: Some(install.version),
             config: install.config,
         })

@@ -58,10 +58,22 @@ pub struct Resolved {
     pub grants: Option<CapabilitySet>,
     /// The install id.
     pub install_id: Option<String>,
+    /// The host app's ids the install carries (none in `caller` mode, where the
+    /// request's ids already are the host app's).
+    pub host_ids: HostIds,
     /// The version id.
     pub version_id: Option<String>,
     /// The install's configuration (merged under the request's).
     pub config: BTreeMap<String, String>,
+}
+
+/// The host app's ids of an install (Alga's registry UUID and install UUID).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostIds {
+    /// The host app's extension id.
+    pub extension: Option<String>,
+    /// The host app's install id.
+    pub install: Option<String>,
 }
 
 /// Maps a request to what it may run.
@@ -105,6 +117,7 @@ impl Resolver for StaticResolver {
             artifact,
             grants: None,
             install_id: q.install_id.map(String::from),
+            host_ids: HostIds::default(),
             version_id: None,
             config: BTreeMap::new(),
         })

@@ -7,22 +7,22 @@
 //! ui-proxy calls the ui-proxy credential, bridge calls their own
 //! ([`Credential`]), so the host app can refuse the first on its internal API.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use rustls::pki_types::ServerName;
 
-use super::http::resolve::{DnsResolver, SystemResolver};
-use super::http::{EgressError, HttpClient, OutboundResponse};
+use super::http::{EgressError, HttpClient, OutboundResponse, operator};
 
 /// The operator's host API (the Alga server): ui-proxy and the clients, services
 /// and invoicing bridge. Not subject to the tenant egress allowlist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostApiSettings {
-    /// Base URL, e.g. `https://alga.example.com`; none disables the bridge.
+    /// Base URL of the host app's internal API (the bridges, the host-app stores),
+    /// e.g. `https://alga.example.com`; none disables the bridges.
     pub base: Option<String>,
+    /// Base URL ui-proxy calls go to; none: [`HostApiSettings::base`]. Neither:
+    /// ui-proxy answers `route-not-found`, as Alga's runner does.
+    pub ui_proxy_base: Option<String>,
     /// Sent as `x-runner-auth` on ui-proxy calls (and on bridge calls when
     /// `bridge_token` is unset).
     pub token: Option<String>,
@@ -31,6 +31,9 @@ pub struct HostApiSettings {
     /// on its public routes without accepting it on the internal ones. Unset:
     /// `token`, as before.
     pub bridge_token: Option<String>,
+    /// Sent as `x-api-key` where the host app's public API wants the runner's own
+    /// key (Alga's install check for ext-ui, `/api/installs/validate`).
+    pub api_key: Option<String>,
     /// Host-API path prefixes (without leading or trailing `/`, e.g. `api`,
     /// `api/v1`) ui-proxy may call besides the extension's own routes
     /// (`/<extension-id>/…`). `api/internal` is refused whatever this says.
@@ -47,8 +50,10 @@ impl Default for HostApiSettings {
     fn default() -> Self {
         HostApiSettings {
             base: None,
+            ui_proxy_base: None,
             token: None,
             bridge_token: None,
+            api_key: None,
             ui_proxy_routes: vec!["api".into()],
             timeout: Duration::from_secs(5),
             request_body_max: 1 << 20,
@@ -57,37 +62,57 @@ impl Default for HostApiSettings {
     }
 }
 
-/// Which operator credential a host-API call carries as `x-runner-auth`.
+/// Which operator credential a host-API call carries as `x-runner-auth`, and
+/// which base URL it goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential {
-    /// ui-proxy: a route the guest chose (`ALGA_HOST_API_TOKEN`).
+    /// ui-proxy: a route the guest chose (`ALGA_HOST_API_TOKEN`), under the
+    /// ui-proxy base.
     UiProxy,
-    /// The clients / services / invoicing bridge: a path the runner builds
-    /// (`ALGA_HOST_API_BRIDGE_TOKEN`, else `ALGA_HOST_API_TOKEN`).
+    /// The clients / services / invoicing bridge and the host-app stores: a path
+    /// the runner builds (`ALGA_HOST_API_BRIDGE_TOKEN`, else `ALGA_HOST_API_TOKEN`),
+    /// under the internal API's base.
     Bridge,
 }
 
 /// A configured host API.
 pub struct HostApi {
     settings: HostApiSettings,
-    base: url::Url,
+    base: Option<url::Url>,
+    ui_proxy_base: Option<url::Url>,
     client: HttpClient,
 }
 
 impl HostApi {
-    /// The bridge, or `None` when no base URL is configured.
+    /// The host API, or `None` when no base URL is configured at all.
     pub fn new(settings: HostApiSettings) -> Option<Self> {
-        let base = url::Url::parse(settings.base.as_deref()?).ok()?;
+        let parse = |b: Option<&String>| b.and_then(|b| url::Url::parse(b).ok());
+        let base = parse(settings.base.as_ref());
+        let ui_proxy_base = parse(settings.ui_proxy_base.as_ref()).or_else(|| base.clone());
+        if base.is_none() && ui_proxy_base.is_none() {
+            return None;
+        }
         Some(HostApi {
             settings,
             base,
+            ui_proxy_base,
             client: HttpClient::default(),
         })
     }
 
-    /// The base URL without a trailing slash.
-    pub fn base(&self) -> String {
-        self.base.as_str().trim_end_matches('/').to_string()
+    /// The base URL `credential`'s calls go to, without a trailing slash; `None`
+    /// when that part of the host API is not configured.
+    pub fn base_for(&self, credential: Credential) -> Option<String> {
+        let base = match credential {
+            Credential::UiProxy => self.ui_proxy_base.as_ref(),
+            Credential::Bridge => self.base.as_ref(),
+        }?;
+        Some(base.as_str().trim_end_matches('/').to_string())
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &HostApiSettings {
+        &self.settings
     }
 
     /// The path prefixes ui-proxy may call besides the extension's own routes.
@@ -106,7 +131,10 @@ impl HostApi {
         body: Option<Bytes>,
         deadline: Option<Instant>,
     ) -> Result<OutboundResponse, EgressError> {
-        let url = url::Url::parse(&format!("{}{path}", self.base()))
+        let base = self.base_for(credential).ok_or_else(|| {
+            EgressError::InvalidUrl("this part of the host API is not configured".into())
+        })?;
+        let url = url::Url::parse(&format!("{base}{path}"))
             .map_err(|e| EgressError::InvalidUrl(e.to_string()))?;
         if let Some(b) = &body
             && b.len() > self.settings.request_body_max
@@ -143,66 +171,27 @@ impl HostApi {
         headers: &[(&str, String)],
         body: Option<Bytes>,
     ) -> Result<OutboundResponse, EgressError> {
-        let host = url
-            .host_str()
-            .ok_or_else(|| EgressError::InvalidUrl("no host".into()))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let port = url.port_or_known_default().unwrap_or(80);
-        let ips = match host.parse::<std::net::IpAddr>() {
-            Ok(ip) => vec![ip],
-            Err(_) => SystemResolver
-                .lookup(&host)
-                .await
-                .map_err(|e| EgressError::Dns(e.to_string()))?,
-        };
-        let addrs: Vec<SocketAddr> = ips
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, port))
-            .collect();
-        let tls = if url.scheme() == "https" {
-            Some(match host.parse::<std::net::IpAddr>() {
-                Ok(ip) => ServerName::from(ip),
-                Err(_) => ServerName::try_from(host.clone())
-                    .map_err(|e| EgressError::InvalidUrl(e.to_string()))?,
-            })
-        } else {
-            None
-        };
-        let mut path = url.path().to_string();
-        if let Some(q) = url.query() {
-            path.push('?');
-            path.push_str(q);
-        }
-        let authority = match url.port() {
-            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_string(),
-        };
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(http::header::HOST, authority)
-            .header(http::header::CONNECTION, "close");
+        let mut all: Vec<(&str, String)> = Vec::with_capacity(headers.len() + 1);
         if let Some(token) = token {
-            builder = builder.header("x-runner-auth", token);
+            all.push(("x-runner-auth", token.to_string()));
         }
-        for (k, v) in headers {
-            builder = builder.header(*k, v.as_str());
-        }
-        let request = builder
-            .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| EgressError::InvalidUrl(e.to_string()))?;
-        self.client
-            .exchange(&addrs, tls, request, self.settings.response_body_max)
-            .await
+        all.extend(headers.iter().map(|(k, v)| (*k, v.clone())));
+        operator::send(
+            &self.client,
+            &url,
+            method,
+            &all,
+            body,
+            self.settings.response_body_max,
+        )
+        .await
     }
 }
 
 /// Why a bridge call produced no HTTP answer.
 #[derive(Debug)]
 pub(crate) enum BridgeFailure {
-    /// `ALGA_HOST_API_BASE` is not set.
+    /// No internal API base is configured (`ALGA_HOST_API_BASE`).
     NotConfigured,
     /// The request has no install id to address.
     NoInstall,
@@ -236,12 +225,15 @@ impl super::HostState {
         operation: &str,
         mut payload: serde_json::Map<String, serde_json::Value>,
     ) -> Result<BridgeReply, BridgeFailure> {
-        let api = self.host_api.clone().ok_or(BridgeFailure::NotConfigured)?;
+        let api = (self.host_api.clone())
+            .filter(|api| api.base_for(Credential::Bridge).is_some())
+            .ok_or(BridgeFailure::NotConfigured)?;
+        // The host app looks installs up by its own id.
         let install = self
             .invocation
-            .install_id
-            .clone()
-            .ok_or(BridgeFailure::NoInstall)?;
+            .host_app_install_id()
+            .ok_or(BridgeFailure::NoInstall)?
+            .to_string();
         payload.insert("operation".into(), operation.into());
         if let Some(user) = &self.invocation.user {
             // The host app applies the user's own permissions on top (RBAC).
@@ -273,7 +265,8 @@ impl super::HostState {
         })
     }
 
-    /// The headers naming who calls: request, tenant, extension, install, version.
+    /// The headers naming who calls: request, tenant, extension, install, version
+    /// (the extension and install by the host app's ids when the install has them).
     pub(crate) fn identity_headers(
         &self,
         content_type: Option<&str>,
@@ -281,13 +274,13 @@ impl super::HostState {
         let inv = &self.invocation;
         let mut h = vec![
             ("x-alga-tenant", inv.tenant_id.clone()),
-            ("x-alga-extension", inv.extension_id.clone()),
+            ("x-alga-extension", inv.host_app_extension_id().to_string()),
         ];
         if let Some(r) = &inv.request_id {
             h.push(("x-request-id", r.clone()));
         }
-        if let Some(i) = &inv.install_id {
-            h.push(("x-ext-install-id", i.clone()));
+        if let Some(i) = inv.host_app_install_id() {
+            h.push(("x-ext-install-id", i.to_string()));
         }
         if let Some(v) = &inv.version_id {
             h.push(("x-ext-version-id", v.clone()));

@@ -91,12 +91,34 @@ pub struct Invocation {
     pub extension_id: String,
     /// The tenant's install of the extension.
     pub install_id: Option<String>,
+    /// The host app's id of the extension (Alga's registry UUID), when the install
+    /// carries one: what calls to the host app name it by.
+    pub host_extension_id: Option<String>,
+    /// The host app's id of the install (Alga's install UUID), when it has one.
+    pub host_install_id: Option<String>,
     /// Extension version.
     pub version_id: Option<String>,
     /// The signed-in user, if any.
     pub user: Option<UserInfo>,
     /// Install configuration.
     pub config: BTreeMap<String, String>,
+}
+
+impl Invocation {
+    /// The extension as the host app knows it: its own id when the install carries
+    /// one, else ours (which, in `caller` install mode, is already the host app's).
+    pub fn host_app_extension_id(&self) -> &str {
+        self.host_extension_id
+            .as_deref()
+            .unwrap_or(&self.extension_id)
+    }
+
+    /// The install as the host app knows it (see [`Invocation::host_app_extension_id`]).
+    pub fn host_app_install_id(&self) -> Option<&str> {
+        self.host_install_id
+            .as_deref()
+            .or(self.install_id.as_deref())
+    }
 }
 
 /// Shared backends the host functions reach (configured once per process).

@@ -58,6 +58,24 @@ impl SecretsState {
     }
 }
 
+impl SecretsState {
+    /// The install's `api_key` secret for calls to the host app (ui-proxy), whatever
+    /// the guest's grants: the host uses it on the extension's behalf and the guest
+    /// never reads it this way. `None` when there is none or it has expired.
+    pub async fn api_key(&mut self) -> Result<Option<String>, String> {
+        let Some(bundle) = self.bundle().await? else {
+            return Ok(None);
+        };
+        if bundle.expires_at.is_some_and(|t| t <= SystemTime::now()) {
+            return Ok(None);
+        }
+        Ok(bundle.values.get(API_KEY_SECRET).cloned())
+    }
+}
+
+/// The secret the host app authenticates an extension's ui-proxy calls with.
+pub const API_KEY_SECRET: &str = "api_key";
+
 impl secrets::Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<String, SecretError>> {
         self.budget.charge()?;

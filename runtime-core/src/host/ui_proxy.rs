@@ -3,7 +3,8 @@
 //! Not granted → `denied`. The route is normalised first (RFC 3986 §6.2.2:
 //! escapes of unreserved characters decoded, empty segments dropped), and what
 //! was checked is what is sent. `/api/…` or `api/…` goes to base + route,
-//! anything else to base + `<extension-id>/` + route.
+//! anything else to base + `<extension-id>/` + route (the host app's extension id
+//! when the install carries one, as Alga's runner uses its registry UUID).
 //!
 //! Refused unsent: the host app's internal API (`api/internal/…` in any spelling:
 //! case, `%69`, `//`, `.`/`..`, `;params`) and `/api/…` routes outside the
@@ -11,10 +12,14 @@
 //! `.`/`..` segments otherwise, `%2f`/`%5c`, `#`, backslashes and control
 //! characters → `bad-request`. The call carries the ui-proxy credential, never
 //! the bridges' one, and identity fields of a JSON payload are pinned to the
-//! invocation's. POST with the payload when one is given, else GET. Status
-//! 401/403/429 → `denied`, 404 → `route-not-found`, other 4xx → `bad-request`,
-//! anything else that is not 2xx, a transport failure or no configured host API
-//! → `internal`.
+//! invocation's. As Alga's runner does, it also carries the install's `api_key`
+//! secret as `x-api-key` (Alga's platform routes authenticate the extension with
+//! it; it goes only to the configured ui-proxy base, and the guest never sees it
+//! on this path) and the user as `x-user-id` / `x-user-email`. POST with the
+//! payload when one is given, else GET. Status 401/403/429 → `denied`, 404 →
+//! `route-not-found`, other 4xx → `bad-request`, anything else that is not 2xx or
+//! a transport failure → `internal`. No configured host API → `route-not-found`,
+//! as Alga's runner answers.
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -193,8 +198,8 @@ fn identity_value(key: &str, inv: &Invocation) -> Option<Value> {
         "userId" | "user_id" => user.map(|u| json!(u.user_id)),
         "userType" | "user_type" => user.map(|u| json!(u.user_type)),
         "tenant" | "tenantId" | "tenant_id" => Some(json!(inv.tenant_id)),
-        "installId" | "install_id" => inv.install_id.as_ref().map(|i| json!(i)),
-        "extensionId" | "extension_id" => Some(json!(inv.extension_id)),
+        "installId" | "install_id" => inv.host_app_install_id().map(|i| json!(i)),
+        "extensionId" | "extension_id" => Some(json!(inv.host_app_extension_id())),
         _ => None,
     }
 }
@@ -234,7 +239,8 @@ impl ui_proxy::Host for HostState {
         if !self.grants.has(Capability::UiProxy) {
             return Ok(Err(ProxyError::Denied));
         }
-        let path = match proxy_path(&self.invocation.extension_id, &route) {
+        let extension_id = self.invocation.host_app_extension_id().to_string();
+        let path = match proxy_path(&extension_id, &route) {
             Ok(path) => path,
             Err(RouteRefusal::Internal) => {
                 self.logs.note(
@@ -257,17 +263,19 @@ impl ui_proxy::Host for HostState {
                 return Ok(Err(ProxyError::BadRequest));
             }
         };
-        let Some(api) = self.host_api.clone() else {
+        let Some(api) =
+            (self.host_api.clone()).filter(|a| a.base_for(Credential::UiProxy).is_some())
+        else {
             self.logs.note(
-                LogLevel::Error,
+                LogLevel::Warn,
                 format!(
                     "ui-proxy.call-route {:?}: no host API is configured",
                     clip(&route)
                 ),
             );
-            return Ok(Err(ProxyError::Internal));
+            return Ok(Err(ProxyError::RouteNotFound));
         };
-        if !route_allowed(&path, &self.invocation.extension_id, api.ui_proxy_routes()) {
+        if !route_allowed(&path, &extension_id, api.ui_proxy_routes()) {
             self.logs.note(
                 LogLevel::Warn,
                 format!(
@@ -282,7 +290,23 @@ impl ui_proxy::Host for HostState {
         } else {
             http::Method::GET
         };
-        let headers = self.identity_headers(payload.as_ref().map(|_| "application/json"));
+        let mut headers = self.identity_headers(payload.as_ref().map(|_| "application/json"));
+        match self.secrets.api_key().await {
+            Ok(Some(key)) => headers.push(("x-api-key", key)),
+            Ok(None) => {}
+            Err(e) => {
+                // Without its key the host app would refuse the call anyway; say why.
+                self.logs.note(
+                    LogLevel::Error,
+                    format!("ui-proxy.call-route: the install's api_key is unavailable: {e}"),
+                );
+                return Ok(Err(ProxyError::Internal));
+            }
+        }
+        if let Some(user) = &self.invocation.user {
+            headers.push(("x-user-id", user.user_id.clone()));
+            headers.push(("x-user-email", user.user_email.clone()));
+        }
         let payload = payload.map(|p| pin_identity(p, &self.invocation));
         let result = api
             .call(

@@ -15,6 +15,7 @@ use runtime_core::host::http::Egress;
 use runtime_core::host::{
     HostServices, HostSetup, HostState, Invocation, Network, RequestLimits, UserInfo,
 };
+use runtime_core::store::SecretBundle;
 use serde_json::{Value, json};
 use stores_local::{MemoryKvStore, MemorySecretStore};
 use test_support::http_server::{Reply, Seen, TestServer};
@@ -87,6 +88,7 @@ fn state_of(extension: &str, caps: &[Capability], net: &Network, install: bool) 
                     ..UserInfo::default()
                 }),
                 config: BTreeMap::new(),
+                ..Invocation::default()
             }),
             CapabilitySet::with(caps.iter().copied()),
             &HostServices {
@@ -425,14 +427,15 @@ async fn the_bridge_has_size_and_time_limits() {
 }
 
 #[tokio::test]
-async fn without_a_configured_host_api_answers_are_internal() {
+async fn without_a_configured_host_api_ui_proxy_is_route_not_found_and_bridges_internal() {
     let net = network(None);
     let mut s = state(&all_caps(), &net, true);
+    // As Alga's runner answers when UI_PROXY_BASE_URL is unset.
     assert_eq!(
         ext::ui_proxy::Host::call_route(&mut s, "/api/x".into(), None)
             .await
             .unwrap(),
-        Err(ProxyError::Internal)
+        Err(ProxyError::RouteNotFound)
     );
     assert_eq!(
         ext::clients::Host::list_clients(&mut s, list_clients_input())
@@ -557,4 +560,158 @@ async fn sec_03_ui_proxy_payload_cannot_set_the_identity_and_has_its_own_credent
     assert_eq!(seen[1].header("x-runner-auth"), Some("proxy-token"));
     assert_eq!(seen[2].path, "/api/internal/ext-clients/install/install-1");
     assert_eq!(seen[2].header("x-runner-auth"), Some("bridge-token"));
+}
+
+const ALGA_EXT: &str = "3f2b8c1e-7d4a-4b9e-9c1d-2a6f0e5b7c11";
+const ALGA_INSTALL: &str = "9a7c0d2e-1b3f-4c5d-8e6f-0a1b2c3d4e5f";
+
+/// An install carrying Alga's ids, a signed-in user and an `api_key` secret.
+fn alga_state(net: &Network, api_key: Option<&str>) -> HostState {
+    HostState::new(HostSetup {
+        network: Some(net),
+        inline_secrets: Some(SecretBundle {
+            values: api_key
+                .map(|k| BTreeMap::from([("api_key".to_string(), k.to_string())]))
+                .unwrap_or_default(),
+            expires_at: None,
+        }),
+        ..HostSetup::new(
+            Arc::new(Invocation {
+                request_id: Some("r1".into()),
+                tenant_id: "t1".into(),
+                extension_id: "com.example.ext".into(),
+                install_id: Some("install-1".into()),
+                host_extension_id: Some(ALGA_EXT.into()),
+                host_install_id: Some(ALGA_INSTALL.into()),
+                user: Some(UserInfo {
+                    user_id: "u1".into(),
+                    user_email: "u1@acme.test".into(),
+                    user_type: "internal".into(),
+                    ..UserInfo::default()
+                }),
+                ..Invocation::default()
+            }),
+            CapabilitySet::with(all_caps()),
+            &HostServices {
+                kv: Arc::new(MemoryKvStore::default()),
+                secrets: Arc::new(MemorySecretStore::default()),
+            },
+            RequestLimits {
+                memory_bytes: 1 << 20,
+                host_calls: 1000,
+                log_bytes: 100_000,
+            },
+        )
+    })
+}
+
+/// An install with Alga's ids: the bridges address Alga's install UUID (where
+/// Alga's internal API looks installs up), ui-proxy names the extension by Alga's
+/// registry UUID and carries `x-api-key` (the install's `api_key` secret) and the
+/// user, as Alga's runner sends them; the key goes to the ui-proxy base only.
+#[tokio::test]
+async fn alga_ids_reach_the_host_app_and_ui_proxy_carries_its_headers() {
+    let proxy = TestServer::start("127.0.0.1", |seen| answer(200, seen));
+    let internal = TestServer::start("127.0.0.1", |seen| answer(200, seen));
+    let api = HostApi::new(HostApiSettings {
+        base: Some(internal.base()),
+        ui_proxy_base: Some(proxy.base()),
+        token: Some("proxy-token".into()),
+        bridge_token: Some("bridge-token".into()),
+        ..HostApiSettings::default()
+    })
+    .unwrap();
+    let net = network_with(api);
+    let mut s = alga_state(&net, Some("ak-123"));
+
+    let got = ext::ui_proxy::Host::call_route(&mut s, "/api/v1/things".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(got, Ok(b"proxied GET /api/v1/things".to_vec()));
+    let got = ext::ui_proxy::Host::call_route(&mut s, "summary".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        Ok(format!("proxied GET /{ALGA_EXT}/summary").into_bytes())
+    );
+    let clients = ext::clients::Host::list_clients(&mut s, list_clients_input())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(clients.items[0].client_name, "Acme");
+    let service = ext::services::Host::get_service(&mut s, "s1".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(service, None);
+    let invoice = ext::invoicing::Host::create_manual_invoice(&mut s, invoice_input())
+        .await
+        .unwrap();
+    assert!(invoice.success, "{invoice:?}");
+
+    let proxied = proxy.seen();
+    assert_eq!(proxied.len(), 2);
+    for seen in &proxied {
+        assert_eq!(seen.header("x-api-key"), Some("ak-123"));
+        assert_eq!(seen.header("x-user-id"), Some("u1"));
+        assert_eq!(seen.header("x-user-email"), Some("u1@acme.test"));
+        assert_eq!(seen.header("x-alga-extension"), Some(ALGA_EXT));
+        assert_eq!(seen.header("x-ext-install-id"), Some(ALGA_INSTALL));
+        assert_eq!(seen.header("x-runner-auth"), Some("proxy-token"));
+    }
+    let bridged = internal.seen();
+    let paths: Vec<&str> = bridged.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            format!("/api/internal/ext-clients/install/{ALGA_INSTALL}"),
+            format!("/api/internal/ext-services/install/{ALGA_INSTALL}"),
+            format!("/api/internal/ext-invoicing/install/{ALGA_INSTALL}"),
+        ]
+    );
+    for seen in &bridged {
+        // The extension's key is for the host app's platform routes, through
+        // ui-proxy; the bridges authenticate the runner.
+        assert_eq!(seen.header("x-api-key"), None, "{}", seen.path);
+        assert_eq!(seen.header("x-runner-auth"), Some("bridge-token"));
+        assert_eq!(seen.header("x-ext-install-id"), Some(ALGA_INSTALL));
+    }
+
+    // No api_key secret: no header (the host app decides what that means).
+    let mut s = alga_state(&net, None);
+    ext::ui_proxy::Host::call_route(&mut s, "/api/v1/things".into(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(proxy.seen().last().unwrap().header("x-api-key"), None);
+}
+
+/// ui-proxy and the bridges may have different bases, as Alga's runner's
+/// `UI_PROXY_BASE_URL` and `STORAGE_API_BASE_URL` do.
+#[tokio::test]
+async fn ui_proxy_and_bridges_can_have_separate_bases() {
+    let proxy = TestServer::start("127.0.0.1", |seen| answer(200, seen));
+    // Only a ui-proxy base: the bridges are not configured, ui-proxy works.
+    let api = HostApi::new(HostApiSettings {
+        ui_proxy_base: Some(proxy.base()),
+        ..HostApiSettings::default()
+    })
+    .unwrap();
+    let net = network_with(api);
+    let mut s = alga_state(&net, Some("k"));
+    assert!(
+        ext::ui_proxy::Host::call_route(&mut s, "/api/x".into(), None)
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    assert_eq!(
+        ext::clients::Host::list_clients(&mut s, list_clients_input())
+            .await
+            .unwrap()
+            .unwrap_err(),
+        ClientReadError::Internal
+    );
+    assert_eq!(proxy.seen().len(), 1);
 }

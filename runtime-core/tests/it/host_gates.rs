@@ -36,6 +36,7 @@ fn state(
             additional_fields: BTreeMap::from([("z".into(), "1".into()), ("a".into(), "2".into())]),
         }),
         config: BTreeMap::new(),
+        ..Invocation::default()
     };
     HostState::new(HostSetup {
         inline_secrets: secrets,

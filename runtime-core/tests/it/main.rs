@@ -12,3 +12,4 @@ mod metrics;
 mod publish;
 mod schedules;
 mod ui_assets;
+mod vault_secrets;

@@ -12,6 +12,7 @@
 mod client;
 mod egress;
 mod error;
+pub mod operator;
 pub mod policy;
 pub mod resolve;
 mod settings;
