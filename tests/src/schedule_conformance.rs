@@ -157,4 +157,27 @@ pub async fn schedules_conformance(store: Arc<dyn ScheduleStore>) {
             .await
             .unwrap();
     }
+
+    // The time zone round-trips as stored, through create, update, list and
+    // list_enabled (the local cron reads the zone from there).
+    let mut berlin = schedule("tz", "i1", "berlin");
+    berlin.cron = "30 2 * * *".into();
+    berlin.timezone = "Europe/Berlin".into();
+    store.create(&berlin).await.unwrap();
+    assert_eq!(
+        store.get("tz", "i1", "berlin").await.unwrap(),
+        Some(berlin.clone())
+    );
+    let mut moved = berlin.clone();
+    moved.timezone = "America/New_York".into();
+    store.update(&moved).await.unwrap();
+    assert_eq!(store.list("tz", "i1").await.unwrap(), vec![moved.clone()]);
+    assert!(
+        store
+            .list_enabled()
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s == &moved)
+    );
 }

@@ -1,7 +1,10 @@
 //! `alga-lambda up` fires schedules: a manifest's schedule and one a guest
 //! creates through `alga:extension/scheduler` both reach their endpoint with
 //! their JSON payload, through the execute path, on a simulated clock
-//! (`ALGA_UP_CRON_TICK_MS`: one minute per tick) instead of real minutes.
+//! (`ALGA_UP_CRON_TICK_MS`: one minute per tick) instead of real minutes. The
+//! manifest's schedule is in `Europe/Berlin`: `up` accepts an IANA zone and its
+//! cron reads the schedule on that zone's clock (the exact instants across
+//! daylight-saving changes are unit tests in `runtime_core::schedule`).
 
 use test_support::guests;
 
@@ -27,7 +30,7 @@ const MANIFEST: &str = r#"{
     {"method": "POST", "path": "/api/record", "handler": "h"}
   ]},
   "schedules": [
-    {"endpoint": "POST /api/record", "cron": "*/5 * * * *", "payload": {"from": "manifest"}}
+    {"endpoint": "POST /api/record", "cron": "*/5 * * * *", "timezone": "Europe/Berlin", "payload": {"from": "manifest"}}
   ]
 }"#;
 

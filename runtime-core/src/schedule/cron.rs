@@ -1,7 +1,14 @@
-//! 5-field cron (`minute hour day-of-month month day-of-week`, UTC): `*`, numbers,
+//! 5-field cron (`minute hour day-of-month month day-of-week`): `*`, numbers,
 //! ranges `a-b`, steps `*/n` and `a-b/n`, lists `a,b`. Day-of-week 0–7 (0 and 7
 //! are Sunday). As in Vixie cron, when both day fields are restricted a day
 //! matches if either does.
+//!
+//! The plain methods work on minutes since 1970 of one wall clock (UTC, or a
+//! zone's civil minutes); the `_in` methods evaluate the expression in a
+//! [`Zone`] and answer UTC minutes, with its daylight-saving rules (a minute a
+//! gap skips never fires, a minute an overlap repeats fires once).
+
+use super::zone::Zone;
 
 /// A parsed expression: the allowed values of each field as bit sets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +158,8 @@ impl Cron {
         })
     }
 
-    /// Whether the minute starting at `epoch_minute` (minutes since 1970, UTC) fires.
+    /// Whether the minute starting at `epoch_minute` fires: minutes since 1970
+    /// on the clock the expression is read on (UTC, or a zone's civil minutes).
     pub fn matches(&self, epoch_minute: i64) -> bool {
         let minute = epoch_minute.rem_euclid(60) as u32;
         let hour = (epoch_minute.div_euclid(60)).rem_euclid(24) as u32;
@@ -171,8 +179,12 @@ impl Cron {
 
     /// The first firing minute strictly after `epoch_minute`, within about 5 years.
     pub fn next_after(&self, epoch_minute: i64) -> Option<i64> {
+        self.next_after_until(epoch_minute, epoch_minute + FIVE_YEARS_MINUTES)
+    }
+
+    /// [`Cron::next_after`] looking no further than minute `end`.
+    fn next_after_until(&self, epoch_minute: i64, end: i64) -> Option<i64> {
         let mut m = epoch_minute + 1;
-        let end = epoch_minute + 5 * 366 * 1440;
         while m <= end {
             // Skip whole hours and days that cannot match, so a yearly schedule is
             // found in thousands of steps, not millions.
@@ -208,6 +220,79 @@ impl Cron {
             prev = next;
         }
         (gap != i64::MAX).then_some(gap)
+    }
+}
+
+/// How far [`Cron::next_after`] looks.
+const FIVE_YEARS_MINUTES: i64 = 5 * 366 * 1440;
+
+/// How far [`Cron::min_gap_minutes_in`] looks for offset changes: 28 years, the
+/// period after which dates fall on the same weekdays again, so every pairing
+/// of a cron's days with a rule like "last Sunday of March" is seen.
+const TRANSITION_HORIZON_MINUTES: i64 = 28 * 366 * 1440;
+
+impl Cron {
+    /// Whether the UTC minute `epoch_minute` fires when the expression is read
+    /// on `zone`'s wall clock: the civil minute shown then matches, and this is
+    /// its first instant (an overlap's repeat does not fire again).
+    pub fn matches_in(&self, epoch_minute: i64, zone: &Zone) -> bool {
+        let civil = zone.civil_minute(epoch_minute);
+        self.matches(civil) && zone.first_instant(civil) == Some(epoch_minute)
+    }
+
+    /// The first UTC minute strictly after `epoch_minute` that fires in `zone`,
+    /// within about 5 years of wall-clock time.
+    pub fn next_after_in(&self, epoch_minute: i64, zone: &Zone) -> Option<i64> {
+        let start = zone.civil_minute(epoch_minute);
+        self.next_in_until(epoch_minute, zone, start + FIVE_YEARS_MINUTES)
+    }
+
+    /// [`Cron::next_after_in`] searching the wall clock only up to civil minute
+    /// `civil_end`.
+    fn next_in_until(&self, epoch_minute: i64, zone: &Zone, civil_end: i64) -> Option<i64> {
+        let mut civil = zone.civil_minute(epoch_minute);
+        loop {
+            civil = self.next_after_until(civil, civil_end)?;
+            // A gap skips the minute; in an overlap's second pass the minutes
+            // ahead on the wall clock already fired in the first one.
+            match zone.first_instant(civil) {
+                Some(m) if m > epoch_minute => return Some(m),
+                _ => {}
+            }
+        }
+    }
+
+    /// The smallest gap between consecutive firings in `zone`, in real (UTC)
+    /// minutes: [`Cron::min_gap_minutes`] on the wall clock, and the firings
+    /// within a day of each offset change from `from_epoch_minute` over the
+    /// next 28 years. Only a change can make real gaps differ from wall-clock
+    /// ones: spring forward brings the firings on either side of the gap
+    /// closer (`58 1` and `0 3` are 2 real minutes apart that night in Berlin),
+    /// while fall back only widens them, as a repeated wall-clock minute fires
+    /// once. A gap spanning a change is measured when it is shorter than a day,
+    /// which is all the 5-minute rule needs (a weekly schedule's 10,020-minute
+    /// spring week reads as its wall-clock 10,080).
+    pub fn min_gap_minutes_in(&self, zone: &Zone, from_epoch_minute: i64) -> Option<i64> {
+        let mut gap = self.min_gap_minutes()?;
+        for change in zone.transitions(
+            from_epoch_minute,
+            from_epoch_minute + TRANSITION_HORIZON_MINUTES,
+        ) {
+            let civil_end = zone.civil_minute(change + 1440);
+            let mut at = change - 1440;
+            let mut prev: Option<i64> = None;
+            while let Some(next) = self.next_in_until(at, zone, civil_end) {
+                if let Some(p) = prev {
+                    gap = gap.min(next - p);
+                }
+                if next > change {
+                    break;
+                }
+                prev = Some(next);
+                at = next;
+            }
+        }
+        Some(gap)
     }
 }
 

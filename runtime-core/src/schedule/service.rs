@@ -30,7 +30,7 @@ pub struct SchedulePatch {
     pub endpoint: Option<String>,
     /// 5-field cron.
     pub cron: Option<String>,
-    /// Only UTC.
+    /// IANA time zone (`Europe/Berlin`); `""` or `UTC` is UTC.
     pub timezone: Option<String>,
     /// Enabled flag.
     pub enabled: Option<bool>,
@@ -92,16 +92,16 @@ pub fn build(
     manifest: &Manifest,
     created_at: i64,
 ) -> Result<Schedule, ScheduleError> {
-    let (method, path, cron) = validate(input, manifest)?;
+    let valid = validate(input, manifest)?;
     Ok(Schedule {
         id: id.to_string(),
         tenant: scope.tenant.clone(),
         install_id: scope.install_id.clone(),
         extension_id: scope.extension_id.clone(),
-        method,
-        path,
-        cron,
-        timezone: "UTC".into(),
+        method: valid.method,
+        path: valid.path,
+        cron: valid.cron,
+        timezone: valid.timezone,
         name: input.name.clone().filter(|n| !n.is_empty()),
         payload: input.payload.clone().filter(|p| !p.is_empty()),
         enabled: input.enabled.unwrap_or(true),

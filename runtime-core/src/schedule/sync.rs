@@ -17,8 +17,9 @@ pub struct SyncReport {
     pub created: Vec<Schedule>,
     /// Manifest schedules of an earlier version that were replaced.
     pub removed: usize,
-    /// `(index in schedules[], why)` for the ones refused (e.g. a time zone other
-    /// than UTC, the 50 limit): the install stands, those schedules do not exist.
+    /// `(index in schedules[], why)` for the ones refused (e.g. a time zone the
+    /// IANA database does not know, the 50 limit): the install stands, those
+    /// schedules do not exist.
     pub refused: Vec<(usize, String)>,
 }
 

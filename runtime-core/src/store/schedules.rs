@@ -30,7 +30,8 @@ pub struct Schedule {
     pub path: String,
     /// The cron expression as given (normalised spacing).
     pub cron: String,
-    /// Always `UTC` for now.
+    /// The IANA time zone the cron is read in, by its canonical name
+    /// (`UTC`, `Europe/Berlin`; see `schedule::Zone`).
     pub timezone: String,
     /// Optional name.
     pub name: Option<String>,

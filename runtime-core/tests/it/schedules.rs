@@ -53,7 +53,8 @@ const MANIFEST: &str = r#"{
   "schedules": [
     {"endpoint": "POST /api/record", "cron": "*/15 * * * *", "payload": {"from": "manifest"}},
     {"endpoint": "/api/report", "cron": "0 8 * * 1-5", "name": "morning", "enabled": false},
-    {"endpoint": "/api/report", "cron": "0 8 * * *", "timezone": "Europe/Paris"}
+    {"endpoint": "/api/report", "cron": "0 8 * * *", "timezone": "europe/paris"},
+    {"endpoint": "/api/report", "cron": "0 9 * * *", "timezone": "Europe/Pariss"}
   ]
 }"#;
 
@@ -154,6 +155,41 @@ async fn aws_schedules_are_mirrored_to_eventbridge_scheduler() {
     let got = fetch().await.unwrap();
     assert_eq!(got.schedule_expression(), Some("cron(30 4 1,15 * ? *)"));
     assert_eq!(got.state().map(|s| s.as_str()), Some("DISABLED"));
+
+    // The schedule's IANA zone is EventBridge Scheduler's
+    // ScheduleExpressionTimezone (the cron's fields are the same in any zone),
+    // on create and on update.
+    let mut berlin = sc::schedule("acme#1", "i", "berlin");
+    berlin.cron = "30 2 * * *".into();
+    berlin.timezone = "Europe/Berlin".into();
+    store.create(&berlin).await.unwrap();
+    let fetch_named = |id: &str| {
+        env.clients
+            .scheduler
+            .get_schedule()
+            .name(schedule_name("acme#1", "i", id))
+            .group_name(&group)
+            .send()
+    };
+    let got = fetch_named("berlin").await.unwrap();
+    assert_eq!(got.schedule_expression(), Some("cron(30 2 * * ? *)"));
+    assert_eq!(got.schedule_expression_timezone(), Some("Europe/Berlin"));
+    berlin.timezone = "America/New_York".into();
+    store.update(&berlin).await.unwrap();
+    let got = fetch_named("berlin").await.unwrap();
+    assert_eq!(got.schedule_expression_timezone(), Some("America/New_York"));
+    // A zone AWS could not evaluate never reaches it, nor the table.
+    let mut nowhere = sc::schedule("acme#1", "i", "nowhere");
+    nowhere.timezone = "Mars/Olympus_Mons".into();
+    assert!(matches!(
+        store.create(&nowhere).await.unwrap_err(),
+        ScheduleStoreError::Invalid {
+            field: "timezone",
+            ..
+        }
+    ));
+    assert_eq!(store.get("acme#1", "i", "nowhere").await.unwrap(), None);
+    assert!(fetch_named("nowhere").await.is_err());
 
     // A cron AWS cannot express is refused before anything is written.
     let mut both = sc::schedule("acme#1", "i", "both");
@@ -532,6 +568,56 @@ async fn host_functions_give_field_errors_and_apply_updates() {
         .unwrap();
     assert_eq!(r.error.as_deref(), Some("schedule not found"));
 
+    // IANA time zones: stored by canonical name, changed by an update, and an
+    // unknown one is a `timezone` field error.
+    let mut zoned = input("/api/report", "30 2 * * *");
+    zoned.timezone = Some("europe/berlin".into());
+    let created = Host::create_schedule(&mut s, zoned).await.unwrap();
+    assert!(created.success, "{created:?}");
+    let zoned_id = created.schedule_id.unwrap();
+    let zone_of = |info: Option<ScheduleInfo>| info.unwrap().timezone;
+    assert_eq!(
+        zone_of(
+            Host::get_schedule(&mut s, zoned_id.clone())
+                .await
+                .unwrap()
+                .unwrap()
+        ),
+        "Europe/Berlin"
+    );
+    let r = Host::update_schedule(
+        &mut s,
+        zoned_id.clone(),
+        UpdateScheduleInput {
+            timezone: Some("America/New_York".into()),
+            ..patch(None, None, None)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(r.success, "{r:?}");
+    assert_eq!(
+        zone_of(
+            Host::get_schedule(&mut s, zoned_id.clone())
+                .await
+                .unwrap()
+                .unwrap()
+        ),
+        "America/New_York"
+    );
+    let mut unknown = input("/api/report", "30 2 * * *");
+    unknown.timezone = Some("Europe/Berlen".into());
+    let r = Host::create_schedule(&mut s, unknown).await.unwrap();
+    assert_eq!(r.error.as_deref(), Some("validation failed"));
+    let fields: serde_json::Value = serde_json::from_str(&r.field_errors.unwrap()).unwrap();
+    assert!(
+        fields["timezone"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown time zone \"Europe/Berlen\""),
+        "{fields}"
+    );
+
     let endpoints = Host::get_endpoints(&mut s).await.unwrap().unwrap();
     let schedulable: Vec<_> = endpoints
         .iter()
@@ -575,10 +661,17 @@ async fn manifest_schedules_follow_the_install_and_go_with_it() {
         .await
         .unwrap();
     let ids: Vec<_> = report.created.iter().map(|s| s.id.as_str()).collect();
-    assert_eq!(ids, ["manifest-0", "manifest-1"]);
+    assert_eq!(ids, ["manifest-0", "manifest-1", "manifest-2"]);
+    // IANA zones are kept, by their canonical name; an unknown one is refused.
+    assert_eq!(report.created[2].timezone, "Europe/Paris");
+    assert_eq!(report.created[0].timezone, "UTC");
     assert_eq!(report.refused.len(), 1);
-    assert_eq!(report.refused[0].0, 2);
-    assert!(report.refused[0].1.contains("timezone"));
+    assert_eq!(report.refused[0].0, 3);
+    assert!(
+        report.refused[0].1.contains("timezone: unknown time zone"),
+        "{:?}",
+        report.refused
+    );
     let m0 = &report.created[0];
     assert_eq!(
         (
@@ -594,16 +687,16 @@ async fn manifest_schedules_follow_the_install_and_go_with_it() {
     let again = schedule::sync_installed(env.backends.registry.as_ref(), store, &install)
         .await
         .unwrap();
-    assert_eq!((again.removed, again.created.len()), (2, 2));
+    assert_eq!((again.removed, again.created.len()), (3, 3));
     let all = store.list("acme", &install.install_id).await.unwrap();
-    assert_eq!(all.len(), 3);
+    assert_eq!(all.len(), 4);
     assert!(all.iter().any(|s| s.id == guest_id));
     // Uninstall removes them all.
     assert_eq!(
         schedule::remove_for_install(store, "acme", &install.install_id)
             .await
             .unwrap(),
-        3
+        4
     );
     assert!(
         store

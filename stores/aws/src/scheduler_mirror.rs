@@ -16,7 +16,7 @@ use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, Sched
 use sha2::{Digest, Sha256};
 
 use super::error::map_sdk;
-use runtime_core::schedule::{Schedule, ScheduleFiring, aws_cron};
+use runtime_core::schedule::{Schedule, ScheduleFiring, Zone, aws_cron};
 use runtime_core::store::StoreError;
 use runtime_core::store::schedules::{ScheduleStore, ScheduleStoreError};
 
@@ -89,7 +89,7 @@ fn internal(e: StoreError) -> ScheduleStoreError {
 /// CreateSchedule and UpdateSchedule take the same fields on two builder types.
 macro_rules! put_schedule {
     ($store:expr, $sch:expr, $operation:ident, $name:literal) => {{
-        let (expression, target, window) = $store
+        let (expression, zone, target, window) = $store
             .parts($sch)
             .map_err(|e| StoreError::Internal(e.to_string()))?;
         $store
@@ -98,7 +98,7 @@ macro_rules! put_schedule {
             .name(schedule_name(&$sch.tenant, &$sch.install_id, &$sch.id))
             .group_name(&$store.target.group)
             .schedule_expression(expression)
-            .schedule_expression_timezone("UTC")
+            .schedule_expression_timezone(zone)
             .flexible_time_window(window)
             .target(target)
             .state(Self::state($sch))
@@ -123,11 +123,26 @@ impl MirroredScheduleStore {
         }
     }
 
+    /// What CreateSchedule and UpdateSchedule send: the AWS cron, the time zone
+    /// it is evaluated in, the target and the window.
     fn parts(
         &self,
         sch: &Schedule,
-    ) -> Result<(String, Target, FlexibleTimeWindow), ScheduleStoreError> {
+    ) -> Result<(String, String, Target, FlexibleTimeWindow), ScheduleStoreError> {
+        // The cron's fields do not depend on the zone: EventBridge Scheduler
+        // reads them on the wall clock of `ScheduleExpressionTimezone`, which
+        // takes IANA names, as `up` reads ours.
         let expression = aws_cron::to_aws(&sch.cron).map_err(invalid_cron)?;
+        // The canonical name (what `Schedule.timezone` holds once validated);
+        // a row written before zones, or by another writer, is checked here so
+        // AWS never gets a zone we would not fire in.
+        let zone = Zone::parse(&sch.timezone)
+            .map_err(|e| ScheduleStoreError::Invalid {
+                field: "timezone",
+                message: e.to_string(),
+            })?
+            .name()
+            .to_string();
         let input = serde_json::to_string(&ScheduleFiring::of(sch)).expect("serializes");
         let target = Target::builder()
             .arn(&self.target.target_arn)
@@ -139,7 +154,7 @@ impl MirroredScheduleStore {
             .mode(FlexibleTimeWindowMode::Off)
             .build()
             .map_err(|e| StoreError::Internal(e.to_string()))?;
-        Ok((expression, target, window))
+        Ok((expression, zone, target, window))
     }
 
     fn state(sch: &Schedule) -> ScheduleState {

@@ -1,7 +1,8 @@
 //! `up`'s in-process cron: once a minute, every enabled schedule in the data
 //! directory that fires in that minute runs through the gateway's execute path
 //! (`Gateway::fire_schedule`) — what EventBridge Scheduler and the events
-//! function do on AWS.
+//! function do on AWS. Each schedule is read in its own time zone
+//! (`schedule::due`), with EventBridge Scheduler's daylight-saving rules.
 //!
 //! `ALGA_UP_CRON_TICK_MS` (for tests, undocumented in `--help`): instead of the
 //! wall clock, a simulated clock that starts at the current minute and advances
