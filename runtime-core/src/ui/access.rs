@@ -1,19 +1,24 @@
-//! Which bundles may be served for an extension: the registry decides, a bounded LRU
-//! with a TTL remembers.
+//! Which bundles may be served for an extension: an [`InstallCheck`] decides (our
+//! registry, or the host app when it owns the installs), a bounded LRU with a TTL
+//! remembers.
 //!
-//! A hash is served under `/ext-ui/{ext}/…` only when it is the bundle of a published
-//! version of *that* extension (`{ext}` is its id, or a host-app id an install of it
-//! carries, such as Alga's registry UUID) and at least one tenant has an install of it (enabled
-//! or not: the files are public, immutable and cached by the CDN anyway; the check
-//! keeps us from serving every bundle ever published). When the URL names a tenant
-//! (`?tenant=`, as the host page's iframe src does), the install must be that
-//! tenant's, as Alga's runner checks. Anything else is the same `not_found`, so a URL
-//! never reveals that a bundle exists for another extension or another tenant.
+//! [`RegistryCheck`]: a hash is served under `/ext-ui/{ext}/…` only when it is the
+//! bundle of a published version of *that* extension (`{ext}` is its id, or a host-app
+//! id an install of it carries, such as Alga's registry UUID) and at least one tenant
+//! has an install of it (enabled or not: the files are public, immutable and cached by
+//! the CDN anyway; the check keeps us from serving every bundle ever published). When
+//! the URL names a tenant (`?tenant=`, as the host page's iframe src does), the install
+//! must be that tenant's, as Alga's runner checks. Anything else is the same
+//! `not_found`, so a URL never reveals that a bundle exists for another extension or
+//! another tenant. When the host app owns the installs (`ALGA_INSTALL_SOURCE=caller`),
+//! the host app's check (`stores-host-api`) takes the registry's place, behind the
+//! same cache.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use lru::LruCache;
 
 use crate::content::ContentHash;
@@ -33,17 +38,43 @@ pub enum Decision {
     Denied,
 }
 
-/// The registry could not answer (failure or time limit); never cached.
+/// The check could not answer (failure or time limit); never cached.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("registry unavailable: {0}")]
+#[error("install check unavailable: {0}")]
 pub struct Unavailable(pub String);
+
+/// Who decides whether a bundle may be served under an extension's URL: whoever owns
+/// the installs. [`AccessCache`] sits in front of it.
+#[async_trait]
+pub trait InstallCheck: Send + Sync {
+    /// May `hash` be served under `extension_id` (to `tenant`, when the URL names
+    /// one)? `Err` when the owner of the installs cannot answer now.
+    async fn ask(
+        &self,
+        extension_id: &str,
+        hash: &ContentHash,
+        tenant: Option<&str>,
+    ) -> Result<Decision, Unavailable>;
+}
+
+/// The check over our registry (the installs are ours: `ALGA_INSTALL_SOURCE=registry`).
+pub struct RegistryCheck {
+    registry: Arc<dyn Registry>,
+}
+
+impl RegistryCheck {
+    /// A check reading `registry`.
+    pub fn new(registry: Arc<dyn Registry>) -> Self {
+        RegistryCheck { registry }
+    }
+}
 
 /// Counters for tests and metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct AccessStats {
     /// Decisions answered from the cache.
     pub hits: u64,
-    /// Decisions that asked the registry.
+    /// Decisions that asked the check (the registry or the host app).
     pub lookups: u64,
 }
 
@@ -55,9 +86,9 @@ struct Cached {
     expires: Instant,
 }
 
-/// The registry check with its cache.
+/// An install check with its cache.
 pub struct AccessCache {
-    registry: Arc<dyn Registry>,
+    check: Arc<dyn InstallCheck>,
     entries: Mutex<LruCache<AccessKey, Cached>>,
     stats: Mutex<AccessStats>,
     positive_ttl: Duration,
@@ -66,9 +97,9 @@ pub struct AccessCache {
 }
 
 impl AccessCache {
-    /// A cache of at most `capacity` decisions.
+    /// A cache of at most `capacity` decisions of `check`.
     pub fn new(
-        registry: Arc<dyn Registry>,
+        check: Arc<dyn InstallCheck>,
         capacity: usize,
         positive_ttl: Duration,
         negative_ttl: Duration,
@@ -76,7 +107,7 @@ impl AccessCache {
     ) -> Self {
         let cap = NonZeroUsize::new(capacity.max(1)).expect("non-zero");
         AccessCache {
-            registry,
+            check,
             entries: Mutex::new(LruCache::new(cap)),
             stats: Mutex::default(),
             positive_ttl,
@@ -108,9 +139,10 @@ impl AccessCache {
             }
         }
         self.stats.lock().expect("stats lock").lookups += 1;
-        let decision = tokio::time::timeout(self.timeout, self.ask(extension_id, hash, tenant))
-            .await
-            .map_err(|_| Unavailable(format!("no answer within {:?}", self.timeout)))??;
+        let decision =
+            tokio::time::timeout(self.timeout, self.check.ask(extension_id, hash, tenant))
+                .await
+                .map_err(|_| Unavailable(format!("no answer within {:?}", self.timeout)))??;
         let ttl = match decision {
             Decision::Allowed { .. } => self.positive_ttl,
             Decision::Denied => self.negative_ttl,
@@ -131,7 +163,10 @@ impl AccessCache {
     pub fn stats(&self) -> AccessStats {
         *self.stats.lock().expect("stats lock")
     }
+}
 
+#[async_trait]
+impl InstallCheck for RegistryCheck {
     async fn ask(
         &self,
         extension_id: &str,

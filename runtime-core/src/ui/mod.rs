@@ -1,5 +1,6 @@
 //! Static UI files of published bundles: `GET|HEAD /ext-ui/{extensionId}/{contentHash}/{path}`
-//! as ALGA-COMPAT §4 describes, plus the registry check and strict path rules.
+//! as ALGA-COMPAT §4 describes, plus the install check (our registry or the host app)
+//! and strict path rules.
 //!
 //! Platform-neutral: the `ui-assets` Lambda and `alga-lambda up` translate their
 //! requests into a [`UiRequest`] and send the [`UiResponse`] back as it is.
@@ -16,10 +17,10 @@ use std::sync::Arc;
 use crate::content::ContentHash;
 use crate::store::{BlobStore, BoundedGet, StoreError};
 
-pub use access::{AccessCache, AccessStats, Decision};
+pub use access::{AccessCache, AccessStats, Decision, InstallCheck, RegistryCheck, Unavailable};
 pub use response::UiResponse;
 pub use route::{Route, RouteError};
-pub use settings::{DEFAULT_CSP, UiSettings};
+pub use settings::{DEFAULT_CSP, HostAppCheck, UiSettings};
 
 /// Blob key of a UI file (`path` relative to the bundle's `ui/`); the same layout as
 /// `publish::ui_key`, which needs the compiler feature this module must not.
@@ -61,8 +62,18 @@ impl UiServer {
         registry: Arc<dyn crate::store::Registry>,
         settings: UiSettings,
     ) -> Self {
+        Self::with_check(blobs, Arc::new(RegistryCheck::new(registry)), settings)
+    }
+
+    /// A server reading files from `blobs` and deciding access through `check`
+    /// (the host app's, when it owns the installs), behind the access cache.
+    pub fn with_check(
+        blobs: Arc<dyn BlobStore>,
+        check: Arc<dyn InstallCheck>,
+        settings: UiSettings,
+    ) -> Self {
         let access = AccessCache::new(
-            registry,
+            check,
             settings.access_cache_entries,
             settings.access_cache_ttl,
             settings.access_negative_ttl,
@@ -115,7 +126,7 @@ impl UiServer {
             Ok(Decision::Allowed { entry }) => entry,
             Ok(Decision::Denied) => return not_found(head),
             Err(e) => {
-                tracing::warn!(error = %e, "ui: registry check failed");
+                tracing::warn!(error = %e, "ui: install check failed");
                 return unavailable(head);
             }
         };

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use crate::config::ConfigError;
+use crate::execute::InstallSource;
+use crate::host::HostApiSettings;
 
 /// The Content-Security-Policy of every UI file when the operator sets none
 /// (ALGA-COMPAT §4).
@@ -16,7 +18,8 @@ use crate::config::ConfigError;
 pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'";
 
 /// Settings from the environment (`EXT_UI_FRAME_ANCESTORS`, `EXT_UI_CONTENT_SECURITY_POLICY`,
-/// `ALGA_UI_*`).
+/// `ALGA_UI_*`, and `ALGA_INSTALL_SOURCE` with the host API when the host app owns the
+/// installs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UiSettings {
     /// The CSP sent with every file response (200 and 304, every content type).
@@ -35,6 +38,30 @@ pub struct UiSettings {
     pub max_path_bytes: usize,
     /// Time limit for each registry or blob-store call; past it 503 `backend_unavailable`.
     pub backend_timeout: Duration,
+    /// Who owns the installs the access check asks about (`ALGA_INSTALL_SOURCE`, the
+    /// same setting as execute's): our registry, or with `caller` the host app.
+    pub install_source: InstallSource,
+    /// With `caller`: the host app the check asks.
+    pub host_app: Option<HostAppCheck>,
+}
+
+/// Where the host app's install check is asked (`ALGA_INSTALL_SOURCE=caller`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct HostAppCheck {
+    /// The host API (`ALGA_HOST_API_BASE` or its aliases) with the runner's key for
+    /// its public API (`ALGA_HOST_API_KEY`, sent as `x-api-key`), and without the
+    /// internal API's credentials, which the check's public route never gets.
+    pub api: HostApiSettings,
+}
+
+impl std::fmt::Debug for HostAppCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Settings get logged; the key must not be.
+        f.debug_struct("HostAppCheck")
+            .field("base", &self.api.base)
+            .field("api_key", &self.api.api_key.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 impl Default for UiSettings {
@@ -47,6 +74,8 @@ impl Default for UiSettings {
             max_asset_bytes: 4 << 20,
             max_path_bytes: 2048,
             backend_timeout: Duration::from_secs(5),
+            install_source: InstallSource::Registry,
+            host_app: None,
         }
     }
 }
@@ -83,6 +112,36 @@ impl UiSettings {
         }
         if let Some(v) = number(&get, "ALGA_UI_BACKEND_TIMEOUT_MS", 1, 900_000)? {
             s.backend_timeout = Duration::from_millis(v);
+        }
+        s.install_source = match get("ALGA_INSTALL_SOURCE").as_deref().map(str::trim) {
+            None | Some("") | Some("registry") => InstallSource::Registry,
+            Some("caller") => InstallSource::Caller,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "ALGA_INSTALL_SOURCE",
+                    value: other.to_string(),
+                    expected: "registry or caller",
+                });
+            }
+        };
+        if s.install_source == InstallSource::Caller {
+            // The host app's installs are not in our registry: the check asks it,
+            // so a deployment that cannot reach it must not start.
+            let api = crate::config::RuntimeConfig::from_lookup(&get)?.host_api;
+            if api.base.is_none() {
+                return Err(ConfigError {
+                    var: "ALGA_INSTALL_SOURCE",
+                    value: "caller".into(),
+                    expected: "caller only with the host app's base URL (ALGA_HOST_API_BASE): the UI install check asks the host app",
+                });
+            }
+            s.host_app = Some(HostAppCheck {
+                api: HostApiSettings {
+                    token: None,
+                    bridge_token: None,
+                    ..api
+                },
+            });
         }
         Ok(s)
     }
@@ -188,5 +247,29 @@ mod tests {
         assert_eq!(s.access_negative_ttl, Duration::from_secs(1));
         assert_eq!(s.access_cache_entries, 7);
         assert_eq!(s.backend_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn caller_installs_are_checked_by_the_host_app_which_must_be_configured() {
+        assert_eq!(from(&[]).unwrap().install_source, InstallSource::Registry);
+        assert_eq!(from(&[]).unwrap().host_app, None);
+        let e = from(&[("ALGA_INSTALL_SOURCE", "caller")]).unwrap_err();
+        assert_eq!(e.var, "ALGA_INSTALL_SOURCE");
+        assert!(e.expected.contains("ALGA_HOST_API_BASE"));
+        let e = from(&[("ALGA_INSTALL_SOURCE", "headers")]).unwrap_err();
+        assert_eq!(e.var, "ALGA_INSTALL_SOURCE");
+        let s = from(&[
+            ("ALGA_INSTALL_SOURCE", " caller "),
+            ("ALGA_HOST_API_BASE", "http://alga.internal:3000"),
+            ("ALGA_AUTH_KEY", "k-123"),
+            ("ALGA_HOST_API_BRIDGE_TOKEN", "internal"),
+        ])
+        .unwrap();
+        assert_eq!(s.install_source, InstallSource::Caller);
+        let host = s.host_app.unwrap();
+        assert_eq!(host.api.base.as_deref(), Some("http://alga.internal:3000"));
+        assert_eq!(host.api.api_key.as_deref(), Some("k-123"));
+        assert_eq!(host.api.bridge_token, None);
+        assert!(!format!("{host:?}").contains("k-123"));
     }
 }
