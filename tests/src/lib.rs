@@ -3,6 +3,7 @@
 //! moto server, cargo-lambda's emulator, the backend conformance suites, small
 //! HTTP servers and clients. A dev-dependency only; nothing ships it.
 
+pub mod alga_host_stub;
 pub mod conformance;
 pub mod event_fleet;
 pub mod guests;
