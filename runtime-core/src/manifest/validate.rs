@@ -804,9 +804,15 @@ fn schedule_endpoint(selector: &str, endpoints: &[Endpoint]) -> Result<String, S
         .filter(|e| e.is_schedulable() && e.path == path)
         .filter(|e| method.as_deref().is_none_or(|m| e.method == m))
         .collect();
-    match candidates.as_slice() {
-        [one] => Ok(format!("{} {}", one.method, one.path)),
-        [] => {
+    // Without a method the GET endpoint wins over the POST one, as the scheduler
+    // resolves a guest's method-less selector (schedule::validate).
+    let chosen = candidates
+        .iter()
+        .find(|e| e.method == "GET")
+        .or(candidates.first());
+    match chosen {
+        Some(one) => Ok(format!("{} {}", one.method, one.path)),
+        None => {
             let declared: Vec<String> = endpoints
                 .iter()
                 .filter(|e| e.is_schedulable())
@@ -822,10 +828,6 @@ fn schedule_endpoint(selector: &str, endpoints: &[Endpoint]) -> Result<String, S
                 quote(selector)
             ))
         }
-        _ => Err(format!(
-            "expected \"GET {path}\" or \"POST {path}\" (both are declared), found {}",
-            quote(selector)
-        )),
     }
 }
 
@@ -910,7 +912,10 @@ fn check_timezone(tz: &str) -> Result<(), String> {
             quote(tz)
         ));
     }
-    Ok(())
+    // The same database the scheduler fires by, so publish refuses what could never run.
+    crate::clock::zone::Zone::parse(tz)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// An object being validated, with its JSON path.

@@ -8,7 +8,7 @@
 //! [`Zone`] and answer UTC minutes, with its daylight-saving rules (a minute a
 //! gap skips never fires, a minute an overlap repeats fires once).
 
-use super::zone::Zone;
+use crate::clock::zone::Zone;
 
 /// A parsed expression: the allowed values of each field as bit sets.
 #[derive(Debug, Clone, PartialEq, Eq)]

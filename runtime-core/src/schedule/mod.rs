@@ -15,15 +15,14 @@ pub mod cron;
 mod firing;
 mod service;
 mod sync;
-pub mod zone;
 
+pub use crate::clock::zone::{Zone, ZoneError};
 use crate::manifest::{Endpoint, Manifest};
 pub use crate::store::schedules::{MAX_PER_INSTALL, Schedule};
 pub use cron::{Cron, CronError};
 pub use firing::{FireError, ScheduleFiring};
 pub use service::{InstallScope, SchedulePatch, Scheduler, SchedulerFailure, new_schedule_id};
 pub use sync::{MANIFEST_PREFIX, SyncReport, remove_for_install, sync_for_install, sync_installed};
-pub use zone::{Zone, ZoneError};
 
 /// Minutes between two firings, at least.
 pub const MIN_INTERVAL_MINUTES: i64 = 5;

@@ -6,8 +6,8 @@
 //! tests.
 //!
 //! Cron matching happens on *civil minutes*: minutes since 1970-01-01T00:00 of
-//! the zone's wall clock, so [`super::Cron::matches`] and
-//! [`super::Cron::next_after`] work unchanged on them. This module maps between
+//! the zone's wall clock, so [`crate::schedule::Cron::matches`] and
+//! [`crate::schedule::Cron::next_after`] work unchanged on them. This module maps between
 //! civil minutes and UTC (epoch) minutes, with the daylight-saving rules of
 //! EventBridge Scheduler (see docs/events-and-schedules.md): a wall-clock
 //! minute skipped by a spring-forward gap has no instant (the firing is
