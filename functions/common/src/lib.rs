@@ -13,14 +13,31 @@ pub use stores_aws::token_from_env;
 
 /// The backends every function runs on: the AWS set, configured by the
 /// environment. The functions are built without the local backends (no SQLite in
-/// a Lambda), so `ALGA_BACKEND`, when set, must say `aws`.
+/// a Lambda), so `ALGA_BACKEND`, when set, must say `aws`. `ALGA_HOST_STORES`
+/// puts the host app's storage and/or schedules in place of DynamoDB's.
 pub async fn backends() -> Result<Backends, BackendError> {
-    match std::env::var("ALGA_BACKEND").as_deref().map(str::trim) {
-        Err(_) | Ok("") | Ok("aws") => stores_aws::backends_from_env().await,
-        Ok(other) => Err(BackendError::Config(format!(
-            "ALGA_BACKEND={other:?}: the Lambda functions run on the AWS backends only (set aws, or leave it unset)"
-        ))),
+    let mut backends = match std::env::var("ALGA_BACKEND").as_deref().map(str::trim) {
+        Err(_) | Ok("") | Ok("aws") => stores_aws::backends_from_env().await?,
+        Ok(other) => {
+            return Err(BackendError::Config(format!(
+                "ALGA_BACKEND={other:?}: the Lambda functions run on the AWS backends only (set aws, or leave it unset)"
+            )));
+        }
+    };
+    let host = stores_host_api::HostStores::from_env()?;
+    // The host app fires the schedules it keeps; mirroring them to EventBridge
+    // Scheduler as well would fire each twice, so the two settings exclude each other.
+    if host.schedules
+        && std::env::var("ALGA_SCHEDULER_TARGET_ARN").is_ok_and(|v| !v.trim().is_empty())
+    {
+        return Err(BackendError::Config(
+            "ALGA_HOST_STORES=schedules: the host app keeps and fires the schedules, so they \
+             are not mirrored to EventBridge Scheduler; unset ALGA_SCHEDULER_TARGET_ARN"
+                .into(),
+        ));
     }
+    stores_host_api::apply_from_env(&mut backends)?;
+    Ok(backends)
 }
 
 /// The request body's bytes.

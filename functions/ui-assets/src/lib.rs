@@ -22,10 +22,13 @@ impl UiAssetsFunction {
         Ok(Self::new(&backends, UiSettings::from_env()?))
     }
 
-    /// Builds the function over given backends.
+    /// Builds the function over given backends. Which installs a bundle is checked
+    /// against follows `settings.install_source`: our registry's, or with `caller`
+    /// the host app's (`stores_host_api::ui_install_check`).
     pub fn new(backends: &Backends, settings: UiSettings) -> Self {
+        let check = stores_host_api::ui_install_check(&settings, backends.registry.clone());
         UiAssetsFunction {
-            server: UiServer::new(backends.blobs.clone(), backends.registry.clone(), settings),
+            server: UiServer::with_check(backends.blobs.clone(), check, settings),
         }
     }
 
