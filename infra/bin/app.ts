@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { App, CfnOutput, Duration, Stack } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { AlgaExtensionRunner, AlgaFunctionKey, AlgaFunctionOptions, FUNCTION_BINARIES } from '../lib/alga-extension-runner';
 
 const app = new App();
@@ -56,6 +57,11 @@ const stack = new Stack(app, ctx('stackName') ?? 'AlgaLambda', {
   description: 'alga-lambda: multi-tenant WebAssembly extensions on AWS Lambda',
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });
+// Operator credentials kept in Secrets Manager, named by their ARNs.
+const secretArn = (key: string, id: string): secretsmanager.ISecret | undefined => {
+  const arn = ctx(key);
+  return arn === undefined ? undefined : secretsmanager.Secret.fromSecretCompleteArn(stack, id, arn);
+};
 const runner = new AlgaExtensionRunner(stack, 'Runner', {
   architecture: architecture === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
   execute: fnOptions('execute'),
@@ -68,6 +74,15 @@ const runner = new AlgaExtensionRunner(stack, 'Runner', {
   bundleTrust: ctx('bundleTrust') === 'host-pinned' ? 'host-pinned' : 'signature',
   hostAppWriterArn: ctx('hostAppWriterArn'),
   installSource: ctx('installSource') === 'caller' ? 'caller' : 'registry',
+  hostAppApiBase: ctx('hostAppApiBase'),
+  hostAppUiProxyBase: ctx('hostAppUiProxyBase'),
+  hostStores: (ctx('hostStores') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s): s is 'kv' | 'schedules' => s === 'kv' || s === 'schedules'),
+  vaultAddr: ctx('vaultAddr'),
+  vaultTokenSecret: secretArn('vaultTokenSecretArn', 'VaultTokenSecret'),
+  hostAppApiKeySecret: secretArn('hostAppApiKeySecretArn', 'HostAppApiKeySecret'),
   jwtIssuer,
   jwtAudience: jwtAudience.split(',').map((a) => a.trim()).filter((a) => a !== ''),
   tenantClaim: ctx('tenantClaim'),

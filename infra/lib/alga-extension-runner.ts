@@ -87,6 +87,26 @@ export interface AlgaExtensionRunnerProps {
    * @default 'registry'
    */
   readonly installSource?: 'registry' | 'caller';
+  /**
+   * The host app's base URL (Alga: its server; Alga's runner calls it STORAGE_API_BASE_URL): the
+   * guests' clients / services / invoicing bridges and ui-proxy, the ext-ui install check when
+   * installSource is 'caller' (required then), and the host-kept stores. The runner service token
+   * is the bridge credential. @default unset (no host API)
+   */
+  readonly hostAppApiBase?: string;
+  /** Base URL of ui-proxy calls (Alga's UI_PROXY_BASE_URL). @default hostAppApiBase */
+  readonly hostAppUiProxyBase?: string;
+  /** With installSource 'caller': the runner's key for the host app's public API (Alga's ALGA_AUTH_KEY), x-api-key of the ext-ui install check. */
+  readonly hostAppApiKeySecret?: secretsmanager.ISecret;
+  /**
+   * Guest stores the host app keeps (Alga's ext-storage / ext-scheduler); with 'schedules' it fires
+   * them too, so nothing is mirrored to EventBridge Scheduler. Needs hostAppApiBase. @default none
+   */
+  readonly hostStores?: Array<'kv' | 'schedules'>;
+  /** Vault's address, for vault-transit:v1 secret envelopes. @default unset (refused) */
+  readonly vaultAddr?: string;
+  /** The secret holding the Vault token (transit decrypt only). */
+  readonly vaultTokenSecret?: secretsmanager.ISecret;
   /** Issuer (https URL) of the JWTs on ANY /api/ext/{extensionId}/{proxy+}. */
   readonly jwtIssuer: string;
   /** Accepted audiences of those JWTs. */
@@ -223,6 +243,13 @@ export class AlgaExtensionRunner extends Construct {
         `AlgaExtensionRunner: executeAuth 'private' needs hostAppVpcEndpointId (vpce-...), got '${props.hostAppVpcEndpointId ?? ''}'`,
       );
     }
+    const hostStores = [...new Set(props.hostStores ?? [])].sort();
+    if ((props.installSource === 'caller' || hostStores.length > 0) && !/^https?:\/\/\S+$/.test(props.hostAppApiBase ?? '')) {
+      throw new Error(
+        `AlgaExtensionRunner: installSource 'caller' and hostStores need hostAppApiBase (an http(s) URL), got '${props.hostAppApiBase ?? ''}'`,
+      );
+    }
+    const hostKeepsSchedules = hostStores.includes('schedules');
     const stack = Stack.of(this);
     const dataRemoval = props.dataRemovalPolicy ?? RemovalPolicy.RETAIN;
     const secretsPrefix = props.secretsPrefix ?? 'alga/';
@@ -346,7 +373,8 @@ export class AlgaExtensionRunner extends Construct {
     });
     const schedulerEnv = {
       ALGA_EVENT_BUS: eventBusName,
-      ALGA_SCHEDULER_TARGET_ARN: eventsFunctionArn,
+      // The host app fires the schedules it keeps: no EventBridge Scheduler mirror then.
+      ALGA_SCHEDULER_TARGET_ARN: hostKeepsSchedules ? undefined : eventsFunctionArn,
       ALGA_SCHEDULER_ROLE_ARN: this.schedulerRole.roleArn,
       ALGA_SCHEDULER_GROUP: this.scheduleGroup.ref,
     };
@@ -408,7 +436,13 @@ export class AlgaExtensionRunner extends Construct {
       'uiAssets',
       'UiAssetsFunction',
       'GET|HEAD /ext-ui/{extensionId}/{contentHash}/{path}, origin of the UI distribution',
-      { EXT_UI_FRAME_ANCESTORS: props.uiFrameAncestors },
+      {
+        EXT_UI_FRAME_ANCESTORS: props.uiFrameAncestors,
+        // caller: the host app owns the installs, so ext-ui asks it (installs/validate).
+        ALGA_INSTALL_SOURCE: props.installSource ?? 'registry',
+        ALGA_HOST_API_BASE: props.installSource === 'caller' ? props.hostAppApiBase : undefined,
+        ALGA_HOST_API_KEY_SECRET_ID: props.hostAppApiKeySecret?.secretArn,
+      },
     );
     this.distribution = this.makeDistribution(uiAssets);
 
@@ -421,6 +455,11 @@ export class AlgaExtensionRunner extends Construct {
       ALGA_BUNDLE_TRUST: bundleTrust,
       ALGA_ARTIFACT_CACHE_DIR: '/tmp/alga-artifacts',
       EXT_EGRESS_ALLOWLIST: props.egressAllowlist,
+      // The host app's API; the bridge credential is the runner service token (read at cold start).
+      ALGA_HOST_API_BASE: props.hostAppApiBase,
+      ALGA_UI_PROXY_BASE: props.hostAppUiProxyBase,
+      ALGA_HOST_API_BRIDGE_TOKEN_SECRET_ID: props.hostAppApiBase ? this.runnerServiceTokenSecret.secretArn : undefined,
+      ALGA_HOST_STORES: hostStores.length > 0 ? hostStores.join(',') : undefined,
       ...schedulerEnv,
     };
     const execute = makeFunction('execute', 'ExecuteFunction', 'POST /v1/execute and ANY /api/ext/{extensionId}/{proxy+}', {
@@ -428,6 +467,8 @@ export class AlgaExtensionRunner extends Construct {
       ALGA_EXECUTE_VPC_ENDPOINT_IDS: privateExecute ? props.hostAppVpcEndpointId : undefined,
       ALGA_INSTALL_SOURCE: props.installSource ?? 'registry',
       RUNNER_SERVICE_TOKEN_SECRET_ID: this.runnerServiceTokenSecret.secretArn,
+      ALGA_VAULT_ADDR: props.vaultAddr,
+      ALGA_VAULT_TOKEN_SECRET_ID: props.vaultTokenSecret?.secretArn,
       ALGA_TENANT_CLAIM: props.tenantClaim ?? 'tenant_id',
       ALGA_USER_CLAIM: props.userClaim ?? 'sub',
       RUNNER_PUBLIC_BASE: `https://${this.distribution.distributionDomainName}`,
@@ -501,14 +542,25 @@ export class AlgaExtensionRunner extends Construct {
       new iam.PolicyStatement({
         sid: 'ReadInstallSecrets',
         actions: ['secretsmanager:GetSecretValue'],
-        resources: [installSecrets, this.runnerServiceTokenSecret.secretArn],
+        resources: [installSecrets, this.runnerServiceTokenSecret.secretArn, ...(props.vaultTokenSecret ? [props.vaultTokenSecret.secretArn] : [])],
       }),
     );
+    if (props.hostAppApiBase) {
+      // events calls the host app's bridges too, with the same credential.
+      eventsFn.addToRolePolicy(
+        new iam.PolicyStatement({ sid: 'ReadBridgeToken', actions: ['secretsmanager:GetSecretValue'], resources: [this.runnerServiceTokenSecret.secretArn] }),
+      );
+    }
 
     // ui-assets: reads ui/ and the registry.
     uiAssets.addToRolePolicy(new iam.PolicyStatement({ sid: 'ReadUi', actions: ['s3:GetObject'], resources: objects(this.bucket, ['ui/']) }));
     uiAssets.addToRolePolicy(listAlga);
     uiAssets.addToRolePolicy(new iam.PolicyStatement({ sid: 'TableRead', actions: TABLE_READ, resources: tableResources }));
+    if (props.hostAppApiKeySecret) {
+      uiAssets.addToRolePolicy(
+        new iam.PolicyStatement({ sid: 'ReadHostAppApiKey', actions: ['secretsmanager:GetSecretValue'], resources: [props.hostAppApiKeySecret.secretArn] }),
+      );
+    }
 
     // publish: the only writer of bundles/, ui/, artifacts/ (delete: undo a failed publish).
     // The upload pairs, and Alga's bundle-store layout at the bucket's root; one result record beside each.

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { AlgaExtensionRunner, AlgaExtensionRunnerProps, AlgaFunctionKey } from '../lib/alga-extension-runner';
 import { allowed, allowing, Json, render, roleIds, roleStatements, Stmt } from './support';
 
@@ -613,6 +614,7 @@ describe('AlgaExtensionRunner (props)', () => {
       events: { timeout: Duration.seconds(30) },
       executeAuth: 'iam',
       installSource: 'caller',
+      hostAppApiBase: 'https://alga.example.com',
       jwtAudience: ['a', 'b'],
       secretsPrefix: 'tenants/',
       uploadPrefix: 'incoming/',
@@ -763,6 +765,50 @@ describe('AlgaExtensionRunner (props)', () => {
     const dPolicies = Object.values<Json>(d.template.findResources('AWS::S3::BucketPolicy'));
     assert.ok(!JSON.stringify(dPolicies).includes('OnlyTheHostAppAndPublishWrite'));
     assert.throws(() => synth({ bundleTrust: 'host-pinned' }), /hostAppWriterArn/);
+  });
+
+  test("Alga's host side: host API, ext-ui asking the host app, host-kept stores without a scheduler mirror, Vault", () => {
+    const stack = new Stack(new App(), 'Secrets');
+    const apiKey = secretsmanager.Secret.fromSecretCompleteArn(stack, 'K', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:alga-auth-key-AbCdEf');
+    const vaultToken = secretsmanager.Secret.fromSecretCompleteArn(stack, 'V', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:vault-token-AbCdEf');
+    const p = synth({
+      installSource: 'caller',
+      hostAppApiBase: 'https://alga.example.com',
+      hostAppUiProxyBase: 'https://alga.example.com/proxy',
+      hostAppApiKeySecret: apiKey,
+      hostStores: ['schedules', 'kv', 'kv'],
+      vaultAddr: 'https://vault.internal:8200',
+      vaultTokenSecret: vaultToken,
+    });
+    const env = (key: AlgaFunctionKey) => p.json.Resources[lid(p, p.runner.functions[key])].Properties.Environment.Variables;
+    const token = { Ref: lid(p, p.runner.runnerServiceTokenSecret) };
+    for (const key of ['execute', 'events'] as AlgaFunctionKey[]) {
+      const e = env(key);
+      assert.equal(e.ALGA_HOST_API_BASE, 'https://alga.example.com', key);
+      assert.equal(e.ALGA_UI_PROXY_BASE, 'https://alga.example.com/proxy', key);
+      assert.deepEqual(e.ALGA_HOST_API_BRIDGE_TOKEN_SECRET_ID, token, key);
+      assert.equal(e.ALGA_HOST_STORES, 'kv,schedules', key);
+      // The host app fires the schedules it keeps: nothing mirrored to EventBridge Scheduler.
+      assert.equal(e.ALGA_SCHEDULER_TARGET_ARN, undefined, key);
+    }
+    assert.equal(env('execute').ALGA_VAULT_ADDR, 'https://vault.internal:8200');
+    assert.equal(env('execute').ALGA_VAULT_TOKEN_SECRET_ID, vaultToken.secretArn);
+    assert.equal(env('events').ALGA_VAULT_ADDR, undefined);
+    const ui = env('uiAssets');
+    assert.equal(ui.ALGA_INSTALL_SOURCE, 'caller');
+    assert.equal(ui.ALGA_HOST_API_BASE, 'https://alga.example.com');
+    assert.equal(ui.ALGA_HOST_API_KEY_SECRET_ID, apiKey.secretArn);
+    assert.deepEqual(allowed(statementsOf(p, 'uiAssets'), 'secretsmanager:GetSecretValue'), [apiKey.secretArn]);
+    assert.ok(allowed(statementsOf(p, 'execute'), 'secretsmanager:GetSecretValue').includes(vaultToken.secretArn));
+    assert.ok(allowed(statementsOf(p, 'events'), 'secretsmanager:GetSecretValue').some((r) => r.includes('RunnerServiceTokenSecret')));
+    // Without the host app's base, caller installs and host stores are refused at synth time.
+    assert.throws(() => synth({ installSource: 'caller' }), /hostAppApiBase/);
+    assert.throws(() => synth({ hostStores: ['kv'] }), /hostAppApiBase/);
+    // The defaults: registry installs, no host API, the mirror on.
+    const d = synth();
+    assert.equal(d.json.Resources[lid(d, d.runner.functions.uiAssets)].Properties.Environment.Variables.ALGA_INSTALL_SOURCE, 'registry');
+    assert.equal(d.json.Resources[lid(d, d.runner.functions.execute)].Properties.Environment.Variables.ALGA_HOST_API_BASE, undefined);
+    assert.ok(d.json.Resources[lid(d, d.runner.functions.execute)].Properties.Environment.Variables.ALGA_SCHEDULER_TARGET_ARN);
   });
 
   test('private execute without the host app endpoint is refused at synth time', () => {

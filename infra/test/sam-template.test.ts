@@ -212,6 +212,32 @@ describe('template.yaml (SAM, translated)', () => {
     assert.deepEqual(deny.Condition.StringNotEquals['aws:PrincipalArn'], [{ Ref: 'HostAppWriterArn' }, { 'Fn::GetAtt': ['PublishRole', 'Arn'] }]);
   });
 
+  test("Alga's host side: host API and host-kept stores for guest runners, ext-ui asks the host app in caller mode, Vault for execute", () => {
+    const noValue = { Ref: 'AWS::NoValue' };
+    for (const fn of ['ExecuteFunction', 'EventsFunction']) {
+      const env = r[fn].Properties.Environment.Variables;
+      assert.deepEqual(env.ALGA_HOST_API_BASE, { 'Fn::If': ['HasHostAppApi', { Ref: 'HostAppApiBase' }, noValue] }, fn);
+      assert.deepEqual(env.ALGA_HOST_API_BRIDGE_TOKEN_SECRET_ID, { 'Fn::If': ['HasHostAppApi', { Ref: 'RunnerServiceTokenSecret' }, noValue] }, fn);
+      assert.deepEqual(env.ALGA_HOST_STORES, { 'Fn::If': ['HasHostStores', { Ref: 'HostStores' }, noValue] }, fn);
+      // The host app fires the schedules it keeps: the mirror's target only otherwise.
+      assert.equal(env.ALGA_SCHEDULER_TARGET_ARN['Fn::If'][0], 'MirrorsSchedules', fn);
+      assert.deepEqual(env.ALGA_SCHEDULER_TARGET_ARN['Fn::If'][2], noValue, fn);
+    }
+    const ex = r.ExecuteFunction.Properties.Environment.Variables;
+    assert.deepEqual(ex.ALGA_VAULT_ADDR, { 'Fn::If': ['HasVault', { Ref: 'VaultAddr' }, noValue] });
+    assert.deepEqual(ex.ALGA_VAULT_TOKEN_SECRET_ID, { 'Fn::If': ['HasVaultToken', { Ref: 'VaultTokenSecretArn' }, noValue] });
+    const ui = r.UiAssetsFunction.Properties.Environment.Variables;
+    assert.deepEqual(ui.ALGA_INSTALL_SOURCE, { Ref: 'InstallSource' });
+    assert.deepEqual(ui.ALGA_HOST_API_BASE, { 'Fn::If': ['InstallsFromCaller', { Ref: 'HostAppApiBase' }, noValue] });
+    assert.deepEqual(ui.ALGA_HOST_API_KEY_SECRET_ID, { 'Fn::If': ['HasHostAppApiKey', { Ref: 'HostAppApiKeySecretArn' }, noValue] });
+    for (const [name, param] of [['CallerInstallsNeedTheHostApp', 'InstallSource'], ['HostStoresNeedTheHostApp', 'HostStores']]) {
+      const rule = t.Rules[name];
+      assert.ok(JSON.stringify(rule.RuleCondition).includes(param), name);
+      assert.deepEqual(rule.Assertions[0].Assert, { 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'HostAppApiBase' }, ''] }] }, name);
+    }
+    assert.deepEqual(t.Parameters.HostStores.AllowedValues, ['none', 'kv', 'schedules', 'kv,schedules']);
+  });
+
   test('ui-assets behind CloudFront: IAM function URL, lambda OAC, both invoke permissions', () => {
     assert.equal(r.UiAssetsFunctionUrl.Properties.AuthType, 'AWS_IAM');
     assert.equal(r.UiOriginAccessControl.Properties.OriginAccessControlConfig.OriginAccessControlOriginType, 'lambda');
@@ -247,6 +273,7 @@ describe('template.yaml (SAM, translated)', () => {
     assert.ok(!st.some((x) => x.actions.some((a) => a.startsWith('s3:Put') || a.startsWith('s3:Delete') || a === 's3:*')));
     assert.deepEqual(allowed(st, 'secretsmanager:GetSecretValue'), [
       '${RunnerServiceTokenSecret}',
+      '?HasVaultToken:${VaultTokenSecretArn}',
       'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}*',
     ]);
     assert.deepEqual(allowed(st, 'dynamodb:PutItem'), ['${Table.Arn}', '${Table.Arn}/index/*']);
@@ -276,7 +303,7 @@ describe('template.yaml (SAM, translated)', () => {
     assert.deepEqual(allowed(ev, 'dynamodb:UpdateItem'), ['${Table.Arn}', '${Table.Arn}/index/*']);
   });
 
-  test("IAM: events runs guests with execute's reads: S3 (no write), install secrets (no service token)", () => {
+  test("IAM: events runs guests with execute's reads: S3 (no write), install secrets (the service token only as the host app's bridge credential)", () => {
     const ev = stmts('EventsFunction');
     const ex = stmts('ExecuteFunction');
     assert.deepEqual(allowed(ev, 's3:GetObject'), allowed(ex, 's3:GetObject'));
@@ -284,6 +311,7 @@ describe('template.yaml (SAM, translated)', () => {
     assert.deepEqual(allowed(ev, 's3:ListBucket'), ['${AlgaBucket.Arn}']);
     assert.ok(!ev.some((x) => x.actions.some((a) => /^s3:(Put|Delete)/.test(a))), 'events writes nothing in S3');
     assert.deepEqual(allowed(ev, 'secretsmanager:GetSecretValue'), [
+      '?HasHostAppApi:${RunnerServiceTokenSecret}',
       'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}*',
     ]);
   });
@@ -354,7 +382,8 @@ describe('template.yaml (SAM, translated)', () => {
     assert.deepEqual(r.EventsFunction.Properties.FunctionName['Fn::Sub'][1], r.SchedulerInvokeRole.Properties.Policies[0].PolicyDocument.Statement[0].Resource['Fn::Sub'][1]);
     for (const fn of ['ExecuteFunction', 'EventsFunction'] as const) {
       const env = r[fn].Properties.Environment.Variables;
-      assert.equal(render(env.ALGA_SCHEDULER_TARGET_ARN), eventsArn, fn);
+      // Unless the host app keeps (and fires) the schedules.
+      assert.equal(render(env.ALGA_SCHEDULER_TARGET_ARN), `?MirrorsSchedules:${eventsArn}`, fn);
       assert.deepEqual(env.ALGA_SCHEDULER_ROLE_ARN, { 'Fn::GetAtt': ['SchedulerInvokeRole', 'Arn'] }, fn);
       assert.deepEqual(env.ALGA_SCHEDULER_GROUP, { Ref: 'ScheduleGroup' }, fn);
     }

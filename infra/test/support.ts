@@ -15,6 +15,8 @@ export function render(v: Json): string {
   if (v && v.Ref) return `\${${v.Ref}}`;
   if (v && v['Fn::Join']) return v['Fn::Join'][1].map(render).join(v['Fn::Join'][0]);
   if (v && v['Fn::Sub']) return Array.isArray(v['Fn::Sub']) ? v['Fn::Sub'][0] : v['Fn::Sub'];
+  // A resource present only under a condition: `?Condition:<resource>`.
+  if (v && v['Fn::If'] && v['Fn::If'][2]?.Ref === 'AWS::NoValue') return `?${v['Fn::If'][0]}:${render(v['Fn::If'][1])}`;
   return JSON.stringify(v);
 }
 
@@ -31,7 +33,9 @@ export interface Stmt {
 export function roleStatements(resources: Record<string, Json>, roleId: string): Stmt[] {
   const out: Stmt[] = [];
   const add = (doc: Json) => {
-    for (const st of doc.Statement) {
+    for (const conditional of doc.Statement) {
+      // A statement present only under a condition counts as present.
+      const st = conditional['Fn::If'] ? conditional['Fn::If'][1] : conditional;
       out.push({ effect: st.Effect, actions: [st.Action].flat(), resources: [st.Resource].flat().map(render), condition: st.Condition });
     }
   };

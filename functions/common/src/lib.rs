@@ -2,6 +2,8 @@
 //! runtime-core inputs and [`HttpReply`]s back into Lambda responses, reading
 //! authorizer claims, and the JSON log setup for CloudWatch.
 
+mod environment;
+
 use std::collections::BTreeMap;
 
 use lambda_http::request::RequestContext;
@@ -9,6 +11,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use runtime_core::backends::{BackendError, Backends};
 use runtime_core::gateway::{Claims, HttpReply, IamPrincipal, PlatformIdentity};
 
+pub use environment::{Environment, FROM_SECRETS_MANAGER};
 pub use stores_aws::token_from_env;
 
 /// The backends every function runs on: the AWS set, configured by the
@@ -16,6 +19,14 @@ pub use stores_aws::token_from_env;
 /// a Lambda), so `ALGA_BACKEND`, when set, must say `aws`. `ALGA_HOST_STORES`
 /// puts the host app's storage and/or schedules in place of DynamoDB's.
 pub async fn backends() -> Result<Backends, BackendError> {
+    let env = Environment::load()
+        .await
+        .map_err(|e| BackendError::Config(format!("reading credentials: {e}")))?;
+    backends_in(&env).await
+}
+
+/// [`backends`] configured by `env` (the environment with its credentials read).
+pub async fn backends_in(env: &Environment) -> Result<Backends, BackendError> {
     let mut backends = match std::env::var("ALGA_BACKEND").as_deref().map(str::trim) {
         Err(_) | Ok("") | Ok("aws") => stores_aws::backends_from_env().await?,
         Ok(other) => {
@@ -24,7 +35,7 @@ pub async fn backends() -> Result<Backends, BackendError> {
             )));
         }
     };
-    let host = stores_host_api::HostStores::from_env()?;
+    let host = stores_host_api::HostStores::from_lookup(|k| env.get(k))?;
     // The host app fires the schedules it keeps; mirroring them to EventBridge
     // Scheduler as well would fire each twice, so the two settings exclude each other.
     if host.schedules
@@ -36,7 +47,11 @@ pub async fn backends() -> Result<Backends, BackendError> {
                 .into(),
         ));
     }
-    stores_host_api::apply_from_env(&mut backends)?;
+    if host.any() {
+        let config = runtime_core::RuntimeConfig::from_lookup(|k| env.get(k))
+            .map_err(|e| BackendError::Config(e.to_string()))?;
+        stores_host_api::apply(&mut backends, host, &config.host_api)?;
+    }
     Ok(backends)
 }
 

@@ -30,11 +30,12 @@ pub struct EventsFunction {
 impl EventsFunction {
     /// Builds the gateway and the dispatcher from the environment.
     pub async fn from_env() -> anyhow::Result<Self> {
-        let backends = fn_common::backends().await?;
+        let env = fn_common::Environment::load().await?;
+        let backends = fn_common::backends_in(&env).await?;
         let gateway = Gateway::build(
             backends,
-            &RuntimeConfig::from_env()?,
-            GatewaySettings::from_env()?,
+            &RuntimeConfig::from_lookup(|k| env.get(k))?,
+            GatewaySettings::from_lookup(|k| env.get(k))?,
         )?;
         Ok(Self::new(
             Arc::new(gateway),

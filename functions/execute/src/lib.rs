@@ -24,8 +24,9 @@ impl ExecuteFunction {
     pub async fn from_env() -> anyhow::Result<Self> {
         // Settings first: a misconfigured function (e.g. `private` mode without the
         // host app's VPC endpoint) refuses to start before it touches anything.
-        let mut settings = GatewaySettings::from_env()?;
-        let backends = fn_common::backends().await?;
+        let env = fn_common::Environment::load().await?;
+        let mut settings = GatewaySettings::from_lookup(|k| env.get(k))?;
+        let backends = fn_common::backends_in(&env).await?;
         if settings.execute_auth == ExecuteAuth::Token(None) {
             let token =
                 token_from_env("RUNNER_SERVICE_TOKEN", "RUNNER_SERVICE_TOKEN_SECRET_ID").await?;
@@ -34,13 +35,11 @@ impl ExecuteFunction {
         if settings.execute_auth == ExecuteAuth::Token(None) {
             tracing::warn!("no service token configured: every /v1/execute request is refused");
         }
-        let mut config = RuntimeConfig::from_env()?;
-        if config.vault.addr.is_some() && config.vault.token.is_none() {
-            // On AWS the Vault token lives in Secrets Manager, read once per container.
-            config.vault.token =
-                token_from_env("ALGA_VAULT_TOKEN", "ALGA_VAULT_TOKEN_SECRET_ID").await?;
-        }
-        Self::new(backends, &config, settings)
+        Self::new(
+            backends,
+            &RuntimeConfig::from_lookup(|k| env.get(k))?,
+            settings,
+        )
     }
 
     /// Builds the function over given backends and settings.

@@ -18,8 +18,12 @@ pub struct UiAssetsFunction {
 impl UiAssetsFunction {
     /// Builds the function from the environment.
     pub async fn from_env() -> anyhow::Result<Self> {
-        let backends = fn_common::backends().await?;
-        Ok(Self::new(&backends, UiSettings::from_env()?))
+        let env = fn_common::Environment::load().await?;
+        let backends = fn_common::backends_in(&env).await?;
+        Ok(Self::new(
+            &backends,
+            UiSettings::from_lookup(|k| env.get(k))?,
+        ))
     }
 
     /// Builds the function over given backends. Which installs a bundle is checked
