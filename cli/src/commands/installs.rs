@@ -158,7 +158,7 @@ pub async fn uninstall(args: TargetArgs, data: &Path) -> crate::Outcome {
         runtime_core::schedule::remove_for_install(
             backends.schedules.as_ref(),
             &install.tenant,
-            &install.install_id,
+            runtime_core::schedule::install_key(backends.schedules.as_ref(), &install),
         )
         .await
         .map_err(anyhow::Error::new)?;

@@ -398,6 +398,7 @@ impl Executor {
             install_id: resolved.install_id.clone(),
             host_extension_id: resolved.host_ids.extension.clone(),
             host_install_id: resolved.host_ids.install.clone(),
+            content_hash: Some(resolved.artifact.key.content),
             version_id: req
                 .context
                 .version_id

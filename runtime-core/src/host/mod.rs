@@ -96,6 +96,8 @@ pub struct Invocation {
     pub host_extension_id: Option<String>,
     /// The host app's id of the install (Alga's install UUID), when it has one.
     pub host_install_id: Option<String>,
+    /// The bundle running (its manifest is what the scheduler validates against).
+    pub content_hash: Option<crate::content::ContentHash>,
     /// Extension version.
     pub version_id: Option<String>,
     /// The signed-in user, if any.
@@ -269,12 +271,18 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let kv = invocation.install_id.as_ref().map(|install| {
+        // A store the host app keeps names the install by the host app's id.
+        let kv_install = if services.kv.keyed_by_host_app_ids() {
+            invocation.host_app_install_id()
+        } else {
+            invocation.install_id.as_deref()
+        };
+        let kv = kv_install.map(|install| {
             (
                 services.kv.clone(),
                 KvScope {
                     tenant: invocation.tenant_id.clone(),
-                    install_id: install.clone(),
+                    install_id: install.to_string(),
                 },
             )
         });

@@ -41,7 +41,13 @@ impl HostState {
         let Some(scheduler) = self.scheduler.clone() else {
             return Ok(Gate::Closed(UNCONFIGURED));
         };
-        let Some(install_id) = self.invocation.install_id.clone() else {
+        // A store the host app keeps names the install by the host app's id.
+        let install_id = if scheduler.keyed_by_host_app_ids() {
+            self.invocation.host_app_install_id()
+        } else {
+            self.invocation.install_id.as_deref()
+        };
+        let Some(install_id) = install_id.map(str::to_string) else {
             return Ok(Gate::Closed(NO_INSTALL));
         };
         Ok(Gate::Open(
@@ -50,6 +56,7 @@ impl HostState {
                 tenant: self.invocation.tenant_id.clone(),
                 install_id,
                 extension_id: self.invocation.extension_id.clone(),
+                content_hash: self.invocation.content_hash,
             },
         ))
     }

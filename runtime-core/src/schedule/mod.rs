@@ -22,7 +22,9 @@ pub use crate::store::schedules::{MAX_PER_INSTALL, Schedule};
 pub use cron::{Cron, CronError};
 pub use firing::{FireError, ScheduleFiring};
 pub use service::{InstallScope, SchedulePatch, Scheduler, SchedulerFailure, new_schedule_id};
-pub use sync::{MANIFEST_PREFIX, SyncReport, remove_for_install, sync_for_install, sync_installed};
+pub use sync::{
+    MANIFEST_PREFIX, SyncReport, install_key, remove_for_install, sync_for_install, sync_installed,
+};
 
 /// Minutes between two firings, at least.
 pub const MIN_INTERVAL_MINUTES: i64 = 5;

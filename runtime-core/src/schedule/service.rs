@@ -21,6 +21,10 @@ pub struct InstallScope {
     pub install_id: String,
     /// The installed extension.
     pub extension_id: String,
+    /// The bundle the install runs, when known: its manifest is read by hash, so a
+    /// guest whose install our registry does not hold (`caller` install mode) is
+    /// validated against the bundle it runs.
+    pub content_hash: Option<crate::content::ContentHash>,
 }
 
 /// Changes to a schedule; `None` keeps the current value.
@@ -121,6 +125,11 @@ impl Scheduler {
         Scheduler { store, registry }
     }
 
+    /// Whether its store names installs by the host app's ids.
+    pub fn keyed_by_host_app_ids(&self) -> bool {
+        self.store.keyed_by_host_app_ids()
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn ScheduleStore> {
         &self.store
@@ -130,6 +139,16 @@ impl Scheduler {
     /// the tenant's install of that extension.
     async fn manifest(&self, scope: &InstallScope) -> Result<Manifest, SchedulerFailure> {
         let gone = || SchedulerFailure::NotInstalled(scope.install_id.clone());
+        if let Some(hash) = &scope.content_hash {
+            let version = self
+                .registry
+                .version_by_hash(hash)
+                .await
+                .map_err(|e| SchedulerFailure::Internal(e.to_string()))?
+                .ok_or_else(gone)?;
+            return Manifest::parse(version.manifest_json.as_bytes())
+                .map_err(|e| SchedulerFailure::Internal(format!("stored manifest: {e}")));
+        }
         let install = self
             .registry
             .get_install(&scope.tenant, &scope.extension_id)

@@ -23,6 +23,15 @@ pub struct SyncReport {
     pub refused: Vec<(usize, String)>,
 }
 
+/// The id `store` names `install` by: the host app's when the store is the host
+/// app's and the install carries one, else ours.
+pub fn install_key<'a>(store: &dyn ScheduleStore, install: &'a InstallRecord) -> &'a str {
+    match &install.host_install_id {
+        Some(host) if store.keyed_by_host_app_ids() => host,
+        _ => &install.install_id,
+    }
+}
+
 /// Replaces the install's manifest-declared schedules with those of `manifest`
 /// (guest-created schedules are kept). Ids are `manifest-<index>`, so running it
 /// again (a reinstall, an upgrade, `up --watch`) never duplicates them.
@@ -32,7 +41,8 @@ pub async fn sync_for_install(
     manifest: &Manifest,
 ) -> Result<SyncReport, ScheduleStoreError> {
     let mut report = SyncReport::default();
-    for old in store.list(&install.tenant, &install.install_id).await? {
+    let install_id = install_key(store, install);
+    for old in store.list(&install.tenant, install_id).await? {
         if old.id.starts_with(MANIFEST_PREFIX) {
             match store.delete(&old.tenant, &old.install_id, &old.id).await {
                 Ok(()) | Err(ScheduleStoreError::NotFound(_)) => report.removed += 1,
@@ -42,8 +52,9 @@ pub async fn sync_for_install(
     }
     let scope = InstallScope {
         tenant: install.tenant.clone(),
-        install_id: install.install_id.clone(),
+        install_id: install_id.to_string(),
         extension_id: install.extension_id.clone(),
+        content_hash: Some(install.content_hash),
     };
     let now = crate::clock::unix_secs() as i64;
     for (i, spec) in manifest.schedules.iter().enumerate() {
@@ -81,7 +92,8 @@ pub async fn sync_for_install(
     Ok(report)
 }
 
-/// Deletes every schedule of an install (on uninstall); returns how many.
+/// Deletes every schedule of an install (on uninstall); returns how many. `install_id`
+/// is what the store names it by ([`install_key`]).
 pub async fn remove_for_install(
     store: &dyn ScheduleStore,
     tenant: &str,

@@ -87,6 +87,11 @@ pub enum KvError {
 /// conditional put atomic: of concurrent writers with the same revision, one wins.
 #[async_trait]
 pub trait KvStore: Send + Sync {
+    /// Whether installs are named by the host app's ids here (a store the host app
+    /// keeps, such as Alga's ext-storage, looks installs up by its own install id).
+    fn keyed_by_host_app_ids(&self) -> bool {
+        false
+    }
     /// The entry, or `None`.
     async fn get(&self, scope: &KvScope, ns: &str, key: &str) -> Result<Option<KvEntry>, KvError>;
     /// Writes `value`. With `expected = Some(r)` the stored revision must be `r`

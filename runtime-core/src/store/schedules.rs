@@ -86,6 +86,11 @@ impl ScheduleStoreError {
 /// install can never read or change another's schedules.
 #[async_trait]
 pub trait ScheduleStore: Send + Sync {
+    /// Whether installs are named by the host app's ids here (see
+    /// [`crate::store::KvStore::keyed_by_host_app_ids`]).
+    fn keyed_by_host_app_ids(&self) -> bool {
+        false
+    }
     /// Stores a new schedule; refuses the install's 51st ([`ScheduleStoreError::QuotaExceeded`],
     /// decided atomically) and an id already used in the install.
     async fn create(&self, schedule: &Schedule) -> Result<(), ScheduleStoreError>;

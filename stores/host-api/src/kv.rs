@@ -188,6 +188,11 @@ fn entry_of(v: &Value, ns: &str, key: Option<&str>) -> Result<KvEntry, KvError> 
 
 #[async_trait]
 impl KvStore for HostApiKvStore {
+    /// Alga looks installs up by its own install UUID.
+    fn keyed_by_host_app_ids(&self) -> bool {
+        true
+    }
+
     async fn get(&self, scope: &KvScope, ns: &str, key: &str) -> Result<Option<KvEntry>, KvError> {
         validate_namespace(&self.limits, ns)?;
         validate_key(&self.limits, key)?;

@@ -291,6 +291,11 @@ fn failure(install_id: &str, id: &str, r: &Reply) -> ScheduleStoreError {
 
 #[async_trait]
 impl ScheduleStore for HostApiScheduleStore {
+    /// Alga looks installs up by its own install UUID.
+    fn keyed_by_host_app_ids(&self) -> bool {
+        true
+    }
+
     async fn create(&self, schedule: &Schedule) -> Result<(), ScheduleStoreError> {
         let mut body = fields(schedule)?;
         // Alga's unique constraint is on the whole name, and the name holds the

@@ -329,6 +329,7 @@ async fn scheduler_firings_run_the_schedules_endpoint_with_its_payload() {
         tenant: "t1".into(),
         install_id: install.install_id.clone(),
         extension_id: SCHEDULED.into(),
+        content_hash: Some(install.content_hash),
     };
     let schedule = backends
         .scheduler()

@@ -6,6 +6,7 @@
 
 mod choice;
 mod faults;
+mod host_ids;
 mod kv;
 mod schedules;
 mod ui_check;
