@@ -25,7 +25,7 @@ mod settings;
 mod subscriptions;
 
 pub use credential::{read_secret_string, token_from_env};
-pub use error::map_sdk;
+pub use error::{Hint, Problem, classify, explain, map_sdk};
 pub use events::{EventBridgePublisher, NoDeadLetters, SqsDeadLetters};
 pub use executions::DynamoExecutionLog;
 pub use idempotency::DynamoIdempotencyStore;
