@@ -55,8 +55,8 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// Runs `pack`: prints the content hash.
 pub fn pack(args: PackArgs) -> crate::Outcome {
-    let bytes =
-        archive::pack_dir(&args.dir, &ArchiveLimits::default()).map_err(crate::Failure::refused)?;
+    let bytes = archive::pack_dir(&args.dir, &ArchiveLimits::default())
+        .map_err(|e| crate::Failure::refused(anyhow::anyhow!("{e}")).code(e.code()))?;
     std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
     println!("{}", ContentHash::of(&bytes));
     eprintln!("{} ({} bytes)", args.out.display(), bytes.len());
@@ -81,9 +81,10 @@ pub fn verify(args: VerifyArgs, data: &Path) -> crate::Outcome {
     let trust = crate::backends::local(data)?.trust()?;
     let content = ContentHash::of(&read(&args.bundle)?);
     let sig_path = args.sig.unwrap_or_else(|| sidecar(&args.bundle));
-    let sig = Signature::from_json(&read(&sig_path)?).map_err(crate::Failure::refused)?;
+    let sig = Signature::from_json(&read(&sig_path)?)
+        .map_err(|e| crate::Failure::refused(anyhow::anyhow!("{e}")).code(e.code()))?;
     trust.verify(&content, &sig).map_err(|e| {
-        crate::Failure::refused(anyhow::anyhow!("verification failed ({}): {e}", e.code()))
+        crate::Failure::refused(anyhow::anyhow!("verification failed: {e}")).code(e.code())
     })?;
     println!("ok: {content} signed by trusted key {}", sig.key_id);
     Ok(ExitCode::SUCCESS)

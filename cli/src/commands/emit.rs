@@ -71,9 +71,16 @@ pub async fn emit(args: EmitArgs) -> Outcome {
         );
         Ok(std::process::ExitCode::SUCCESS)
     } else if (400..500).contains(&status) {
+        let v: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
+        let code = v["error"].as_str().unwrap_or("refused").to_string();
+        let message = v["message"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or(text.into_owned());
         Err(Failure::refused(anyhow::anyhow!(
-            "refused ({status}): {text}"
-        )))
+            "up refused the event ({status}): {message}"
+        ))
+        .code(code))
     } else {
         Err(anyhow::anyhow!("up answered {status}: {text}").into())
     }

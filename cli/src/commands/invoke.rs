@@ -32,10 +32,11 @@ pub async fn invoke(args: InvokeArgs, data: &Path) -> crate::Outcome {
         .await?
         .ok_or_else(|| {
             crate::Failure::refused(anyhow::anyhow!(
-                "not_installed: tenant {} has no install of {}",
+                "tenant {} has no install of {}",
                 args.tenant,
                 args.extension
             ))
+            .code("not_installed")
         })?;
     let executor = backends.executor(&config)?;
     let who = Identity {

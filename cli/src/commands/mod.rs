@@ -2,10 +2,12 @@
 //! runtime-core calls.
 
 pub mod bundle;
+pub mod completions;
 pub mod emit;
 pub mod installs;
 pub mod invoke;
 pub mod keys;
+pub mod new;
 pub mod publish;
 pub mod request;
 pub mod run;

@@ -69,7 +69,7 @@ pub async fn publish(args: PublishArgs, data: &Path) -> crate::Outcome {
         .await;
     bar.finish_and_clear();
     let published = result.map_err(|e| {
-        crate::Failure::refused(anyhow::anyhow!("publish refused ({}): {e}", e.code()))
+        crate::Failure::refused(anyhow::anyhow!("publish refused: {e}")).code(e.code())
     })?;
     for w in &published.warnings {
         eprintln!("warning: {w}");
@@ -100,7 +100,7 @@ pub async fn recompile(args: RecompileArgs, data: &Path) -> crate::Outcome {
     let result = publisher.recompile(&args.extension, &args.version).await;
     bar.finish_and_clear();
     let artifacts = result.map_err(|e| {
-        crate::Failure::refused(anyhow::anyhow!("recompile failed ({}): {e}", e.code()))
+        crate::Failure::refused(anyhow::anyhow!("recompile failed: {e}")).code(e.code())
     })?;
     for a in artifacts {
         println!(

@@ -159,7 +159,18 @@ pub fn print(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(env)?);
     } else if let Some(err) = &env.error {
-        eprintln!("error ({}): {}", env.status, one_line(err));
+        // `code: message`, as the envelope carries it.
+        let (code, message) = match err.split_once(':') {
+            Some((c, m)) if !c.is_empty() && !c.contains(' ') => (c.trim(), m.trim()),
+            _ => ("execute_failed", err.as_str()),
+        };
+        let fix = crate::errors::fix_for(code).unwrap_or("the guest's log lines above may say why");
+        eprintln!(
+            "error[{}]: {} (status {}) — {fix}",
+            one_line(code),
+            one_line(message),
+            env.status
+        );
     } else {
         println!("HTTP {}", env.status);
         for (k, v) in env.headers.iter().flatten() {

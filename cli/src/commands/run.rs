@@ -66,7 +66,12 @@ pub async fn run(args: RunArgs) -> crate::Outcome {
         &config.engine,
     )
     .await
-    .with_context(|| format!("compiling {}", args.component.display()))?;
+    .with_context(|| format!("compiling {}", args.component.display()))
+    .map_err(|e| {
+        crate::Failure::from(e)
+            .code("compile_failed")
+            .fix("build a WebAssembly component for world runner (npm run build in the extension)")
+    })?;
     resolver.register(artifact);
     let executor = Executor::new(
         &config,

@@ -83,7 +83,10 @@ fn errors_have_exit_codes_a_script_can_rely_on() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown_capabilities: cap:everything"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("error[unknown_capabilities]: cap:everything (status 400)")
+    );
     // A malformed flag: exit 2 with the flag named.
     let out = alga()
         .args(["run", EXAMPLE, "--header", "no-colon"])

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -18,11 +18,31 @@ const TOKEN: &str = "test-service-token";
 const EXT: &str = "com.example.hello";
 
 /// A running `up`, killed on drop.
-struct Up {
+pub(crate) struct Up {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     banner: String,
     tenant: String,
+    /// Everything it printed on stdout so far.
+    out: Arc<Mutex<String>>,
+}
+
+impl Up {
+    /// Waits (bounded) until stdout holds `needle`; returns all of stdout.
+    pub(crate) fn wait_for_output(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self.out.lock().unwrap().clone();
+            if out.contains(needle) {
+                return out;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "up never printed {needle:?}; it printed:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Up {
@@ -51,7 +71,13 @@ fn start(data: &Path, env: &[(&str, &str)], tenant: &str) -> Up {
 
 /// `up` on extension directory `dir` with `extra` arguments; waits (bounded) for
 /// its "ready on" line.
-fn start_in(dir: &Path, data: &Path, env: &[(&str, &str)], tenant: &str, extra: &[&str]) -> Up {
+pub(crate) fn start_in(
+    dir: &Path,
+    data: &Path,
+    env: &[(&str, &str)],
+    tenant: &str,
+    extra: &[&str],
+) -> Up {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_alga-lambda"));
     cmd.arg("up")
         .arg(dir)
@@ -72,10 +98,13 @@ fn start_in(dir: &Path, data: &Path, env: &[(&str, &str)], tenant: &str, extra: 
     let mut child = cmd.spawn().expect("spawn alga-lambda up");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let out = Arc::new(Mutex::new(String::new()));
+    let all = out.clone();
     std::thread::spawn(move || {
         let mut banner = String::new();
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
+            all.lock().unwrap().push_str(&format!("{line}\n"));
             banner.push_str(&line);
             banner.push('\n');
             if let Some(addr) = line.strip_prefix("ready on http://") {
@@ -95,6 +124,7 @@ fn start_in(dir: &Path, data: &Path, env: &[(&str, &str)], tenant: &str, extra: 
         addr,
         banner,
         tenant: tenant.to_string(),
+        out,
     }
 }
 
@@ -1039,4 +1069,125 @@ fn up_in_registry_mode_accepts_algas_ids_the_install_carries() {
         b"",
     );
     assert_eq!(r.status, 404, "{}", r.text());
+}
+
+/// The server-sent events of `up`'s request log, read until `done` holds for
+/// what arrived (bounded); `last_id` is sent as `Last-Event-ID`.
+pub(crate) fn read_events(
+    addr: SocketAddr,
+    last_id: Option<u64>,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut head =
+        format!("GET /__alga/requests HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n");
+    if let Some(id) = last_id {
+        head.push_str(&format!("last-event-id: {id}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = stream
+            .read(&mut buf)
+            .expect("the event stream answers within 60 s");
+        assert!(
+            n > 0,
+            "the event stream closed: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if done(&text) {
+            return text;
+        }
+    }
+}
+
+/// The `data:` JSON of each `request` event in `text`.
+pub(crate) fn events(text: &str) -> Vec<serde_json::Value> {
+    text.split("\n\n")
+        .filter(|block| block.contains("event: request"))
+        .filter_map(|block| {
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            serde_json::from_str(data).ok()
+        })
+        .collect()
+}
+
+#[test]
+fn up_logs_each_request_as_a_line_and_streams_it_to_the_panel() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = start(dir.path(), &[], "dev");
+    let hello = format!("/api/ext/{EXT}/api/hello");
+    assert_eq!(send(up.addr, "GET", &hello, &[], b"").status, 200);
+    let missing = format!("/api/ext/{EXT}/api/nope");
+    assert_eq!(send(up.addr, "GET", &missing, &[], b"").status, 404);
+
+    // The terminal: one line per request, the guest's lines under it; no colour
+    // when stdout is not a terminal.
+    let out = up.wait_for_output(&format!("GET {missing} 404"));
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("GET {hello} 200 ")))
+        .unwrap_or_else(|| panic!("no request line for {hello}:\n{out}"));
+    assert!(lines[at].ends_with(" ok"), "{}", lines[at]);
+    assert!(lines[at].contains(" ms "), "{}", lines[at]);
+    assert_eq!(
+        lines[at + 1],
+        "    info  hello handler: GET /api/hello",
+        "{out}"
+    );
+    assert!(
+        lines[at + 2..]
+            .iter()
+            .take_while(|l| l.starts_with("    "))
+            .any(|l| l.contains("[stdout] served /api/hello for dev")),
+        "{out}"
+    );
+    let refused = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("GET {missing} 404 ")))
+        .unwrap();
+    assert!(refused.contains(" endpoint_not_found"), "{refused}");
+    assert!(!out.contains('\x1b'), "colour on a pipe: {out:?}");
+
+    // The panel's stream: the kept requests, with their logs and metrics.
+    let text = read_events(up.addr, None, |t| t.contains("/api/nope"));
+    let got = events(&text);
+    let first = got
+        .iter()
+        .find(|e| e["path"] == hello.as_str())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["outcome"], "ok");
+    assert!(first["duration_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(first["logs"][0]["message"], "hello handler: GET /api/hello");
+    assert_eq!(first["logs"][0]["level"], "info");
+    assert_eq!(first["metrics"]["route"], "direct");
+    assert!(first["metrics"]["run_ms"].as_f64().is_some(), "{first}");
+    assert!(
+        first["metrics"]["host_calls"].as_u64().unwrap() > 0,
+        "{first}"
+    );
+    let nope = got.iter().find(|e| e["path"] == missing.as_str()).unwrap();
+    assert_eq!(nope["status"], 404);
+    assert_eq!(nope["outcome"], "endpoint_not_found");
+
+    // A reconnecting browser names the last event it saw and gets only newer ones.
+    let seen = first["seq"].as_u64().unwrap();
+    let text = read_events(up.addr, Some(seen), |t| t.contains("/api/nope"));
+    assert!(
+        events(&text)
+            .iter()
+            .all(|e| e["seq"].as_u64().unwrap() > seen),
+        "{text}"
+    );
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use runtime_core::schedule;
 
+use super::log::{Entry, journal};
 use super::server::Site;
 
 /// How the cron tells time.
@@ -85,20 +86,25 @@ async fn tick(site: &Arc<Site>, minute: i64) {
         let site = site.clone();
         tokio::spawn(async move {
             let outcome = site.execute.gateway().fire_schedule(&s).await;
-            let env = &outcome.envelope;
-            println!(
-                "schedule {} ({} {} of {} for {}) -> {}{}",
-                s.id,
-                s.method,
-                s.path,
-                s.extension_id,
-                s.tenant,
-                env.status,
-                env.error
-                    .as_deref()
-                    .map(|e| format!(" {e}"))
-                    .unwrap_or_default()
-            );
+            let m = &outcome.metrics;
+            let mut entry = Entry {
+                method: "CRON".into(),
+                path: format!(
+                    "{} {} (schedule {} of {} for {})",
+                    s.method, s.path, s.id, s.extension_id, s.tenant
+                ),
+                status: outcome.envelope.status,
+                duration_ms: m.total.as_secs_f64() * 1000.0,
+                outcome: m.outcome.to_string(),
+                ..Entry::default()
+            };
+            if let Some(e) = &outcome.envelope.error {
+                entry.metrics.insert("error".into(), e.clone().into());
+            }
+            if let Some(journal) = journal() {
+                // Its invocation's report (logs, metrics) is claimed by request id.
+                journal.finish(entry, m.request_id.as_deref());
+            }
         });
     }
 }

@@ -83,7 +83,14 @@ fn npm(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
 /// The newest modification time among the files a build reads.
 pub fn newest_source(dir: &Path) -> Option<SystemTime> {
     let mut newest = None;
-    for name in ["src", "package.json", "manifest.json", "ui"] {
+    for name in [
+        "src",
+        "package.json",
+        "manifest.json",
+        "ui",
+        "tsconfig.json",
+        "bundle.config.js",
+    ] {
         visit(&dir.join(name), &mut |t| {
             newest = Some(newest.map_or(t, |n: SystemTime| n.max(t)));
         });

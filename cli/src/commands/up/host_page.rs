@@ -39,13 +39,30 @@ body {{ font: 15px system-ui, sans-serif; margin: 0; background: #f4f5f7; color:
 header {{ padding: 12px 20px; background: #1d2330; color: #fff; }}
 header code {{ color: #9fd3ff; }}
 main {{ padding: 20px; }}
-iframe {{ width: 100%; height: 70vh; border: 1px solid #c9ced8; border-radius: 6px; background: #fff; }}
+iframe {{ width: 100%; height: 60vh; border: 1px solid #c9ced8; border-radius: 6px; background: #fff; }}
+#requests h2 {{ font-size: 15px; margin: 18px 0 6px; }}
+#requests h2 small {{ font-weight: normal; color: #5b6475; }}
+#request-log {{ list-style: none; margin: 0; padding: 0; font: 13px ui-monospace, monospace; background: #fff; border: 1px solid #c9ced8; border-radius: 6px; max-height: 40vh; overflow: auto; }}
+#request-log li {{ border-bottom: 1px solid #eceef2; padding: 4px 10px; }}
+#request-log .line span {{ margin-right: 10px; }}
+#request-log .method {{ font-weight: bold; }}
+#request-log .s2, #request-log .s3 {{ color: #1a7f37; }}
+#request-log .s4 {{ color: #9a6700; }}
+#request-log .s5, #request-log .failed {{ color: #cf222e; }}
+#request-log .duration, #request-log .metrics {{ color: #5b6475; }}
+#request-log .logs {{ margin: 2px 0 2px 18px; white-space: pre-wrap; }}
+#request-log .warn {{ color: #9a6700; }}
+#request-log .error {{ color: #cf222e; }}
 </style>
 </head>
 <body>
 <header>alga-lambda up · tenant <code>{tenant}</code> · extension <code>{ext}</code> · bundle <code>{hash}</code></header>
 <main>
 <iframe id="extension" title="{ext}" sandbox="allow-scripts" data-extension-id="{ext}" src="{src}"></iframe>
+<section id="requests">
+<h2>Requests <small id="request-state" data-state="connecting">connecting…</small></h2>
+<ol id="request-log" aria-live="polite"></ol>
+</section>
 </main>
 <script src="/__alga/host.js"></script>
 </body>
@@ -78,6 +95,10 @@ pub fn script() -> Response<Full<Bytes>> {
         .expect("a valid response")
 }
 
+/// Also shows the request log (`/__alga/requests`, server-sent events): newest
+/// first, the last [`super::log::KEEP`], each with its guest log lines and metrics.
+/// Guest text is only ever set as text, never as HTML.
+///
 /// Relays `{alga: "fetch", id, path, method, body}` from the extension's own
 /// iframe to `/api/ext/{ext}{path}` and posts `{alga: "fetch-result", id, status,
 /// body}` back. Messages from any other window are ignored; a path that could leave
@@ -155,5 +176,71 @@ const HOST_JS: &str = r#"'use strict';
       reply(0, String(e));
     }
   });
+
+  // The request log.
+  const log = document.getElementById('request-log');
+  const state = document.getElementById('request-state');
+  const keep = 100;
+  const seen = new Set();
+  function el(tag, cls, text) {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+  function metricsText(m) {
+    const parts = [];
+    if (m.load_ms !== undefined) parts.push('load ' + Number(m.load_ms).toFixed(1) + ' ms');
+    if (m.run_ms !== undefined) parts.push('run ' + Number(m.run_ms).toFixed(1) + ' ms');
+    if (m.peak_memory !== undefined) parts.push(Math.round(m.peak_memory / 1024) + ' KiB peak');
+    if (m.host_calls !== undefined) parts.push(m.host_calls + ' host calls');
+    if (m.route) parts.push(m.route);
+    if (m.request_id) parts.push(m.request_id);
+    return parts.join(' · ');
+  }
+  function show(entry) {
+    if (seen.has(entry.seq)) return;
+    seen.add(entry.seq);
+    const li = el('li', 'request');
+    li.dataset.seq = entry.seq;
+    li.dataset.method = entry.method;
+    li.dataset.path = entry.path;
+    li.dataset.status = entry.status;
+    li.dataset.outcome = entry.outcome;
+    const line = el('div', 'line');
+    line.append(
+      el('span', 'method', entry.method),
+      el('span', 'path', entry.path),
+      el('span', 'status s' + String(entry.status).charAt(0), String(entry.status)),
+      el('span', 'duration', entry.duration_ms + ' ms'),
+      el('span', 'outcome' + (entry.outcome === 'ok' ? '' : ' failed'), entry.outcome),
+    );
+    if (entry.metrics && entry.metrics.error && entry.outcome !== 'ok') {
+      line.append(el('span', 'failed', entry.metrics.error));
+    }
+    li.append(line);
+    if (entry.logs.length > 0) {
+      const logs = el('div', 'logs');
+      for (const l of entry.logs) {
+        const row = el('div', 'log ' + l.level, l.level + ' ' + (l.source === 'log' ? '' : '[' + l.source + '] ') + l.message);
+        logs.append(row);
+      }
+      li.append(logs);
+    }
+    const metrics = metricsText(entry.metrics || {});
+    if (metrics) li.append(el('div', 'metrics', metrics));
+    log.prepend(li);
+    while (log.children.length > keep) log.lastElementChild.remove();
+  }
+  const source = new EventSource('/__alga/requests');
+  source.addEventListener('open', () => {
+    state.dataset.state = 'live';
+    state.textContent = 'live';
+  });
+  source.addEventListener('error', () => {
+    state.dataset.state = 'reconnecting';
+    state.textContent = 'reconnecting…';
+  });
+  source.addEventListener('request', (event) => show(JSON.parse(event.data)));
 })();
 "#;

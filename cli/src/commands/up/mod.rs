@@ -8,7 +8,9 @@ mod cron;
 mod dev_publish;
 mod guard;
 mod host_page;
+pub mod log;
 mod server;
+mod sse;
 
 pub use bus::EVENTS_PATH;
 
@@ -71,6 +73,17 @@ pub struct UpArgs {
     /// Rebuild, republish and reinstall when the extension's files change.
     #[arg(long)]
     watch: bool,
+    /// Print each request as the JSON lines the Lambda functions log
+    /// (`alga::request`, `alga::guest`) instead of a readable line.
+    #[arg(long)]
+    json: bool,
+}
+
+impl UpArgs {
+    /// Whether `--json` was given.
+    pub fn json(&self) -> bool {
+        self.json
+    }
 }
 
 /// `up`'s request body limit unless `ALGA_REQUEST_MAX_BYTES` says otherwise: what
@@ -79,6 +92,7 @@ const UP_REQUEST_BODY_MAX: usize = 10 << 20;
 
 /// Runs `up`.
 pub async fn up(args: UpArgs, data: &Path) -> crate::Outcome {
+    log::start(!args.json);
     let mut config = RuntimeConfig::from_env()?;
     let body_max_set = std::env::var_os("ALGA_REQUEST_MAX_BYTES").is_some();
     if !body_max_set {

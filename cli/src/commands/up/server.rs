@@ -14,6 +14,7 @@ use bytes::Bytes;
 use fn_execute::ExecuteFunction;
 use fn_publish::PublishFunction;
 use fn_ui_assets::UiAssetsFunction;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -23,7 +24,8 @@ use hyper_util::rt::TokioIo;
 use lambda_http::Body;
 use tokio::net::TcpListener;
 
-use super::{guard, host_page};
+use super::log::{Entry, journal};
+use super::{guard, host_page, sse};
 use runtime_core::backends::Backends;
 
 /// The largest body the local server reads; the handlers apply their own,
@@ -54,6 +56,9 @@ pub struct Site {
     pub token: String,
 }
 
+/// A response body: whole, or a stream (the request log's events).
+pub type StreamBody = BoxBody<Bytes, Infallible>;
+
 /// Serves `site` on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, site: Arc<Site>) -> anyhow::Result<()> {
     loop {
@@ -62,7 +67,7 @@ pub async fn serve(listener: TcpListener, site: Arc<Site>) -> anyhow::Result<()>
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let site = site.clone();
-                async move { Ok::<_, Infallible>(site.route(req, peer).await) }
+                async move { Ok::<_, Infallible>(site.logged(req, peer).await) }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -82,7 +87,74 @@ fn plain(status: u16, text: &str) -> Response<Full<Bytes>> {
         .expect("a valid response")
 }
 
+/// Paths of the host page itself, never logged.
+fn is_internal(path: &str) -> bool {
+    matches!(path, "/" | "/__alga/host.js" | "/favicon.ico") || path == sse::PATH
+}
+
+/// The `error` code of a JSON answer, if it has one.
+fn error_code(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let e = v.get("error")?.as_str()?;
+    Some(e.split(':').next().unwrap_or(e).trim().to_string())
+}
+
 impl Site {
+    /// Serves a request and reports it to the request log (terminal and panel).
+    async fn logged(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<StreamBody> {
+        let started = std::time::Instant::now();
+        let method = req.method().to_string();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default();
+        let internal = is_internal(req.uri().path());
+        if req.method() == hyper::Method::GET && req.uri().path() == sse::PATH {
+            // The stream itself: after the host check, like everything.
+            let host = req.headers().get(hyper::header::HOST);
+            if !self.hosts.allows(host.and_then(|h| h.to_str().ok())) {
+                return guard::host_refused().map(|b| b.boxed());
+            }
+            return sse::stream(req.headers());
+        }
+        let response = self.route(req, peer).await;
+        if internal {
+            return response.map(|b| b.boxed());
+        }
+        let (parts, body) = response.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        if let Some(journal) = journal() {
+            let status = parts.status.as_u16();
+            let outcome = if status < 400 {
+                "ok".to_string()
+            } else {
+                error_code(&bytes).unwrap_or_else(|| format!("http_{status}"))
+            };
+            let request_id = parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            journal.finish(
+                Entry {
+                    method,
+                    path,
+                    status,
+                    duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                    outcome,
+                    ..Entry::default()
+                },
+                request_id.as_deref(),
+            );
+        }
+        Response::from_parts(parts, Full::new(bytes).boxed())
+    }
+
     async fn route(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         // Before anything else, reads included: a rebound name reads what it gets.
         let host = req.headers().get(hyper::header::HOST);

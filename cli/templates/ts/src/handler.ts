@@ -1,0 +1,82 @@
+// {{extension_id}}: the server side. `npm run build` type-checks it against the
+// declarations generated from our WIT (types/), compiles it with tsc and builds it
+// into a WebAssembly component with jco (dist/main.wasm); its `handler` export
+// answers every request the manifest's endpoints route to it.
+//
+// Host APIs are imports: `alga:extension/<interface>` (see types/interfaces/ for
+// every one, with its types). Each is gated by a capability the manifest asks for
+// and the install grants; a host call that returns `result<T, E>` throws in JS
+// with the error case (e.g. 'missing', 'denied') as `e.payload`.
+import { getContext } from 'alga:extension/context';
+import { logInfo, logWarn } from 'alga:extension/logging';
+import { get as kvGet, put as kvPut } from 'alga:extension/storage';
+import type { ExecuteRequest, ExecuteResponse, StorageError } from 'alga:extension/types';
+import { createRouter, json, readJson } from './router.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The WIT error case a host call threw (`e.payload`), or the error's text. */
+function errorCase(e: unknown): StorageError | string {
+  const payload = (e as { payload?: StorageError } | null)?.payload;
+  return payload !== undefined ? payload : String(e);
+}
+
+// GET /api/hello: who is calling (cap:context.read and cap:log.emit are always granted).
+function hello(): ExecuteResponse {
+  const ctx = getContext();
+  logInfo(`hello for tenant ${ctx.tenantId}`);
+  return json(200, {
+    message: `Hello from ${ctx.extensionId}`,
+    tenant: ctx.tenantId,
+    installId: ctx.installId ?? null,
+    requestId: ctx.requestId ?? null,
+  });
+}
+
+// POST /api/counter {"by": n}: a per-install counter in key-value storage
+// (cap:storage.kv), updated with the entry's revision so concurrent calls never
+// lose a count.
+function counter(request: ExecuteRequest): ExecuteResponse {
+  const by = Number(readJson<{ by?: number }>(request).by ?? 1);
+  if (!Number.isInteger(by) || by < 1 || by > 1000) {
+    return json(400, { error: 'invalid_by', message: '"by" must be an integer from 1 to 1000' });
+  }
+  for (let attempt = 0; attempt < 5; attempt++) {
+    let current = 0;
+    let revision: bigint | undefined;
+    try {
+      const entry = kvGet('counter', 'count');
+      current = Number(decoder.decode(entry.value)) || 0;
+      revision = entry.revision;
+    } catch (e) {
+      if (errorCase(e) === 'denied') return storageDenied();
+      if (errorCase(e) !== 'missing') throw e;
+    }
+    try {
+      kvPut({ namespace: 'counter', key: 'count', value: encoder.encode(String(current + by)), revision });
+      logInfo(`counter ${current} -> ${current + by}`);
+      return json(200, { count: current + by });
+    } catch (e) {
+      if (errorCase(e) === 'denied') return storageDenied();
+      if (errorCase(e) !== 'conflict') throw e;
+      logWarn(`counter: another request won revision ${revision}; trying again`);
+    }
+  }
+  return json(409, { error: 'busy', message: 'the counter changed five times in a row; try again' });
+}
+
+function storageDenied(): ExecuteResponse {
+  return json(403, {
+    error: 'storage_denied',
+    hint: 'add "cap:storage.kv" to "capabilities" in manifest.json (up grants what the manifest asks)',
+  });
+}
+
+export const handler = createRouter({
+  'GET /api/hello': hello,
+  'POST /api/counter': counter,
+});
+
+// The export must match the world's: checked against the generated declarations.
+handler satisfies typeof import('alga:extension/runner').handler;
