@@ -2,11 +2,12 @@
 // playwright-core, never a downloaded browser) opens the host page, which embeds
 // the example extension's UI in a sandboxed iframe. Run by scripts/test after cargo
 // has built the CLI: `node --test` in tests/browser/ (ALGA_LAMBDA_BIN may name the
-// binary; else $CARGO_TARGET_DIR or target/, debug profile).
+// binary; else $CARGO_TARGET_DIR or target/, debug profile). The last test makes a
+// new extension with `alga-lambda new` (the ts template) and uses its UI.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,18 +26,19 @@ const EXT = 'com.example.hello';
 
 let up;
 let base;
+let templateUp;
 let context;
 const scratch = mkdtempSync(path.join(tmpdir(), 'alga-browser-'));
 
-/** Starts `up` on a free port and resolves with its base URL once it prints `ready on`. */
-function startUp() {
+/** Starts `up` for `dir` on a free port and resolves with its base URL once it prints `ready on`. */
+function startUp(dir = path.join(repo, 'examples/hello'), data = 'data') {
   const env = { ...process.env };
   delete env.RUNNER_SERVICE_TOKEN;
   delete env.ALGA_BACKEND;
   delete env.SIGNING_TRUST_BUNDLE;
   const child = spawn(
     binary,
-    ['up', path.join(repo, 'examples/hello'), '--port', '0', '--data', path.join(scratch, 'data')],
+    ['up', dir, '--port', '0', '--data', path.join(scratch, data)],
     { cwd: repo, env, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const ready = new Promise((resolve, reject) => {
@@ -82,6 +84,7 @@ before(async () => {
 after(async () => {
   if (context) await context.close();
   if (up && up.exitCode === null) up.kill('SIGKILL');
+  if (templateUp && templateUp.exitCode === null) templateUp.kill('SIGKILL');
   rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -234,5 +237,63 @@ test('sec_09 the host bridge refuses paths that would leave the extension route'
   const echo = await ask('/api/echo', 'POST', '{"n":1}');
   assert.equal(echo.status, 200, JSON.stringify(echo));
   assert.equal(JSON.parse(echo.body).body, '{"n":1}');
+  await page.close();
+});
+
+test('the host page lists each request with its guest logs and metrics (server-sent events)', async () => {
+  const { page } = await openHostPage();
+  await page.waitForSelector('#request-state[data-state="live"]', { timeout: UI_TIMEOUT_MS });
+  // The UI's own call, made through the bridge as the page loaded.
+  const hello = `/api/ext/${EXT}/api/hello`;
+  const row = await page.waitForSelector(`#request-log li[data-path="${hello}"][data-status="200"]`, {
+    timeout: UI_TIMEOUT_MS,
+  });
+  assert.equal(await row.getAttribute('data-method'), 'GET');
+  assert.equal(await row.getAttribute('data-outcome'), 'ok');
+  assert.match(await row.$eval('.logs', (el) => el.textContent), /info hello handler: GET \/api\/hello/);
+  assert.match(await row.$eval('.metrics', (el) => el.textContent), /run [\d.]+ ms · .* host calls · direct/);
+  // A request made elsewhere shows up live, newest first, with its outcome.
+  const missing = `/api/ext/${EXT}/api/nope`;
+  const r = await fetch(`${base}${missing}`);
+  assert.equal(r.status, 404);
+  const refused = await page.waitForSelector(`#request-log li[data-path="${missing}"]`, { timeout: UI_TIMEOUT_MS });
+  assert.equal(await refused.getAttribute('data-outcome'), 'endpoint_not_found');
+  assert.equal(await refused.getAttribute('data-status'), '404');
+  const first = await page.$eval('#request-log li', (el) => el.dataset.path);
+  assert.equal(first, missing);
+  await page.close();
+});
+
+test('a new extension from `alga-lambda new` (ts template) runs in the host page', async () => {
+  const dir = path.join(scratch, 'demo-ext');
+  execFileSync(binary, ['new', dir, '--template', 'ts'], { stdio: 'ignore' });
+  // The template pins exactly the example's packages (typescript is jco's own
+  // 7.0.2), so the example's installed tree serves it; `up` builds it.
+  symlinkSync(path.join(repo, 'examples/hello/node_modules'), path.join(dir, 'node_modules'));
+  const started = startUp(dir, 'demo-data');
+  templateUp = started.child;
+  const demoBase = await started.ready;
+  const page = await context.newPage();
+  assert.equal((await page.goto(`${demoBase}/`)).status(), 200);
+  const frame = await (await page.waitForSelector('iframe#extension')).contentFrame();
+  await frame.waitForSelector('#greeting[data-state]', { timeout: UI_TIMEOUT_MS });
+  const greeting = await frame.$eval('#greeting', (el) => ({ state: el.dataset.state, text: el.textContent }));
+  assert.deepEqual(greeting, { state: 'ok', text: 'Hello from demo-ext' });
+  // The counter goes through the bridge as a POST with a JSON body.
+  await frame.click('#count');
+  await frame.waitForSelector('#counter[data-count="1"]', { timeout: UI_TIMEOUT_MS });
+  await frame.click('#count');
+  await frame.waitForSelector('#counter[data-count="2"]', { timeout: UI_TIMEOUT_MS });
+  assert.equal(await frame.$eval('#counter', (el) => el.textContent), 'Counted 2 times');
+  // And the request log has the handler's lines for it.
+  await page.waitForFunction(
+    () =>
+      [...document.querySelectorAll('#request-log li[data-method="POST"][data-status="200"] .logs')].some((el) =>
+        el.textContent.includes('info counter 1 -> 2'),
+      ),
+    null,
+    { timeout: UI_TIMEOUT_MS },
+  );
+  await page.screenshot({ path: path.join(repo, 'target', 'browser-new-ts.png'), fullPage: true });
   await page.close();
 });
