@@ -11,9 +11,10 @@ use runtime_core::artifact::{ArtifactKey, ArtifactRef, ContentHash};
 use runtime_core::capability::Capability;
 use runtime_core::engine::Target;
 use runtime_core::store::{
-    BlobStore, Claim, ExecutionLog, ExecutionRecord, IdempotencyStore, InstallRequest, KvError,
-    KvScope, KvStore, QuotaCharge, QuotaKey, QuotaStore, QuotaWindow, Registered, Registry,
-    RegistryError, SecretBundle, SecretStore, StoreError, VersionRecord,
+    BatchingExecutionLog, BlobStore, Claim, ExecutionLog, ExecutionRecord, IdempotencyStore,
+    InstallRequest, KvError, KvScope, KvStore, QuotaCharge, QuotaDecision, QuotaKey, QuotaStore,
+    QuotaWindow, Registered, Registry, RegistryError, SecretBundle, SecretStore, StoreError,
+    VersionRecord,
 };
 
 fn scope(tenant: &str, install: &str) -> KvScope {
@@ -490,6 +491,87 @@ pub async fn quota_conformance(store: Arc<dyn QuotaStore>) {
     );
 }
 
+/// Both windows of a request charged at once (`QuotaStore::charge_all`, as
+/// `QuotaPolicy::admit` does): many parallel requests against a minute quota of
+/// N are admitted exactly N times, and a refused request charges no window —
+/// whether the minute or the day refused, and the refusal names it.
+pub async fn quota_windows_conformance(store: Arc<dyn QuotaStore>) {
+    let now = std::time::SystemTime::now();
+    // (extension, minute limit, day limit, requests, admitted, refusing window)
+    for (ext, per_minute, per_day, requests, admitted, refusing) in [
+        ("com.example.minute", 15, 1000, 40, 15, 0),
+        ("com.example.day", 1000, 7, 20, 7, 1),
+    ] {
+        let minute = QuotaKey::at("tenant-w", ext, QuotaWindow::Minute, now);
+        let day = QuotaKey::at("tenant-w", ext, QuotaWindow::Day, now);
+        let charges = vec![(minute.clone(), per_minute), (day.clone(), per_day)];
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..requests {
+            let store = store.clone();
+            let charges = charges.clone();
+            tasks.spawn(async move { store.charge_all(&charges).await.unwrap() });
+        }
+        let decisions = tasks.join_all().await;
+        let allowed = decisions
+            .iter()
+            .filter(|d| **d == QuotaDecision::Allowed)
+            .count();
+        assert_eq!(allowed, admitted, "{ext}: {decisions:?}");
+        assert!(
+            decisions.iter().all(|d| *d == QuotaDecision::Allowed
+                || *d == QuotaDecision::Exhausted { index: refusing }),
+            "{ext}: the refusal names its window: {decisions:?}"
+        );
+        assert_eq!(
+            (
+                store.used(&minute).await.unwrap(),
+                store.used(&day).await.unwrap()
+            ),
+            (admitted as u64, admitted as u64),
+            "{ext}: refused requests charged neither window"
+        );
+    }
+}
+
+/// Records queued through a [`BatchingExecutionLog`] by many concurrent requests
+/// (several batches' worth) are all in `store` once the writer is flushed, as a
+/// clean shutdown flushes it; `read` is how another process would read them
+/// (`store` itself, or the same database opened afresh).
+pub async fn batched_executions_conformance(
+    store: Arc<dyn ExecutionLog>,
+    read: Arc<dyn ExecutionLog>,
+) {
+    let batching = Arc::new(BatchingExecutionLog::new(store));
+    let ttl = Duration::from_secs(3600);
+    let base = 1_700_000_000_000u64;
+    let n = 260u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let log = batching.clone();
+        tasks.spawn(async move {
+            log.record(
+                &record("tenant-batch", "ext", &format!("req-{i:03}"), base + i),
+                ttl,
+            )
+            .await
+        });
+    }
+    for r in tasks.join_all().await {
+        r.unwrap();
+    }
+    batching.flush().await.unwrap();
+    let stored = read.recent("tenant-batch", "ext", 1000).await.unwrap();
+    let ids: BTreeSet<String> = stored.into_iter().map(|r| r.request_id).collect();
+    assert_eq!(ids.len() as u64, n, "every queued record is stored");
+    // Reads through the batching log see its own writes without an explicit flush.
+    batching
+        .record(&record("tenant-batch", "ext", "req-last", base + n), ttl)
+        .await
+        .unwrap();
+    let newest = batching.recent("tenant-batch", "ext", 1).await.unwrap();
+    assert_eq!(newest[0].request_id, "req-last");
+}
+
 /// Claim races: exactly one `Claimed`; completion replays; tenants are separate.
 pub async fn idempotency_conformance(store: Arc<dyn IdempotencyStore>) {
     let ttl = Duration::from_secs(60);
@@ -609,6 +691,12 @@ pub async fn executions_conformance(store: Arc<dyn ExecutionLog>) {
     assert_eq!(recent[0], failed);
     assert_eq!(store.recent("tenant-a", "ext", 100).await.unwrap().len(), 6);
     assert_eq!(store.recent("tenant-c", "ext", 100).await.unwrap(), vec![]);
+}
+
+/// A version of `ext` (no capabilities beyond storage and secrets, one artifact)
+/// for tests of registry behaviour outside the conformance suite.
+pub fn sample_version(ext: &str, v: &str) -> VersionRecord {
+    version(ext, v, &format!("{ext}@{v}"))
 }
 
 fn version(ext: &str, version: &str, seed: &str) -> VersionRecord {

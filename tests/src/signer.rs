@@ -88,3 +88,21 @@ pub async fn install(
         .await
         .unwrap()
 }
+
+/// A bundle of `wasm` as extension `name` at `version`, declaring one endpoint
+/// (`GET /hello`) and no capabilities: what the direct route can call.
+pub fn endpoint_bundle(name: &str, version: &str, wasm: &[u8]) -> Vec<u8> {
+    use runtime_core::bundle::archive::{self, ArchiveLimits};
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = serde_json::json!({
+        "name": name,
+        "version": version,
+        "runtime": "wasm-js@1",
+        "capabilities": [],
+        "api": {"endpoints": [{"method": "GET", "path": "/hello", "handler": "dist/main.wasm"}]}
+    });
+    std::fs::write(dir.path().join("manifest.json"), manifest.to_string()).unwrap();
+    std::fs::create_dir_all(dir.path().join("dist")).unwrap();
+    std::fs::write(dir.path().join("dist/main.wasm"), wasm).unwrap();
+    archive::pack_dir(dir.path(), &ArchiveLimits::default()).unwrap()
+}

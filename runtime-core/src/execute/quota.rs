@@ -1,13 +1,13 @@
 //! Invocation quotas in the execute path: per tenant + extension, per minute and
 //! per day, with per-install overrides. Checked after the install is resolved and
-//! before anything is loaded, so a throttled request costs two counter updates.
+//! before anything is loaded, so a throttled request costs one conditional write.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::error::ExecError;
-use crate::store::{QuotaCharge, QuotaKey, QuotaStore, QuotaWindow};
+use crate::store::{QuotaDecision, QuotaKey, QuotaStore, QuotaWindow};
 
 pub use crate::store::quota::{PER_DAY_KEY, PER_MINUTE_KEY};
 
@@ -49,8 +49,9 @@ impl QuotaPolicy {
 
     /// Counts one invocation in every window, or says which window is exhausted.
     ///
-    /// The minute is charged first: a request refused by the minute window does
-    /// not use up the day.
+    /// Both windows are decided together ([`QuotaStore::charge_all`]: one
+    /// conditional write on DynamoDB, one transaction in SQLite): a refused
+    /// request uses up neither the minute nor the day.
     pub async fn admit(
         &self,
         tenant: &str,
@@ -58,30 +59,39 @@ impl QuotaPolicy {
         install_config: &BTreeMap<String, String>,
     ) -> Result<(), ExecError> {
         let now = SystemTime::now();
-        for (window, default, key) in [
+        let windows: Vec<(QuotaWindow, u64)> = [
             (QuotaWindow::Minute, self.limits.per_minute, PER_MINUTE_KEY),
             (QuotaWindow::Day, self.limits.per_day, PER_DAY_KEY),
-        ] {
+        ]
+        .into_iter()
+        .map(|(window, default, key)| {
             let limit = install_config
                 .get(key)
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .unwrap_or(default);
-            if limit == 0 {
-                continue;
-            }
-            let counter = QuotaKey::at(tenant, extension, window, now);
-            match self.store.charge(&counter, limit).await {
-                Ok(QuotaCharge::Allowed { .. }) => {}
-                Ok(QuotaCharge::Exhausted) => {
-                    return Err(ExecError::QuotaExceeded {
-                        window: window.name(),
-                        limit,
-                        retry_after_secs: window.remaining(now).as_secs().max(1),
-                    });
-                }
-                Err(e) => return Err(ExecError::BackendUnavailable(format!("quotas: {e}"))),
-            }
+            (window, limit)
+        })
+        // 0 = unlimited: nothing to count.
+        .filter(|(_, limit)| *limit > 0)
+        .collect();
+        if windows.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let charges: Vec<(QuotaKey, u64)> = windows
+            .iter()
+            .map(|(window, limit)| (QuotaKey::at(tenant, extension, *window, now), *limit))
+            .collect();
+        match self.store.charge_all(&charges).await {
+            Ok(QuotaDecision::Allowed) => Ok(()),
+            Ok(QuotaDecision::Exhausted { index }) => {
+                let (window, limit) = windows.get(index).copied().unwrap_or(windows[0]);
+                Err(ExecError::QuotaExceeded {
+                    window: window.name(),
+                    limit,
+                    retry_after_secs: window.remaining(now).as_secs().max(1),
+                })
+            }
+            Err(e) => Err(ExecError::BackendUnavailable(format!("quotas: {e}"))),
+        }
     }
 }

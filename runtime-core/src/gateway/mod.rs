@@ -29,6 +29,7 @@ use crate::backends::Backends;
 use crate::content::ContentHash;
 use crate::execute::Executor;
 use crate::manifest::Manifest;
+use crate::store::CachingRegistry;
 
 pub use caller::{Caller, Claims};
 pub use direct::DirectRequest;
@@ -37,7 +38,9 @@ pub use execute_api::idempotency_store_key;
 pub use internal::InternalCall;
 pub use local_bus::drain_local_bus;
 pub use record::Route;
-pub use settings::{ExecuteAuth, GatewaySettings, IamPrincipal, PlatformIdentity};
+pub use settings::{
+    ExecuteAuth, ExecutionRecords, GatewaySettings, IamPrincipal, PlatformIdentity,
+};
 
 /// A response, ready to be turned into any transport's response type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,12 +111,16 @@ impl Gateway {
     }
 
     /// A gateway over `backends`, with an executor built from `config` that
-    /// counts the quotas of `settings`.
+    /// counts the quotas of `settings`. Its registry reads go through a cache
+    /// ([`CachingRegistry`], `settings.registry_cache`) shared by the executor,
+    /// the event dispatcher and the schedules; the caller's own `backends` keep
+    /// the uncached registry.
     pub fn build(
-        backends: Backends,
+        mut backends: Backends,
         config: &crate::RuntimeConfig,
         settings: GatewaySettings,
     ) -> Result<Self, crate::backends::BackendError> {
+        backends.registry = CachingRegistry::wrap(backends.registry, settings.registry_cache);
         let executor = backends
             .executor(config)?
             .with_quotas(crate::execute::QuotaPolicy::new(
@@ -136,6 +143,12 @@ impl Gateway {
     /// The executor.
     pub fn executor(&self) -> &Executor {
         &self.executor
+    }
+
+    /// Returns once every execution record queued so far is stored (records are
+    /// written off the request path): a clean shutdown calls it last.
+    pub async fn flush_records(&self) -> Result<(), crate::store::StoreError> {
+        self.backends.executions.flush().await
     }
 }
 

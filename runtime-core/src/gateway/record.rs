@@ -1,8 +1,11 @@
 //! After every invocation: one structured log line (JSON on Lambda, for
-//! CloudWatch) and an execution record in the store.
+//! CloudWatch), which is the execution record, and, when the settings keep
+//! them there too ([`ExecutionRecords::Table`]), a copy queued for the execution
+//! log (written off the request path by the backends' batching writer).
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::settings::ExecutionRecords;
 use super::{Gateway, HttpReply};
 use crate::execute::Outcome;
 use crate::store::ExecutionRecord;
@@ -75,8 +78,9 @@ impl Gateway {
         );
     }
 
-    /// Logs one line for the invocation and stores its execution record. A store
-    /// failure is logged, never surfaced: the guest's response is already decided.
+    /// Logs one line for the invocation and queues its execution record for the
+    /// execution log. A store failure is logged, never surfaced: the guest's
+    /// response is already decided.
     pub(super) async fn record(
         &self,
         route: Route,
@@ -130,6 +134,9 @@ impl Gateway {
             for line in super::emf::outcome_lines(outcome, &ctx) {
                 println!("{line}");
             }
+        }
+        if self.settings.execution_records == ExecutionRecords::Log {
+            return;
         }
         let started_at_ms = SystemTime::now()
             .checked_sub(m.total)

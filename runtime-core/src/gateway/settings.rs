@@ -1,10 +1,11 @@
 //! Gateway settings from the environment: credentials, claim names, quotas,
-//! body limits and record retention.
+//! body limits, the registry cache, and where records go and how long they stay.
 
 use std::time::Duration;
 
 use crate::config::ConfigError;
 use crate::execute::{InstallSource, QuotaLimits};
+use crate::store::RegistryCacheSettings;
 
 /// How `POST /v1/execute` callers prove they are the host app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +48,17 @@ pub struct IamPrincipal {
     pub arn: String,
 }
 
+/// Where an invocation's execution record goes besides its JSON log line
+/// (`ALGA_EXECUTION_RECORDS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionRecords {
+    /// The log line is the record (CloudWatch on Lambda); nothing else is written.
+    Log,
+    /// Also a copy in the backends' execution log, written off the request path
+    /// in batches.
+    Table,
+}
+
 /// Everything the gateway needs besides the backends.
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
@@ -68,6 +80,11 @@ pub struct GatewaySettings {
     pub idempotency_ttl: Duration,
     /// How long execution records are kept.
     pub execution_ttl: Duration,
+    /// Whether execution records are also kept in the execution log (default:
+    /// only the log line inside Lambda, both elsewhere).
+    pub execution_records: ExecutionRecords,
+    /// The registry cache in front of the request path's reads.
+    pub registry_cache: RegistryCacheSettings,
     /// Print CloudWatch Embedded Metric Format lines per invocation, with this
     /// namespace (`None`: off). On by default inside Lambda.
     pub emf_namespace: Option<String>,
@@ -85,6 +102,8 @@ impl Default for GatewaySettings {
             body_max: 5 << 20,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             execution_ttl: Duration::from_secs(7 * 24 * 3600),
+            execution_records: ExecutionRecords::Table,
+            registry_cache: RegistryCacheSettings::default(),
             emf_namespace: None,
         }
     }
@@ -178,6 +197,40 @@ impl GatewaySettings {
         }
         if let Some(v) = nonempty("ALGA_REQUEST_MAX_BYTES") {
             s.body_max = number("ALGA_REQUEST_MAX_BYTES", &v)? as usize;
+        }
+        s.execution_records = match nonempty("ALGA_EXECUTION_RECORDS").as_deref() {
+            // CloudWatch keeps the log line; a table copy per request would be a
+            // write (and its cost) that nobody asked for.
+            None if in_lambda => ExecutionRecords::Log,
+            None => ExecutionRecords::Table,
+            Some("log") => ExecutionRecords::Log,
+            Some("table") => ExecutionRecords::Table,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "ALGA_EXECUTION_RECORDS",
+                    value: other.into(),
+                    expected: "log or table",
+                });
+            }
+        };
+        if let Some(v) = nonempty("ALGA_REGISTRY_CACHE_TTL_MS") {
+            s.registry_cache.ttl = Duration::from_millis(v.parse().map_err(|_| ConfigError {
+                var: "ALGA_REGISTRY_CACHE_TTL_MS",
+                value: v.clone(),
+                expected: "milliseconds (0 = no registry cache)",
+            })?);
+        }
+        if let Some(v) = nonempty("ALGA_REGISTRY_CACHE_ENTRIES") {
+            s.registry_cache.entries = match v.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(ConfigError {
+                        var: "ALGA_REGISTRY_CACHE_ENTRIES",
+                        value: v,
+                        expected: "a whole number of answers, at least 1",
+                    });
+                }
+            };
         }
         Ok(s)
     }
@@ -309,5 +362,45 @@ mod tests {
         assert_eq!((s.quotas.per_minute, s.quotas.per_day), (7, 0));
         assert_eq!(s.body_max, 1024);
         assert!(from(&[("ALGA_QUOTA_PER_DAY", "lots")]).is_err());
+    }
+
+    #[test]
+    fn records_go_to_the_log_alone_in_lambda_and_the_registry_cache_is_configurable() {
+        let lambda = ("AWS_LAMBDA_FUNCTION_NAME", "fn-execute");
+        assert_eq!(
+            from(&[]).unwrap().execution_records,
+            ExecutionRecords::Table
+        );
+        assert_eq!(
+            from(&[lambda]).unwrap().execution_records,
+            ExecutionRecords::Log
+        );
+        assert_eq!(
+            from(&[lambda, ("ALGA_EXECUTION_RECORDS", "table")])
+                .unwrap()
+                .execution_records,
+            ExecutionRecords::Table
+        );
+        assert_eq!(
+            from(&[("ALGA_EXECUTION_RECORDS", "both")]).unwrap_err().var,
+            "ALGA_EXECUTION_RECORDS"
+        );
+        let defaults = from(&[]).unwrap().registry_cache;
+        assert_eq!(defaults.ttl, Duration::from_secs(5));
+        let s = from(&[
+            ("ALGA_REGISTRY_CACHE_TTL_MS", "0"),
+            ("ALGA_REGISTRY_CACHE_ENTRIES", "8"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (s.registry_cache.ttl, s.registry_cache.entries),
+            (Duration::ZERO, 8)
+        );
+        for bad in [
+            ("ALGA_REGISTRY_CACHE_TTL_MS", "5s"),
+            ("ALGA_REGISTRY_CACHE_ENTRIES", "0"),
+        ] {
+            assert_eq!(from(&[bad]).unwrap_err().var, bad.0);
+        }
     }
 }

@@ -39,6 +39,25 @@ pub struct ExecutionRecord {
 pub trait ExecutionLog: Send + Sync {
     /// Records one invocation, kept for `ttl`.
     async fn record(&self, r: &ExecutionRecord, ttl: Duration) -> Result<(), StoreError>;
+    /// Records several invocations, each kept for `ttl`: in one request where the
+    /// store can (DynamoDB's `BatchWriteItem`, one SQLite transaction); this
+    /// default records them one by one.
+    async fn record_batch(
+        &self,
+        records: &[ExecutionRecord],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        for r in records {
+            self.record(r, ttl).await?;
+        }
+        Ok(())
+    }
+    /// Writes out what is buffered, returning once it is stored (a batching log,
+    /// [`super::execution_writer::BatchingExecutionLog`]); a log that writes at
+    /// once has nothing to do.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// The newest records of a tenant's extension, newest first, at most `limit`.
     async fn recent(
         &self,

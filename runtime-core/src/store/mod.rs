@@ -4,11 +4,13 @@
 //! (`stores/local`, `stores/aws`) that depend on this one; each binary chooses
 //! its set, never a `cfg` in logic.
 
+pub mod execution_writer;
 pub mod executions;
 pub mod idempotency;
 pub mod kv;
 pub mod quota;
 pub mod registry;
+pub mod registry_cache;
 pub mod schedules;
 pub mod stream;
 
@@ -18,13 +20,15 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+pub use execution_writer::BatchingExecutionLog;
 pub use executions::{ExecutionLog, ExecutionRecord};
 pub use idempotency::{Claim, IdempotencyStore};
 pub use kv::{KvEntry, KvError, KvLimits, KvPage, KvScope, KvStore};
-pub use quota::{QuotaCharge, QuotaKey, QuotaStore, QuotaWindow};
+pub use quota::{QuotaCharge, QuotaDecision, QuotaKey, QuotaStore, QuotaWindow};
 pub use registry::{
     InstallRecord, InstallRequest, Registered, Registry, RegistryError, Subscription, VersionRecord,
 };
+pub use registry_cache::{CachingRegistry, RegistryCacheSettings};
 pub use schedules::{ScheduleStore, ScheduleStoreError};
 pub use stream::FileFetch;
 

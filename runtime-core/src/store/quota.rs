@@ -114,12 +114,39 @@ pub enum QuotaCharge {
     Exhausted,
 }
 
+/// What charging several counters at once decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaDecision {
+    /// Every counter was charged.
+    Allowed,
+    /// The counter at this index of the charges is at its limit. Stores that
+    /// decide atomically charged none of them; the default
+    /// [`QuotaStore::charge_all`] charged the ones before it.
+    Exhausted {
+        /// Which of the charges refused.
+        index: usize,
+    },
+}
+
 /// Atomic quota counters.
 #[async_trait]
 pub trait QuotaStore: Send + Sync {
     /// Adds one to the counter unless it has reached `limit` (atomically: the
     /// condition and the increment are one operation).
     async fn charge(&self, key: &QuotaKey, limit: u64) -> Result<QuotaCharge, StoreError>;
+    /// Adds one to every counter of `charges` unless one of them has reached its
+    /// limit, in which case none is charged: all or nothing, decided in one
+    /// operation (one round trip) by the stores that can. This default charges
+    /// them one by one and stops at the first refusal, so the counters before it
+    /// stay charged.
+    async fn charge_all(&self, charges: &[(QuotaKey, u64)]) -> Result<QuotaDecision, StoreError> {
+        for (index, (key, limit)) in charges.iter().enumerate() {
+            if self.charge(key, *limit).await? == QuotaCharge::Exhausted {
+                return Ok(QuotaDecision::Exhausted { index });
+            }
+        }
+        Ok(QuotaDecision::Allowed)
+    }
     /// The counter's value (0 when it does not exist).
     async fn used(&self, key: &QuotaKey) -> Result<u64, StoreError>;
 }

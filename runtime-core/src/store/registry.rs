@@ -202,6 +202,13 @@ pub trait Registry: Send + Sync {
         tenant: &str,
         topic: &str,
     ) -> Result<Vec<Subscription>, RegistryError>;
+    /// A cheap change signal: a value that differs after any committed write by
+    /// any process, so a cache can tell at once that what it holds may be stale.
+    /// `None` (the default): the backend has none (DynamoDB), and caches fall
+    /// back to a time bound ([`crate::store::registry_cache`]).
+    async fn generation(&self) -> Result<Option<u64>, RegistryError> {
+        Ok(None)
+    }
 }
 
 /// The `(topic, handler)` pairs a stored manifest subscribes to (its `events`),

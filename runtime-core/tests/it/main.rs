@@ -13,3 +13,4 @@ mod publish;
 mod schedules;
 mod ui_assets;
 mod vault_secrets;
+mod warm_path;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use runtime_core::backends::{BackendError, BackendKind, Backends};
-use runtime_core::store::ScheduleStore;
+use runtime_core::store::{BatchingExecutionLog, ScheduleStore};
 
 mod credential;
 mod error;
@@ -68,7 +68,11 @@ pub async fn backends(settings: &AwsSettings) -> Backends {
         )),
         quotas: Arc::new(DynamoQuotaStore::new(c.dynamodb.clone(), t)),
         idempotency: Arc::new(DynamoIdempotencyStore::new(c.dynamodb.clone(), t)),
-        executions: Arc::new(DynamoExecutionLog::new(c.dynamodb, t)),
+        // Records leave the request path: a background writer sends them as
+        // BatchWriteItems (and only when the gateway keeps a table copy at all).
+        executions: Arc::new(BatchingExecutionLog::new(Arc::new(
+            DynamoExecutionLog::new(c.dynamodb, t),
+        ))),
         schedules,
         events: Arc::new(EventBridgePublisher::new(
             c.eventbridge.clone(),

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use runtime_core::backends::{BackendError, BackendKind, Backends};
 use runtime_core::events::{FileDeadLetters, LocalBus};
-use runtime_core::store::RegistryError;
+use runtime_core::store::{BatchingExecutionLog, RegistryError};
 
 /// The local set: everything under one data directory (created if needed).
 pub fn backends(data_dir: &Path) -> Result<Backends, BackendError> {
@@ -40,7 +40,9 @@ pub fn backends(data_dir: &Path) -> Result<Backends, BackendError> {
         secrets: Arc::new(FileSecretStore::new(data_dir.join("secrets.json"))),
         quotas: Arc::new(state.clone()),
         idempotency: Arc::new(state.clone()),
-        executions: Arc::new(state),
+        // Records leave the request path: a background writer stores them in
+        // batches (one transaction each).
+        executions: Arc::new(BatchingExecutionLog::new(Arc::new(state))),
         schedules: Arc::new(
             SqliteScheduleStore::open(&data_dir.join("registry.db"))
                 .map_err(|e| BackendError::Config(format!("schedules: {e}")))?,

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use runtime_core::store::StoreError;
 use runtime_core::store::executions::{ExecutionLog, ExecutionRecord};
 use runtime_core::store::idempotency::{Claim, IdempotencyStore};
-use runtime_core::store::quota::{QuotaCharge, QuotaKey, QuotaStore};
+use runtime_core::store::quota::{QuotaCharge, QuotaDecision, QuotaKey, QuotaStore};
 
 /// Quota counters in a map.
 #[derive(Default)]
@@ -28,6 +28,20 @@ impl QuotaStore for MemoryQuotaStore {
         }
         *used += 1;
         Ok(QuotaCharge::Allowed { used: *used })
+    }
+
+    async fn charge_all(&self, charges: &[(QuotaKey, u64)]) -> Result<QuotaDecision, StoreError> {
+        // Under one lock: every counter is checked before any is charged.
+        let mut counters = self.counters.lock().unwrap();
+        for (index, (key, limit)) in charges.iter().enumerate() {
+            if counters.get(key).copied().unwrap_or(0) >= *limit {
+                return Ok(QuotaDecision::Exhausted { index });
+            }
+        }
+        for (key, _) in charges {
+            *counters.entry(key.clone()).or_default() += 1;
+        }
+        Ok(QuotaDecision::Allowed)
     }
 
     async fn used(&self, key: &QuotaKey) -> Result<u64, StoreError> {
@@ -109,12 +123,22 @@ impl Default for MemoryExecutionLog {
 
 #[async_trait]
 impl ExecutionLog for MemoryExecutionLog {
-    async fn record(&self, r: &ExecutionRecord, _ttl: Duration) -> Result<(), StoreError> {
+    async fn record(&self, r: &ExecutionRecord, ttl: Duration) -> Result<(), StoreError> {
+        self.record_batch(std::slice::from_ref(r), ttl).await
+    }
+
+    async fn record_batch(
+        &self,
+        batch: &[ExecutionRecord],
+        _ttl: Duration,
+    ) -> Result<(), StoreError> {
         let mut records = self.records.lock().unwrap();
-        if records.len() >= self.max {
-            records.remove(0);
+        for r in batch {
+            if records.len() >= self.max {
+                records.remove(0);
+            }
+            records.push(r.clone());
         }
-        records.push(r.clone());
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use runtime_core::store::StoreError;
 use runtime_core::store::executions::{ExecutionLog, ExecutionRecord};
 use runtime_core::store::idempotency::{Claim, IdempotencyStore};
 use runtime_core::store::kv::{self, KvEntry, KvError, KvLimits, KvPage, KvScope, KvStore};
-use runtime_core::store::quota::{QuotaCharge, QuotaKey, QuotaStore};
+use runtime_core::store::quota::{QuotaCharge, QuotaDecision, QuotaKey, QuotaStore};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
@@ -320,6 +320,34 @@ impl KvStore for SqliteStateStore {
     }
 }
 
+/// Adds one to a quota counter unless it has reached `limit`, in one statement
+/// (the check and the increment are atomic); `None` when it has.
+fn charge_in(conn: &Connection, k: &QuotaKey, limit: u64) -> Result<Option<u64>, StoreError> {
+    let used: Option<i64> = conn
+        .prepare_cached(
+            "INSERT INTO quotas (tenant, extension, window, window_start, used, expires_at)
+             SELECT ?1, ?2, ?3, ?4, 1, ?5 WHERE ?6 > 0
+             ON CONFLICT (tenant, extension, window, window_start)
+             DO UPDATE SET used = used + 1 WHERE used < ?6
+             RETURNING used",
+        )
+        .map_err(db_err)?
+        .query_row(
+            params![
+                k.tenant,
+                k.extension,
+                k.window.name(),
+                k.window_start as i64,
+                k.expires_at() as i64,
+                limit as i64
+            ],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_err)?;
+    Ok(used.map(|u| u as u64))
+}
+
 #[async_trait]
 impl QuotaStore for SqliteStateStore {
     async fn charge(&self, key: &QuotaKey, limit: u64) -> Result<QuotaCharge, StoreError> {
@@ -327,30 +355,31 @@ impl QuotaStore for SqliteStateStore {
         let this = self.clone();
         self.with(move |conn| {
             this.maybe_purge(conn);
-            // One statement: the limit check and the increment are atomic.
-            let used: Option<i64> = conn
-                .query_row(
-                    "INSERT INTO quotas (tenant, extension, window, window_start, used, expires_at)
-                     SELECT ?1, ?2, ?3, ?4, 1, ?5 WHERE ?6 > 0
-                     ON CONFLICT (tenant, extension, window, window_start)
-                     DO UPDATE SET used = used + 1 WHERE used < ?6
-                     RETURNING used",
-                    params![
-                        k.tenant,
-                        k.extension,
-                        k.window.name(),
-                        k.window_start as i64,
-                        k.expires_at() as i64,
-                        limit as i64
-                    ],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db_err)?;
-            Ok(match used {
-                Some(used) => QuotaCharge::Allowed { used: used as u64 },
+            Ok(match charge_in(conn, &k, limit)? {
+                Some(used) => QuotaCharge::Allowed { used },
                 None => QuotaCharge::Exhausted,
             })
+        })
+        .await
+    }
+
+    async fn charge_all(&self, charges: &[(QuotaKey, u64)]) -> Result<QuotaDecision, StoreError> {
+        let charges = charges.to_vec();
+        let this = self.clone();
+        self.with(move |conn| {
+            this.maybe_purge(conn);
+            // One write transaction: a refusal rolls back the counters charged
+            // before it, and no other writer sees them in between.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            for (index, (k, limit)) in charges.iter().enumerate() {
+                if charge_in(&tx, k, *limit)?.is_none() {
+                    return Ok(QuotaDecision::Exhausted { index });
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(QuotaDecision::Allowed)
         })
         .await
     }
@@ -466,32 +495,52 @@ impl IdempotencyStore for SqliteStateStore {
 #[async_trait]
 impl ExecutionLog for SqliteStateStore {
     async fn record(&self, r: &ExecutionRecord, ttl: Duration) -> Result<(), StoreError> {
-        let r = r.clone();
+        self.record_batch(std::slice::from_ref(r), ttl).await
+    }
+
+    async fn record_batch(
+        &self,
+        records: &[ExecutionRecord],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let records = records.to_vec();
         let this = self.clone();
         self.with(move |conn| {
             this.maybe_purge(conn);
-            conn.execute(
-                "INSERT OR REPLACE INTO executions (tenant, extension, started_at_ms, request_id,
-                     install_id, version, content_hash, duration_ms, status, outcome, error,
-                     expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    r.tenant,
-                    r.extension,
-                    r.started_at_ms as i64,
-                    r.request_id,
-                    r.install_id,
-                    r.version,
-                    r.content_hash,
-                    r.duration_ms as i64,
-                    r.status as i64,
-                    r.outcome,
-                    r.error,
-                    (runtime_core::clock::unix_millis() / 1000 + ttl.as_secs()) as i64
-                ],
-            )
-            .map_err(db_err)?;
-            Ok(())
+            // One transaction per batch: one commit instead of one per record.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let expires_at = (runtime_core::clock::unix_millis() / 1000 + ttl.as_secs()) as i64;
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO executions (tenant, extension, started_at_ms,
+                             request_id, install_id, version, content_hash, duration_ms, status,
+                             outcome, error, expires_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    )
+                    .map_err(db_err)?;
+                for r in &records {
+                    insert
+                        .execute(params![
+                            r.tenant,
+                            r.extension,
+                            r.started_at_ms as i64,
+                            r.request_id,
+                            r.install_id,
+                            r.version,
+                            r.content_hash,
+                            r.duration_ms as i64,
+                            r.status as i64,
+                            r.outcome,
+                            r.error,
+                            expires_at
+                        ])
+                        .map_err(db_err)?;
+                }
+            }
+            tx.commit().map_err(db_err)
         })
         .await
     }

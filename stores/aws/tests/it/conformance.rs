@@ -60,6 +60,9 @@ async fn aws_secret_conformance() {
 async fn aws_quota_parallel_charges_allow_exactly_n() {
     let env = AwsEnv::new().await;
     c::quota_conformance(env.backends.quotas.clone()).await;
+    // Both windows in one TransactWriteItems: moto evaluates each Update's
+    // condition and reports the failing one in CancellationReasons.
+    c::quota_windows_conformance(env.backends.quotas.clone()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -72,6 +75,12 @@ async fn aws_idempotency_conformance() {
 async fn aws_executions_conformance() {
     let env = AwsEnv::new().await;
     c::executions_conformance(env.backends.executions.clone()).await;
+    // BatchWriteItems of 25 from the batching writer, read back with a Query.
+    let table = Arc::new(stores_aws::DynamoExecutionLog::new(
+        env.clients.dynamodb.clone(),
+        &env.settings.table,
+    ));
+    c::batched_executions_conformance(table.clone(), table).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
