@@ -172,13 +172,21 @@ pub fn rss_bytes() -> u64 {
 /// on with the test) and `false` in the caller once the child has passed.
 /// `test` is the test's full path (`module::name`).
 pub fn in_own_process(test: &str) -> bool {
+    in_own_process_with(test, &[])
+}
+
+/// [`in_own_process`] with `env` set in the fresh process (settings read from
+/// the environment, such as `SIGNING_TRUST_BUNDLE`, without touching this
+/// process's environment while other tests run).
+pub fn in_own_process_with(test: &str, env: &[(&str, &str)]) -> bool {
     const MARK: &str = "ALGA_TEST_OWN_PROCESS";
     if std::env::var(MARK).as_deref() == Ok(test) {
         return true;
     }
     let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
-        .args([test, "--exact", "--test-threads=1"])
+        .args([test, "--exact", "--test-threads=1", "--nocapture"])
         .env(MARK, test)
+        .envs(env.iter().copied())
         .output()
         .expect("run the test binary");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -191,5 +199,7 @@ pub fn in_own_process(test: &str) -> bool {
         stdout.contains("1 passed"),
         "{test} did not run in its own process:\n{stdout}"
     );
+    // What the test printed there (a table of measurements), for `--nocapture`.
+    print!("{stdout}");
     false
 }

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use runtime_core::backends::Backends;
+pub use stores_aws::RequestCounter;
 use stores_aws::{AwsClients, AwsLimits, AwsOverrides, AwsSettings};
 
 /// How long moto may take to answer after it is spawned (generous: a cold Python
@@ -228,6 +229,7 @@ pub fn settings(moto: &Moto) -> AwsSettings {
         endpoint_url: Some(moto.url()),
         region: Some("us-east-1".into()),
         credentials: Some(("testing".into(), "testing".into())),
+        ..AwsOverrides::default()
     };
     s.limits = AwsLimits {
         // Bounded so a stopped moto fails fast (the fault test relies on it).
@@ -292,6 +294,22 @@ impl AwsEnv {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
+    }
+
+    /// A fresh environment on `moto` whose every SDK client counts the requests
+    /// it sends (provisioning included: `take` the counts before measuring).
+    pub async fn counted(moto: &Moto) -> (AwsEnv, RequestCounter) {
+        let counter = RequestCounter::new();
+        let mut settings = settings(moto);
+        settings.overrides.interceptors.push(counter.interceptor());
+        let clients = provision(&settings).await;
+        let backends = stores_aws::backends(&settings).await;
+        let env = AwsEnv {
+            settings,
+            clients,
+            backends,
+        };
+        (env, counter)
     }
 
     /// A fresh environment on `moto`.

@@ -29,6 +29,15 @@ impl Signer {
         Signer { key, trust }
     }
 
+    /// The key named `name` derived from `seed`, trusted: the same in every
+    /// process (a test run in its own process gets the trust bundle from its
+    /// parent's environment).
+    pub fn from_seed(name: &str, seed: [u8; 32]) -> Self {
+        let key = SigningKey::from_seed(name, &seed).unwrap();
+        let trust = TrustBundle::default().with_key(key.public());
+        Signer { key, trust }
+    }
+
     /// The sidecar signature of `bundle`.
     pub fn sign(&self, bundle: &[u8]) -> String {
         Signature::sign(&ContentHash::of(bundle), &self.key).to_json()

@@ -46,6 +46,9 @@ pub struct AwsOverrides {
     pub region: Option<String>,
     /// Static access key id and secret.
     pub credentials: Option<(String, String)>,
+    /// SDK interceptors added to every client (tests count round trips with
+    /// [`crate::RequestCounter`]).
+    pub interceptors: Vec<aws_sdk_dynamodb::config::SharedInterceptor>,
 }
 
 /// Retry and timeout bounds of the SDK clients.
@@ -198,7 +201,7 @@ impl AwsClients {
     pub async fn new(settings: &AwsSettings) -> Self {
         let l = settings.limits;
         let shared = sdk_config(settings).await;
-        let s3_config = aws_sdk_s3::config::Builder::from(&shared)
+        let s3_builder = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(settings.s3_force_path_style)
             .timeout_config(
                 TimeoutConfig::builder()
@@ -206,15 +209,36 @@ impl AwsClients {
                     .operation_attempt_timeout(l.s3_attempt_timeout)
                     .operation_timeout(l.s3_operation_timeout)
                     .build(),
-            )
-            .build();
+            );
+        // The shared configuration cannot carry interceptors: each client's
+        // builder takes them.
+        let interceptors = &settings.overrides.interceptors;
+        macro_rules! with_interceptors {
+            ($builder:expr) => {{
+                let mut builder = $builder;
+                for i in interceptors {
+                    builder.push_interceptor(i.clone());
+                }
+                builder.build()
+            }};
+        }
         AwsClients {
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
-            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
-            secrets: aws_sdk_secretsmanager::Client::new(&shared),
-            scheduler: aws_sdk_scheduler::Client::new(&shared),
-            eventbridge: aws_sdk_eventbridge::Client::new(&shared),
-            sqs: aws_sdk_sqs::Client::new(&shared),
+            s3: aws_sdk_s3::Client::from_conf(with_interceptors!(s3_builder)),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(with_interceptors!(
+                aws_sdk_dynamodb::config::Builder::from(&shared)
+            )),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(with_interceptors!(
+                aws_sdk_secretsmanager::config::Builder::from(&shared)
+            )),
+            scheduler: aws_sdk_scheduler::Client::from_conf(with_interceptors!(
+                aws_sdk_scheduler::config::Builder::from(&shared)
+            )),
+            eventbridge: aws_sdk_eventbridge::Client::from_conf(with_interceptors!(
+                aws_sdk_eventbridge::config::Builder::from(&shared)
+            )),
+            sqs: aws_sdk_sqs::Client::from_conf(with_interceptors!(
+                aws_sdk_sqs::config::Builder::from(&shared)
+            )),
         }
     }
 }
