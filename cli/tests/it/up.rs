@@ -910,8 +910,25 @@ fn up_in_caller_mode_runs_algas_request_shape() {
     const REGISTRY_UUID: &str = "9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a";
     const INSTALL_UUID: &str = "3c2b1a09-8f7e-4d6c-a5b4-93827160f5e4";
     let dir = tempfile::tempdir().unwrap();
-    let up = start(dir.path(), &[("ALGA_INSTALL_SOURCE", "caller")], "dev");
+    // In caller mode the installs are Alga's: ext-ui asks Alga's installs/validate.
+    let alga = test_support::alga_host_stub::AlgaHostStub::start("bridge-token");
+    alga.set_api_key("alga-auth-key");
+    let base = alga.base();
+    let up = start(
+        dir.path(),
+        &[
+            ("ALGA_INSTALL_SOURCE", "caller"),
+            ("ALGA_HOST_API_BASE", base.as_str()),
+            ("ALGA_HOST_API_KEY", "alga-auth-key"),
+        ],
+        "dev",
+    );
     let hash = content_hash(&up);
+    alga.add_install(
+        test_support::alga_host_stub::StubInstall::new(INSTALL_UUID, TENANT)
+            .registry_id(REGISTRY_UUID)
+            .bundle(&hash),
+    );
     let body = serde_json::json!({
         "context": {"tenant_id": TENANT, "extension_id": REGISTRY_UUID, "content_hash": hash,
                     "install_id": INSTALL_UUID, "request_id": "alga-1",
@@ -961,6 +978,25 @@ fn up_in_caller_mode_runs_algas_request_shape() {
             .unwrap()
             .starts_with("artifact_missing"),
         "{env}"
+    );
+    // Alga's iframe URL: Alga says the tenant runs this bundle, so it is served;
+    // for another tenant Alga says no, and it is the same 404 as any unknown bundle.
+    let iframe = |tenant: &str| {
+        format!(
+            "/ext-ui/{REGISTRY_UUID}/{}/index.html?path=%2F&tenant={tenant}&extensionId={REGISTRY_UUID}",
+            hash.replace(':', "%3A")
+        )
+    };
+    let r = send(up.addr, "GET", &iframe(TENANT), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = send(up.addr, "GET", &iframe("another-tenant"), &[], b"");
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(
+        alga.requests()
+            .iter()
+            .any(|s| s.path.starts_with("/api/installs/validate")
+                && s.header("x-api-key") == Some("alga-auth-key")),
+        "ext-ui asked Alga with its key"
     );
 }
 

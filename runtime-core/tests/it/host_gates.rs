@@ -385,7 +385,8 @@ async fn ui_proxy_scheduler_invoicing_clients_services_answer_their_denials() {
         ServiceReadError::NotAllowed
     );
 
-    // Granted, but this runner has no host API yet: a clear internal error, never a trap.
+    // Granted, but this runner has no host API yet: a clear error, never a trap
+    // (ui-proxy: `route-not-found`, as Alga's runner answers; the rest `internal`).
     let all = [
         Capability::UiProxy,
         Capability::SchedulerManage,
@@ -398,7 +399,7 @@ async fn ui_proxy_scheduler_invoicing_clients_services_answer_their_denials() {
         ext::ui_proxy::Host::call_route(&mut s, "/api/x".into(), None)
             .await
             .unwrap(),
-        Err(ProxyError::Internal)
+        Err(ProxyError::RouteNotFound)
     );
     assert_eq!(
         ext::scheduler::Host::list_schedules(&mut s).await.unwrap(),
