@@ -1227,3 +1227,46 @@ fn up_logs_each_request_as_a_line_and_streams_it_to_the_panel() {
         "{text}"
     );
 }
+
+/// Ctrl-C on `up`: the execution records still queued by the batching writer are
+/// written before it exits, so the request just answered is in the data directory.
+#[test]
+fn ctrl_c_writes_the_queued_execution_records_before_up_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = start(dir.path(), &[], "dev");
+    let r = send(
+        up.addr,
+        "GET",
+        &format!("/api/ext/{EXT}/api/hello"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let request_id = r.header("x-request-id").unwrap().to_string();
+    let status = Command::new("kill")
+        .args(["-INT", &up.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = up.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "up did not exit on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let backends = stores_local::backends(dir.path()).unwrap();
+    let records = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(backends.executions.recent("dev", EXT, 10))
+        .unwrap();
+    assert!(
+        records.iter().any(|r| r.request_id == request_id),
+        "{request_id} not among {records:?}"
+    );
+}

@@ -185,7 +185,16 @@ pub async fn up(args: UpArgs, data: &Path) -> crate::Outcome {
         };
         tokio::spawn(watch.run(sources));
     }
-    server::serve(listener, site).await?;
+    let gateway = site.execute.gateway().clone();
+    tokio::select! {
+        served = server::serve(listener, site) => served?,
+        // Ctrl-C: the execution records still queued are written before the exit.
+        _ = tokio::signal::ctrl_c() => {
+            if let Err(e) = gateway.flush_records().await {
+                eprintln!("up: execution records not all written: {e}");
+            }
+        }
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
