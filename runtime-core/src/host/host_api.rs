@@ -110,11 +110,6 @@ impl HostApi {
         Some(base.as_str().trim_end_matches('/').to_string())
     }
 
-    /// The settings in use.
-    pub fn settings(&self) -> &HostApiSettings {
-        &self.settings
-    }
-
     /// The path prefixes ui-proxy may call besides the extension's own routes.
     pub fn ui_proxy_routes(&self) -> &[String] {
         &self.settings.ui_proxy_routes
