@@ -70,6 +70,25 @@ fn request_fingerprint(value: &mut serde_json::Value) -> String {
     digest
 }
 
+/// Reads a `/v1/execute` body as the gateway does: the request and, with
+/// `fingerprint`, the sha256 an idempotent replay must match (see
+/// [`Gateway::execute_api`]). `Err` is the refusal: 400 `malformed_json` when the
+/// body is not JSON, 422 `invalid_execute_request` when it is not a request.
+pub fn parse_execute_body(
+    body: &[u8],
+    fingerprint: bool,
+) -> Result<(ExecuteRequest, Option<String>), HttpReply> {
+    let mut value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return Err(refusal(400, "malformed_json", &e.to_string())),
+    };
+    let fingerprint = fingerprint.then(|| request_fingerprint(&mut value));
+    match serde_json::from_value(value) {
+        Ok(req) => Ok((req, fingerprint)),
+        Err(e) => Err(refusal(422, "invalid_execute_request", &e.to_string())),
+    }
+}
+
 /// An envelope for a failure outside the guest, with its own HTTP status.
 fn refusal(http_status: u16, code: &str, message: &str) -> HttpReply {
     HttpReply::json(
@@ -195,17 +214,8 @@ impl Gateway {
                 "send application/json",
             ));
         }
-        let mut value: serde_json::Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(e) => return Err(refusal(400, "malformed_json", &e.to_string())),
-        };
-        let fingerprint = header(headers, "x-idempotency-key")
-            .is_some()
-            .then(|| request_fingerprint(&mut value));
-        let mut req: ExecuteRequest = match serde_json::from_value(value) {
-            Ok(r) => r,
-            Err(e) => return Err(refusal(422, "invalid_execute_request", &e.to_string())),
-        };
+        let (mut req, fingerprint) =
+            parse_execute_body(body, header(headers, "x-idempotency-key").is_some())?;
         let routing = RoutingHeaders {
             tenant: header(headers, "x-alga-tenant").map(String::from),
             extension: header(headers, "x-alga-extension").map(String::from),

@@ -34,7 +34,7 @@ use crate::store::CachingRegistry;
 pub use caller::{Caller, Claims};
 pub use direct::DirectRequest;
 pub use dispatch::{Delivery, DeliveryStatus, DispatchError, Dispatcher, Report, RetryPolicy};
-pub use execute_api::idempotency_store_key;
+pub use execute_api::{idempotency_store_key, parse_execute_body};
 pub use internal::InternalCall;
 pub use local_bus::drain_local_bus;
 pub use record::Route;
