@@ -1,6 +1,9 @@
 //! Compiled artifacts: what names one (content hash, target, engine fingerprint),
 //! where it is stored, and precompiling a component (feature `compiler`) with the
-//! engine configuration `execute` uses. Loading one is [`crate::loader`]'s job.
+//! engine configuration `execute` uses, and the zstd object it is stored as
+//! ([`encoding`]). Loading one is [`crate::loader`]'s job.
+
+pub mod encoding;
 
 pub use crate::content::{ContentHash, sha256};
 use crate::engine::Target;
@@ -17,7 +20,8 @@ pub struct ArtifactKey {
 }
 
 impl ArtifactKey {
-    /// The blob-store key.
+    /// The blob-store key of the raw `.cwasm` (how artifacts published before
+    /// compression are stored; see [`ArtifactRef::object_key`]).
     pub fn blob_key(&self) -> String {
         format!(
             "artifacts/{}/{}/{}.cwasm",
@@ -28,15 +32,73 @@ impl ArtifactKey {
     }
 }
 
-/// An artifact as the registry records it: its key and the sha256 of its bytes.
+/// An artifact as the registry records it: its key, the sha256 and size of its
+/// `.cwasm` bytes, and how the stored object is encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactRef {
     /// Where it is.
     pub key: ArtifactKey,
     /// sha256 of the `.cwasm` bytes.
     pub sha256: [u8; 32],
-    /// Size in bytes.
+    /// Size in bytes of the `.cwasm`.
     pub size: u64,
+    /// The compressed object stored in its place; `None`: the raw `.cwasm` is
+    /// stored (records written before compression).
+    pub stored: Option<StoredObject>,
+}
+
+impl ArtifactRef {
+    /// The blob-store key of the object to fetch: `….cwasm.zst` when compressed,
+    /// else the raw `….cwasm`.
+    pub fn object_key(&self) -> String {
+        match &self.stored {
+            Some(o) => format!("{}.{}", self.key.blob_key(), o.encoding.extension()),
+            None => self.key.blob_key(),
+        }
+    }
+}
+
+/// The encoded object an artifact is stored as, with its own sha256 and size, so
+/// its bytes are verified before a decoder reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// How the `.cwasm` is encoded.
+    pub encoding: Encoding,
+    /// sha256 of the stored (encoded) bytes.
+    pub sha256: [u8; 32],
+    /// Size in bytes of the stored object.
+    pub size: u64,
+}
+
+/// An artifact object's encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// A single zstd frame of the `.cwasm`.
+    Zstd,
+}
+
+impl Encoding {
+    /// The name the registry records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Zstd => "zstd",
+        }
+    }
+
+    /// Parses a recorded name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "zstd" => Some(Encoding::Zstd),
+            _ => None,
+        }
+    }
+
+    /// The suffix appended to the raw key.
+    fn extension(self) -> &'static str {
+        match self {
+            Encoding::Zstd => "zst",
+        }
+    }
 }
 
 /// Why an artifact could not be produced or loaded.

@@ -4,21 +4,28 @@
 //! Loaded components are kept as `InstancePre`s in a bounded LRU by content hash,
 //! and verified artifacts in an optional disk cache (on Lambda under /tmp) with a
 //! size bound: a fetch streams from the blob store into a temporary file, hashed on
-//! the way, renamed into place only when it matches, and memory-mapped from there.
+//! the way (a compressed object is verified, then decoded into the file with the
+//! output hashed and bounded), renamed into place only when it matches, and
+//! memory-mapped from there. A cached file this process verified is trusted by its
+//! identity afterwards ([`identity`]); any other is hashed whole first.
+
+mod identity;
 
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 use wasmtime::component::{Component, Linker};
 
-use crate::artifact::{ArtifactError, ArtifactRef};
+use crate::artifact::encoding::{DecodeError, decode_bounded};
+use crate::artifact::{ArtifactError, ArtifactRef, StoredObject};
 use crate::content::{ContentHash, sha256};
 use crate::engine::RuntimeEngine;
 use crate::host::{HostState, RunnerPre};
 use crate::store::{BlobStore, FileFetch, StoreError};
+use identity::FileIdentity;
 
 impl From<StoreError> for ArtifactError {
     fn from(e: StoreError) -> Self {
@@ -62,11 +69,20 @@ pub struct LoaderStats {
     pub deserialized: AtomicU64,
     /// Served from the in-memory LRU.
     pub memory_hits: AtomicU64,
-    /// Served from the disk cache.
+    /// Served from the disk cache (trusted by identity or hashed).
     pub disk_hits: AtomicU64,
+    /// Disk hits trusted by the identity of a file this process verified (no hash).
+    pub identity_hits: AtomicU64,
+    /// Disk hits on a file this process did not know (or that changed): hashed whole.
+    pub disk_hashed: AtomicU64,
+    /// Cached files that did not hash to the record: removed, fetched again.
+    pub disk_rejected: AtomicU64,
     /// Fetched from the blob store.
     pub fetched: AtomicU64,
-    /// Refused by the integrity check.
+    /// Bytes fetched from the blob store (the stored objects, compressed or not).
+    pub fetched_bytes: AtomicU64,
+    /// Refused by the integrity check (a cached file, a stored object or its
+    /// decoded bytes).
     pub integrity_failures: AtomicU64,
 }
 
@@ -119,7 +135,7 @@ impl ComponentLoader {
             self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(hit.clone());
         }
-        let key = artifact.key.blob_key();
+        let key = artifact.object_key();
         if artifact.key.fingerprint != self.engine.fingerprint() {
             return Err(ArtifactError::Missing(key));
         }
@@ -128,13 +144,7 @@ impl ComponentLoader {
                 self.load_through_disk(disk, &key, artifact).await
             }
             _ => {
-                let bytes = self
-                    .blobs
-                    .get(&key)
-                    .await?
-                    .ok_or_else(|| ArtifactError::Missing(key.clone()))?;
-                self.stats.fetched.fetch_add(1, Ordering::Relaxed);
-                self.verify(&key, artifact, &sha256(&bytes))?;
+                let bytes = self.fetch_in_memory(&key, artifact).await?;
                 self.ready(&key, artifact, &Source::Bytes(bytes))
             }
         }
@@ -155,9 +165,40 @@ impl ComponentLoader {
         Ok(loaded)
     }
 
-    /// Through the disk cache: a cached file whose sha256 still matches (hashed in
-    /// chunks), else a fresh fetch, streamed into a temporary file, hashed on the
-    /// way and renamed into place only when it matches. The cache's files are
+    /// The artifact's bytes, fetched whole (no disk cache, or an artifact larger
+    /// than it): the stored object is verified, then decoded (bounded by the
+    /// recorded size) and the result verified too.
+    async fn fetch_in_memory(
+        &self,
+        key: &str,
+        artifact: &ArtifactRef,
+    ) -> Result<Vec<u8>, ArtifactError> {
+        let object = self
+            .blobs
+            .get(key)
+            .await?
+            .ok_or_else(|| ArtifactError::Missing(key.into()))?;
+        self.count_fetch(object.len() as u64);
+        let Some(stored) = &artifact.stored else {
+            self.verify(key, &artifact.sha256, &sha256(&object))?;
+            return Ok(object);
+        };
+        self.verify(key, &stored.sha256, &sha256(&object))?;
+        let (encoding, size) = (stored.encoding, artifact.size);
+        let decoded = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::with_capacity(size as usize);
+            decode_bounded(encoding, &object[..], &mut out, size).map(|d| (d, out))
+        })
+        .await
+        .map_err(|e| ArtifactError::Fetch(e.to_string()))?;
+        let (d, bytes) = decoded.map_err(|e| self.undecodable(key, artifact, e))?;
+        self.verify(key, &artifact.sha256, &d.sha256)?;
+        Ok(bytes)
+    }
+
+    /// Through the disk cache: a cached file trusted by its identity or, when this
+    /// process does not know it, hashed whole; else a fresh fetch into a
+    /// temporary file, verified and renamed into place. The cache's files are
     /// checked, renamed, mapped and evicted only under its lock, so no file can
     /// vanish between its check and its mapping; the fetch itself runs outside it.
     async fn load_through_disk(
@@ -170,69 +211,172 @@ impl ComponentLoader {
         {
             let _files = disk.lock.lock().await;
             let (cached, expected) = (path.clone(), artifact.sha256);
-            let hit = tokio::task::spawn_blocking(move || disk_hit(&cached, &expected))
+            let found = tokio::task::spawn_blocking(move || check_cached(&cached, &expected))
                 .await
-                .unwrap_or(false);
-            if hit {
+                .unwrap_or(Cached::Absent);
+            let counter = match found {
+                Cached::Trusted => Some(&self.stats.identity_hits),
+                Cached::Hashed => Some(&self.stats.disk_hashed),
+                Cached::Rejected => {
+                    tracing::warn!(
+                        artifact = key,
+                        "cached artifact does not match its record; removed, fetching again"
+                    );
+                    self.stats.disk_rejected.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .integrity_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+                Cached::Absent => None,
+            };
+            if let Some(counter) = counter {
+                counter.fetch_add(1, Ordering::Relaxed);
                 self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
                 return self.ready(key, artifact, &Source::File(path));
             }
         }
         let tmp = self.fetch_verified(disk, key, artifact).await?;
+        let cache_err = |e: std::io::Error| ArtifactError::Fetch(format!("artifact cache: {e}"));
         let _files = disk.lock.lock().await;
-        std::fs::rename(&tmp, &path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            ArtifactError::Fetch(StoreError::Internal(format!("artifact cache: {e}")).to_string())
-        })?;
+        // Held open across the rename so the identity remembered is this very
+        // inode's, as the rename left it (a rename moves its ctime).
+        let placed = std::fs::File::open(&tmp)
+            .and_then(|file| std::fs::rename(&tmp, &path).map(|()| file))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                cache_err(e)
+            })?;
+        if let Some(id) = placed.metadata().ok().as_ref().and_then(FileIdentity::of) {
+            identity::remember(id, artifact.sha256);
+        }
         let loaded = self.ready(key, artifact, &Source::File(path));
         disk.evict();
         loaded
     }
 
-    /// Streams the artifact into a temporary file in the cache directory and returns
-    /// it once its sha256, computed on the way, matches the registry's record.
+    /// Streams the stored object into a temporary file in the cache directory and
+    /// returns the path of the verified `.cwasm`: its sha256, computed on the way,
+    /// matches the registry's record. A compressed object is verified first and
+    /// only then decoded into a second temporary file, bounded by the recorded size
+    /// and hashed on the way. The file is made read-only before it is returned.
     async fn fetch_verified(
         &self,
         disk: &DiskCache,
         key: &str,
         artifact: &ArtifactRef,
     ) -> Result<PathBuf, ArtifactError> {
-        disk.prepare().map_err(|e| {
-            ArtifactError::Fetch(StoreError::Internal(format!("artifact cache: {e}")).to_string())
-        })?;
+        disk.prepare()
+            .map_err(|e| ArtifactError::Fetch(format!("artifact cache: {e}")))?;
         let tmp = disk.temp_path();
-        // The registry recorded the size: anything longer is not our artifact.
-        let fetched = self.blobs.get_to_file(key, &tmp, artifact.size).await?;
-        self.stats.fetched.fetch_add(1, Ordering::Relaxed);
-        let actual = match fetched {
-            FileFetch::Missing => return Err(ArtifactError::Missing(key.into())),
-            FileFetch::TooLarge { .. } => [0u8; 32],
-            FileFetch::Written { sha256, .. } => sha256,
-        };
-        if let Err(e) = self.verify(key, artifact, &actual) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+        match &artifact.stored {
+            None => {
+                // The registry recorded the size: anything longer is not our artifact.
+                let actual = self.fetch_to_file(key, &tmp, artifact.size).await?;
+                self.verify(key, &artifact.sha256, &actual)
+                    .inspect_err(|_| remove(&tmp))?;
+            }
+            Some(stored) => {
+                let object = disk.temp_path();
+                let actual = self.fetch_to_file(key, &object, stored.size).await?;
+                // Only verified bytes reach the decoder.
+                let checked = match self.verify(key, &stored.sha256, &actual) {
+                    Ok(()) => self.decode_into(key, artifact, stored, &object, &tmp).await,
+                    Err(e) => Err(e),
+                };
+                remove(&object);
+                checked.inspect_err(|_| remove(&tmp))?;
+            }
         }
+        read_only(&tmp).map_err(|e| {
+            remove(&tmp);
+            ArtifactError::Fetch(format!("artifact cache: {e}"))
+        })?;
         Ok(tmp)
+    }
+
+    /// Decodes the verified object at `object` into `dest` (off the async threads),
+    /// at most the recorded size, and checks the output's sha256.
+    async fn decode_into(
+        &self,
+        key: &str,
+        artifact: &ArtifactRef,
+        stored: &StoredObject,
+        object: &Path,
+        dest: &Path,
+    ) -> Result<(), ArtifactError> {
+        let (encoding, max) = (stored.encoding, artifact.size);
+        let (object, dest) = (object.to_path_buf(), dest.to_path_buf());
+        let decoded = tokio::task::spawn_blocking(move || {
+            let input = std::fs::File::open(&object).map_err(DecodeError::Write)?;
+            let out = std::fs::File::create(&dest).map_err(DecodeError::Write)?;
+            decode_bounded(encoding, input, out, max)
+        })
+        .await
+        .map_err(|e| ArtifactError::Fetch(e.to_string()))?
+        .map_err(|e| self.undecodable(key, artifact, e))?;
+        self.verify(key, &artifact.sha256, &decoded.sha256)
+    }
+
+    /// Streams `key` into `dest` (at most `max` bytes); the sha256 of what came, or
+    /// all zeros (never a record) for an object past `max`, which leaves no file.
+    async fn fetch_to_file(
+        &self,
+        key: &str,
+        dest: &Path,
+        max: u64,
+    ) -> Result<[u8; 32], ArtifactError> {
+        match self.blobs.get_to_file(key, dest, max).await? {
+            FileFetch::Missing => Err(ArtifactError::Missing(key.into())),
+            FileFetch::TooLarge { size } => {
+                self.count_fetch(size);
+                Ok([0u8; 32])
+            }
+            FileFetch::Written { sha256, len } => {
+                self.count_fetch(len);
+                Ok(sha256)
+            }
+        }
+    }
+
+    fn count_fetch(&self, bytes: u64) {
+        self.stats.fetched.fetch_add(1, Ordering::Relaxed);
+        self.stats.fetched_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     fn verify(
         &self,
         key: &str,
-        artifact: &ArtifactRef,
+        expected: &[u8; 32],
         actual: &[u8; 32],
     ) -> Result<(), ArtifactError> {
-        if *actual != artifact.sha256 {
+        if actual != expected {
             self.stats
                 .integrity_failures
                 .fetch_add(1, Ordering::Relaxed);
             return Err(ArtifactError::Integrity {
                 key: key.into(),
                 actual: hex::encode(actual),
-                expected: hex::encode(artifact.sha256),
+                expected: hex::encode(expected),
             });
         }
         Ok(())
+    }
+
+    /// A verified object that does not decode to its record (a bad publish): an
+    /// integrity failure, like bytes that hash wrong.
+    fn undecodable(&self, key: &str, artifact: &ArtifactRef, e: DecodeError) -> ArtifactError {
+        if let DecodeError::Write(e) = e {
+            return ArtifactError::Fetch(format!("artifact cache: {e}"));
+        }
+        self.stats
+            .integrity_failures
+            .fetch_add(1, Ordering::Relaxed);
+        ArtifactError::Integrity {
+            key: key.into(),
+            actual: format!("undecodable: {e}"),
+            expected: hex::encode(artifact.sha256),
+        }
     }
 
     fn instantiate_pre(
@@ -242,12 +386,18 @@ impl ComponentLoader {
         source: &Source,
     ) -> Result<LoadedComponent, ArtifactError> {
         self.stats.deserialized.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: callers verified the bytes (in memory, or the file's whole content)
-        // against the sha256 the registry recorded when we compiled them, so only an
-        // artifact this project produced reaches `deserialize`; Wasmtime checks its
-        // header (version + our engine fingerprint) too. A cache file is only ever
-        // replaced by rename, never written in place, so the mapped bytes stay the
-        // verified ones; the cache directory is private to this process's user.
+        // SAFETY: only bytes that hashed to the sha256 the registry recorded when we
+        // compiled them reach `deserialize`, so only an artifact this project
+        // produced does; Wasmtime checks its header (version + our engine
+        // fingerprint) too. In memory they were hashed just now. A cache file was
+        // either hashed whole by this load, or hashed by this process when it
+        // wrote it (then renamed into place) or first found it, and has the same
+        // (device, inode, size, mtime, ctime) now: no write, truncation, time or
+        // mode change and no replacement since (see `identity` for what a same-tick
+        // change could hide). The cache directory is 0700 and its files are
+        // read-only and only ever replaced by rename, never written in place, so
+        // only this user could change them, and the mapped bytes stay the
+        // verified ones.
         let component = match source {
             Source::Bytes(bytes) => unsafe { Component::deserialize(self.engine.engine(), bytes) },
             Source::File(path) => unsafe {
@@ -270,6 +420,17 @@ impl ComponentLoader {
     }
 }
 
+fn remove(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
+
+/// Makes a verified file read-only, so no one writes it in place by mistake.
+fn read_only(path: &Path) -> std::io::Result<()> {
+    let mut perms = std::fs::metadata(path)?.permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(path, perms)
+}
+
 /// Verified artifact bytes, ready to deserialize.
 enum Source {
     /// In memory (no disk cache, or an artifact larger than it).
@@ -278,22 +439,56 @@ enum Source {
     File(PathBuf),
 }
 
-/// Whether the cached file at `path` holds exactly the bytes hashing to `expected`
-/// (hashed in chunks; a mismatching file is removed).
-fn disk_hit(path: &std::path::Path, expected: &[u8; 32]) -> bool {
+/// What the disk cache holds for an artifact.
+enum Cached {
+    /// No file (or not a regular one, or it changed while being hashed).
+    Absent,
+    /// A file this process verified, unchanged since: no hash needed.
+    Trusted,
+    /// A file this process did not know, hashed whole just now: a match.
+    Hashed,
+    /// A file that does not hash to the record: removed.
+    Rejected,
+}
+
+/// Checks the cached file at `path` against `expected`: trusted by its identity
+/// when this process verified it and it has not changed since, else hashed whole
+/// in chunks, once (then remembered); a mismatching file is removed.
+fn check_cached(path: &Path, expected: &[u8; 32]) -> Cached {
+    if let Some(id) = FileIdentity::of_path(path)
+        && identity::trusted(&id, expected)
+    {
+        return Cached::Trusted;
+    }
+    let Ok(file) = std::fs::File::open(path) else {
+        return Cached::Absent;
+    };
+    // Touched first, so other processes' eviction sees it as recently used and the
+    // identity remembered below is the one after the touch.
+    let _ = file.set_modified(std::time::SystemTime::now());
+    let before = file.metadata().ok().as_ref().and_then(FileIdentity::of);
     match crate::store::stream::sha256_file(path) {
         Ok(actual) if actual == *expected => {
-            // Mark as recently used for eviction.
-            if let Ok(f) = std::fs::File::options().append(true).open(path) {
-                let _ = f.set_modified(std::time::SystemTime::now());
+            let after = FileIdentity::of_path(path);
+            match before {
+                Some(id) if after == Some(id) => {
+                    identity::remember(id, *expected);
+                    Cached::Hashed
+                }
+                // Changed while hashed: a fresh fetch replaces it.
+                Some(_) => Cached::Absent,
+                // No identity on this platform: every load hashes.
+                None => Cached::Hashed,
             }
-            true
         }
         Ok(_) => {
-            let _ = std::fs::remove_file(path);
-            false
+            if let Some(id) = &before {
+                identity::forget(id);
+            }
+            remove(path);
+            Cached::Rejected
         }
-        Err(_) => false,
+        Err(_) => Cached::Absent,
     }
 }
 
@@ -338,26 +533,39 @@ impl DiskCache {
         builder.create(&self.dir)
     }
 
+    /// Removes the least recently used files past the size bound. Recency is the
+    /// later of the file's mtime (touched when a process hashes it) and this
+    /// process's last use of it (trusted files are not touched: that would change
+    /// their identity).
     fn evict(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
-        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        let mut files: Vec<(std::time::SystemTime, u64, PathBuf, Option<FileIdentity>)> = entries
             .filter_map(|e| e.ok())
             .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
             .filter_map(|e| {
                 let m = e.metadata().ok()?;
-                Some((m.modified().ok()?, m.len(), e.path()))
+                let id = FileIdentity::of(&m);
+                let modified = m.modified().ok()?;
+                let used = id
+                    .as_ref()
+                    .and_then(identity::last_used)
+                    .map_or(modified, |u| u.max(modified));
+                Some((used, m.len(), e.path(), id))
             })
             .collect();
         let mut total: u64 = files.iter().map(|f| f.1).sum();
-        files.sort();
-        for (_, len, path) in files {
+        files.sort_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+        for (_, len, path, id) in files {
             if total <= self.max_bytes {
                 break;
             }
             if std::fs::remove_file(&path).is_ok() {
                 total -= len;
+                if let Some(id) = &id {
+                    identity::forget(id);
+                }
             }
         }
     }

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runtime_core::artifact::{ArtifactKey, ArtifactRef, ContentHash};
+use runtime_core::artifact::{ArtifactKey, ArtifactRef, ContentHash, Encoding, StoredObject};
 use runtime_core::capability::Capability;
 use runtime_core::engine::Target;
 use runtime_core::store::{
@@ -720,6 +720,11 @@ fn version(ext: &str, version: &str, seed: &str) -> VersionRecord {
             },
             sha256: [7; 32],
             size: 99,
+            stored: Some(StoredObject {
+                encoding: Encoding::Zstd,
+                sha256: [8; 32],
+                size: 33,
+            }),
         }],
         published_at: 1_700_000_000,
     }
@@ -785,9 +790,21 @@ pub async fn registry_conformance(reg: Arc<dyn Registry>) {
     // Recompiles replace the artifact of a (target, fingerprint); new ones add.
     let mut art = v1.artifacts[0].clone();
     art.sha256 = [9; 32];
+    // Replaced by a raw one (no encoding: as recorded before compression) and
+    // back: the stored object's fields follow each record.
+    art.stored = None;
+    reg.put_artifact(&v1.content_hash, &art).await.unwrap();
+    let got = reg.get_version("com.example.a", "1.0.0").await.unwrap();
+    assert_eq!(got.unwrap().artifacts, vec![art.clone()]);
+    art.stored = Some(StoredObject {
+        encoding: Encoding::Zstd,
+        sha256: [10; 32],
+        size: 44,
+    });
     reg.put_artifact(&v1.content_hash, &art).await.unwrap();
     let mut art2 = art.clone();
     art2.key.fingerprint = "fp2".into();
+    art2.stored = None;
     reg.put_artifact(&v1.content_hash, &art2).await.unwrap();
     let got = reg
         .get_version("com.example.a", "1.0.0")

@@ -117,7 +117,7 @@ impl PublishFunction {
                     "extension": p.manifest.name,
                     "version": p.manifest.version.to_string(),
                     "outcome": if p.outcome == Registered::Created { "created" } else { "unchanged" },
-                    "artifacts": p.artifacts.iter().map(|a| a.key.blob_key()).collect::<Vec<_>>(),
+                    "artifacts": p.artifacts.iter().map(|a| a.object_key()).collect::<Vec<_>>(),
                     "warnings": p.warnings,
                 }),
             ),

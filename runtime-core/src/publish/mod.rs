@@ -8,7 +8,7 @@
 mod compile;
 pub mod uploads;
 
-pub use compile::precompile_and_store;
+pub use compile::{precompile_and_store, precompile_and_store_compressed};
 
 use std::sync::Arc;
 
@@ -338,7 +338,7 @@ impl Publisher {
         let mut compiled = Vec::new();
         for target in &self.targets {
             progress(Stage::Compiling(target.clone()));
-            compiled.push((target.clone(), self.compile(wasm, target).await?));
+            compiled.push(self.compile(content, wasm, target).await?);
         }
 
         progress(Stage::Storing);
@@ -462,15 +462,18 @@ impl Publisher {
             .ok_or_else(|| PublishError::MissingFile(COMPONENT_PATH.into()))?;
         let mut out = Vec::new();
         for target in &self.targets {
-            let cwasm = self.compile(wasm, target).await?;
-            let artifact = artifact_ref(v.content_hash, target, &self.engine, &cwasm);
-            let key = artifact.key.blob_key();
+            let (artifact, object) = self.compile(v.content_hash, wasm, target).await?;
+            let key = artifact.object_key();
             // A recompile replaces whatever is stored under the key.
             self.blobs.delete(&key).await?;
-            self.blobs.put(&key, &cwasm).await?;
+            self.blobs.put(&key, &object).await?;
             self.registry
                 .put_artifact(&v.content_hash, &artifact)
                 .await?;
+            // A raw `.cwasm` of an earlier publish is no longer referenced.
+            if key != artifact.key.blob_key() {
+                self.blobs.delete(&artifact.key.blob_key()).await?;
+            }
             out.push(artifact);
         }
         Ok(out)
@@ -516,12 +519,28 @@ impl Publisher {
         }
     }
 
-    async fn compile(&self, wasm: &[u8], target: &Target) -> Result<Vec<u8>, PublishError> {
+    /// Compiles for `target` and compresses the result: the record and the object
+    /// to store.
+    async fn compile(
+        &self,
+        content: ContentHash,
+        wasm: &[u8],
+        target: &Target,
+    ) -> Result<(ArtifactRef, Vec<u8>), PublishError> {
+        let key = ArtifactKey {
+            content,
+            target: target.clone(),
+            fingerprint: engine::fingerprint(target, &self.engine),
+        };
         let (wasm, target, settings) = (wasm.to_vec(), target.clone(), self.engine.clone());
-        tokio::task::spawn_blocking(move || artifact::precompile(&wasm, &target, &settings))
-            .await
-            .map_err(|e| PublishError::Compile(e.to_string()))?
-            .map_err(|e| PublishError::Compile(e.to_string()))
+        tokio::task::spawn_blocking(move || {
+            let cwasm = artifact::precompile(&wasm, &target, &settings)
+                .map_err(|e| PublishError::Compile(e.to_string()))?;
+            artifact::encoding::package(key, &cwasm)
+                .map_err(|e| PublishError::Compile(format!("compressing the artifact: {e}")))
+        })
+        .await
+        .map_err(|e| PublishError::Compile(e.to_string()))?
     }
 
     async fn store_all<'a>(
@@ -531,7 +550,7 @@ impl Publisher {
         bundle: &'a [u8],
         signature_json: &'a [u8],
         files: &'a BundleFiles,
-        compiled: &'a [(Target, Vec<u8>)],
+        compiled: &'a [(ArtifactRef, Vec<u8>)],
     ) -> Result<Vec<ArtifactRef>, PublishError> {
         writer.put(&bundle_key(content), bundle).await?;
         writer.put(&signature_key(content), signature_json).await?;
@@ -540,29 +559,11 @@ impl Publisher {
             writer.put(&ui_key(content, rel), bytes).await?;
         }
         let mut artifacts = Vec::new();
-        for (target, cwasm) in compiled {
-            let artifact = artifact_ref(*content, target, &self.engine, cwasm);
-            writer.put(&artifact.key.blob_key(), cwasm).await?;
-            artifacts.push(artifact);
+        for (artifact, object) in compiled {
+            writer.put(&artifact.object_key(), object).await?;
+            artifacts.push(artifact.clone());
         }
         Ok(artifacts)
-    }
-}
-
-fn artifact_ref(
-    content: ContentHash,
-    target: &Target,
-    settings: &EngineSettings,
-    cwasm: &[u8],
-) -> ArtifactRef {
-    ArtifactRef {
-        key: ArtifactKey {
-            content,
-            target: target.clone(),
-            fingerprint: engine::fingerprint(target, settings),
-        },
-        sha256: artifact::sha256(cwasm),
-        size: cwasm.len() as u64,
     }
 }
 

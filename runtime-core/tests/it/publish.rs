@@ -235,7 +235,7 @@ async fn publish_install_execute_round_trip_and_idempotence() {
             .unwrap(),
         b"console.log(1)"
     );
-    assert!(blobs.exists(&p.artifacts[0].key.blob_key()).await.unwrap());
+    assert!(blobs.exists(&p.artifacts[0].object_key()).await.unwrap());
 
     // The same bytes again: success, nothing changes.
     let files_before = env.blob_files();
@@ -676,7 +676,7 @@ async fn a_deleted_artifact_is_artifact_missing_until_recompiled() {
 
     env.local
         .blobs
-        .delete(&p.artifacts[0].key.blob_key())
+        .delete(&p.artifacts[0].object_key())
         .await
         .unwrap();
     let out = execute(&env.executor(env.trust()), "t", &p.content_hash, None).await;
@@ -993,7 +993,7 @@ async fn sec_10_a_failed_concurrent_publish_keeps_the_winners_blobs() {
         runtime_core::publish::signature_key(&content),
         ui_key(&content, "index.html"),
         ui_key(&content, "assets/app.js"),
-        won.artifacts[0].key.blob_key(),
+        won.artifacts[0].object_key(),
     ] {
         assert!(blobs.exists(&key).await.unwrap(), "{key} was rolled back");
     }

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{
 use super::error::{cancel_codes, condition_failed, map_sdk};
 use super::keys::{self, GSI1, Item, n, s};
 use super::subscriptions::{SUBS_ATTR, pairs_value, recorded_pairs};
-use runtime_core::artifact::{ArtifactKey, ArtifactRef, ContentHash};
+use runtime_core::artifact::{ArtifactKey, ArtifactRef, ContentHash, Encoding, StoredObject};
 use runtime_core::engine::Target;
 use runtime_core::store::StoreError;
 use runtime_core::store::registry::{
@@ -81,15 +81,38 @@ fn artifact_item(a: &ArtifactRef) -> Attrs {
     item.insert("fingerprint".into(), s(&a.key.fingerprint));
     item.insert("sha256".into(), s(hex::encode(a.sha256)));
     item.insert("size".into(), n(a.size));
+    // Absent on items written before artifacts were compressed: a raw object.
+    if let Some(o) = &a.stored {
+        item.insert("encoding".into(), s(o.encoding.as_str()));
+        item.insert("stored_sha256".into(), s(hex::encode(o.sha256)));
+        item.insert("stored_size".into(), n(o.size));
+    }
     item
+}
+
+fn parse_sha256(hex: &str) -> Result<[u8; 32], RegistryError> {
+    let mut sha256 = [0u8; 32];
+    hex::decode_to_slice(hex, &mut sha256)
+        .map_err(|_| RegistryError::Invalid(format!("stored sha256 {hex:?}")))?;
+    Ok(sha256)
 }
 
 fn read_artifact(content: ContentHash, item: &Attrs) -> Result<ArtifactRef, RegistryError> {
     let i = Item(item);
-    let sha = i.str("sha256").map_err(store_err)?;
-    let mut sha256 = [0u8; 32];
-    hex::decode_to_slice(&sha, &mut sha256)
-        .map_err(|_| RegistryError::Invalid(format!("stored sha256 {sha:?}")))?;
+    let sha256 = parse_sha256(&i.str("sha256").map_err(store_err)?)?;
+    let stored = match item.contains_key("encoding") {
+        false => None,
+        true => {
+            let encoding = i.str("encoding").map_err(store_err)?;
+            Some(StoredObject {
+                encoding: Encoding::parse(&encoding).ok_or_else(|| {
+                    RegistryError::Invalid(format!("stored artifact encoding {encoding:?}"))
+                })?,
+                sha256: parse_sha256(&i.str("stored_sha256").map_err(store_err)?)?,
+                size: i.u64("stored_size").map_err(store_err)?,
+            })
+        }
+    };
     let target = Target::parse(&i.str("target").map_err(store_err)?)
         .map_err(|e| RegistryError::Invalid(format!("stored target: {e}")))?;
     Ok(ArtifactRef {
@@ -100,6 +123,7 @@ fn read_artifact(content: ContentHash, item: &Attrs) -> Result<ArtifactRef, Regi
         },
         sha256,
         size: i.u64("size").map_err(store_err)?,
+        stored,
     })
 }
 

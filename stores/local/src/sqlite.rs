@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use runtime_core::artifact::{ArtifactKey, ArtifactRef, ContentHash};
+use runtime_core::artifact::{ArtifactKey, ArtifactRef, ContentHash, Encoding, StoredObject};
 use runtime_core::engine::Target;
 use runtime_core::store::StoreError;
 use runtime_core::store::registry::{
@@ -99,6 +99,7 @@ impl SqliteRegistry {
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
         add_host_id_columns(&conn)?;
+        add_artifact_object_columns(&conn)?;
         let probe = Connection::open(path).map_err(db_err)?;
         // The probe only reads; in WAL mode a read waits for nothing but a WAL
         // recovery, and a probe that fails only drops the cache.
@@ -126,41 +127,74 @@ impl SqliteRegistry {
 fn read_artifacts(conn: &Connection, content: &str) -> Result<Vec<ArtifactRef>, RegistryError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT target, fingerprint, sha256, size FROM artifacts
-             WHERE content_hash = ?1 ORDER BY target, fingerprint",
+            "SELECT target, fingerprint, sha256, size, encoding, stored_sha256, stored_size
+             FROM artifacts WHERE content_hash = ?1 ORDER BY target, fingerprint",
         )
         .map_err(db_err)?;
     let hash = ContentHash::parse(content)
         .ok_or_else(|| RegistryError::Invalid(format!("stored hash {content:?}")))?;
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    );
     let rows = stmt
-        .query_map(params![content], |r| {
+        .query_map(params![content], |r| -> rusqlite::Result<Row> {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
             ))
         })
         .map_err(db_err)?;
     let mut out = Vec::new();
     for row in rows {
-        let (target, fingerprint, sha, size) = row.map_err(db_err)?;
-        let mut sha256 = [0u8; 32];
-        hex::decode_to_slice(&sha, &mut sha256)
-            .map_err(|_| RegistryError::Invalid(format!("stored sha256 {sha:?}")))?;
+        let (target, fingerprint, sha, size, encoding, stored_sha, stored_size) =
+            row.map_err(db_err)?;
         let target = Target::parse(&target)
             .map_err(|e| RegistryError::Invalid(format!("stored target: {e}")))?;
+        let stored = match (encoding, stored_sha, stored_size) {
+            (None, _, _) => None,
+            (Some(encoding), Some(sha), Some(size)) => Some(StoredObject {
+                encoding: Encoding::parse(&encoding).ok_or_else(|| {
+                    RegistryError::Invalid(format!("stored artifact encoding {encoding:?}"))
+                })?,
+                sha256: parse_sha256(&sha)?,
+                size: size as u64,
+            }),
+            (Some(encoding), ..) => {
+                return Err(RegistryError::Invalid(format!(
+                    "artifact encoding {encoding:?} without the object's sha256 and size"
+                )));
+            }
+        };
         out.push(ArtifactRef {
             key: ArtifactKey {
                 content: hash,
                 target,
                 fingerprint,
             },
-            sha256,
+            sha256: parse_sha256(&sha)?,
             size: size as u64,
+            stored,
         });
     }
     Ok(out)
+}
+
+fn parse_sha256(hex: &str) -> Result<[u8; 32], RegistryError> {
+    let mut sha256 = [0u8; 32];
+    hex::decode_to_slice(hex, &mut sha256)
+        .map_err(|_| RegistryError::Invalid(format!("stored sha256 {hex:?}")))?;
+    Ok(sha256)
 }
 
 const VERSION_COLUMNS: &str = "extension_id, version, publisher, content_hash, manifest_json,
@@ -210,17 +244,24 @@ fn newest_first(mut v: Vec<VersionRecord>) -> Vec<VersionRecord> {
 }
 
 fn upsert_artifact(conn: &Connection, a: &ArtifactRef) -> Result<(), RegistryError> {
+    let stored = a.stored.as_ref();
     conn.execute(
-        "INSERT INTO artifacts (content_hash, target, fingerprint, sha256, size)
-         VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO artifacts (content_hash, target, fingerprint, sha256, size,
+             encoding, stored_sha256, stored_size)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (content_hash, target, fingerprint)
-         DO UPDATE SET sha256 = excluded.sha256, size = excluded.size",
+         DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
+             encoding = excluded.encoding, stored_sha256 = excluded.stored_sha256,
+             stored_size = excluded.stored_size",
         params![
             a.key.content.to_string(),
             a.key.target.as_str(),
             a.key.fingerprint,
             hex::encode(a.sha256),
-            a.size as i64
+            a.size as i64,
+            stored.map(|o| o.encoding.as_str()),
+            stored.map(|o| hex::encode(o.sha256)),
+            stored.map(|o| o.size as i64),
         ],
     )
     .map_err(db_err)?;
@@ -284,6 +325,30 @@ fn add_host_id_columns(conn: &Connection) -> Result<(), RegistryError> {
              ON installs (host_extension_id, tenant) WHERE host_extension_id IS NOT NULL",
     )
     .map_err(db_err)
+}
+
+/// The stored object's columns (encoding, its sha256 and size), added to a
+/// registry created before artifacts were compressed; rows without them are raw.
+fn add_artifact_object_columns(conn: &Connection) -> Result<(), RegistryError> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info('artifacts')")
+        .map_err(db_err)?;
+    let columns: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
+        .map_err(db_err)?;
+    for (column, ty) in [
+        ("encoding", "TEXT"),
+        ("stored_sha256", "TEXT"),
+        ("stored_size", "INTEGER"),
+    ] {
+        if !columns.iter().any(|c| c == column) {
+            conn.execute_batch(&format!("ALTER TABLE artifacts ADD COLUMN {column} {ty}"))
+                .map_err(db_err)?;
+        }
+    }
+    Ok(())
 }
 
 fn get_install(
@@ -698,4 +763,55 @@ fn query_installs(
         out.push(read_install(conn, r)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registry written before artifacts were compressed opens with the new
+    /// columns added, and its artifact reads back raw (no stored object).
+    #[tokio::test]
+    async fn an_artifact_recorded_before_compression_reads_raw() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.db");
+        let content = ContentHash::of(b"old");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE artifacts (
+                    content_hash TEXT NOT NULL, target TEXT NOT NULL,
+                    fingerprint TEXT NOT NULL, sha256 TEXT NOT NULL,
+                    size INTEGER NOT NULL,
+                    PRIMARY KEY (content_hash, target, fingerprint));",
+            )
+            .unwrap();
+            old.execute(
+                "INSERT INTO artifacts VALUES (?1, ?2, 'fp', ?3, 42)",
+                params![
+                    content.to_string(),
+                    Target::host().as_str(),
+                    hex::encode([3u8; 32])
+                ],
+            )
+            .unwrap();
+        }
+        let reg = SqliteRegistry::open(&path).unwrap();
+        let hash = content.to_string();
+        let got = reg
+            .with(move |conn| read_artifacts(conn, &hash))
+            .await
+            .unwrap();
+        let raw = ArtifactRef {
+            key: ArtifactKey {
+                content,
+                target: Target::host(),
+                fingerprint: "fp".into(),
+            },
+            sha256: [3; 32],
+            size: 42,
+            stored: None,
+        };
+        assert_eq!(got, vec![raw]);
+    }
 }

@@ -110,7 +110,7 @@ async fn publish_install_execute_on_s3_dynamodb_and_secrets_manager() {
     );
     assert!(
         b.blobs
-            .exists(&published.artifacts[0].key.blob_key())
+            .exists(&published.artifacts[0].object_key())
             .await
             .unwrap()
     );
