@@ -16,5 +16,6 @@ pub mod moto;
 pub mod schedule_conformance;
 pub mod signer;
 pub mod vault_stub;
+pub mod writer;
 
 pub use harness::*;

@@ -33,6 +33,8 @@ pub struct Moto {
     /// Its port on 127.0.0.1.
     pub port: u16,
     _log: tempfile::NamedTempFile,
+    /// Where moto's recorder appends every request before serving it, if journaled.
+    journal: Option<PathBuf>,
 }
 
 /// The repository root, found upwards from the including crate (this file is
@@ -71,6 +73,23 @@ impl Moto {
             child: None,
             port: free_port(),
             _log: tempfile::NamedTempFile::new().expect("log file"),
+            journal: None,
+        };
+        m.spawn();
+        m
+    }
+
+    /// Starts moto on a free port with its recorder on: every request is appended
+    /// to `journal` (one JSON line) before moto serves it — inside the serialising
+    /// lock, so in the order served. What moto acknowledged is therefore in the
+    /// journal, and [`Moto::crash_and_recover`] can bring it back after a SIGKILL:
+    /// moto plays a backend that keeps a write-ahead log.
+    pub fn start_journaled(journal: &std::path::Path) -> Moto {
+        let mut m = Moto {
+            child: None,
+            port: free_port(),
+            _log: tempfile::NamedTempFile::new().expect("log file"),
+            journal: Some(journal.to_path_buf()),
         };
         m.spawn();
         m
@@ -111,6 +130,12 @@ impl Moto {
             .arg(self.port.to_string())
             .arg(&path)
             .args(&lead)
+            .envs(self.journal.iter().flat_map(|j| {
+                [
+                    ("MOTO_ENABLE_RECORDING", std::ffi::OsStr::new("True")),
+                    ("MOTO_RECORDER_FILEPATH", j.as_os_str()),
+                ]
+            }))
             .stdin(Stdio::piped())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -176,6 +201,48 @@ impl Moto {
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
+    }
+
+    /// Starts a new server on the same port rebuilt from the journal (after
+    /// [`Moto::kill`]; a running one is killed first): every journaled request is
+    /// sent again, in order, before this returns. The port answers as soon as the
+    /// new server is up, so clients that call during the replay see a partial
+    /// state; a test holds them off until this returns. The new server journals the
+    /// replayed requests afresh, so it can crash and recover again. Panics unless
+    /// started with [`Moto::start_journaled`].
+    pub fn recover(&mut self) {
+        let journal = self.journal.clone().expect("a journaled moto");
+        self.stop();
+        let replayed = journal.with_extension("replaying");
+        std::fs::rename(&journal, &replayed).expect("move the journal aside");
+        self.spawn();
+        // moto's own recorder replays a journal; it runs here, in a process of its
+        // own, because asking the server to replay into itself would deadlock on
+        // the lock that serialises its requests.
+        let out = Command::new(format!("{}/.venv/bin/python", root()))
+            .arg("-c")
+            .arg(
+                "import sys\n\
+                 from moto.moto_api._internal.recorder.models import Recorder\n\
+                 r = Recorder()\n\
+                 r._location = sys.argv[1]\n\
+                 r.replay_recording(target_host=sys.argv[2])\n",
+            )
+            .arg(&replayed)
+            .arg(self.url())
+            .output()
+            .expect("run moto's replay");
+        assert!(
+            out.status.success(),
+            "replaying moto's journal failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_file(&replayed);
+    }
+
+    /// Kills the server (SIGKILL) and leaves the port closed; requests are refused.
+    pub fn kill(&mut self) {
+        self.stop();
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! `inline/base64` (also the default when `algorithm` is absent): standard base64
 //! of a flat JSON object of strings, as the Alga server writes it. `expires_at`
-//! (RFC 3339) is honoured: after it every `secrets.get` answers `expired`.
+//! (RFC 3339, `Z` or an offset) is honoured: after it every `secrets.get`
+//! answers `expired`. This host's clock decides, with no leeway: an issuer's
+//! clock skewed by S moves the expiry we see by S.
 //! `vault-transit:v1` (Alga's envelope when it keeps secrets in Vault): the
 //! ciphertext is Vault's, `key_path` names the transit key, `mount` optionally
 //! the mount; Vault's plaintext is the same base64 JSON object. An envelope past
@@ -96,9 +98,9 @@ fn algorithm_of(env: &SecretEnvelope) -> String {
 fn expires_at(env: &SecretEnvelope) -> Result<Option<SystemTime>, EnvelopeError> {
     match env.expires_at.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
-        Some(t) => humantime::parse_rfc3339_weak(t)
+        Some(t) => crate::clock::parse_rfc3339(t)
             .map(Some)
-            .map_err(|_| EnvelopeError::ExpiresAt(t.to_string())),
+            .ok_or_else(|| EnvelopeError::ExpiresAt(t.to_string())),
     }
 }
 

@@ -110,8 +110,8 @@ pub trait BlobStore: Send + Sync {
         Ok(self.get(key).await?.is_some())
     }
     /// Streams the bytes under `key` into the file `dest` (created or truncated),
-    /// hashing them on the way and stopping past `max_bytes`; after `Missing` or
-    /// `TooLarge` there is no file at `dest`. Stores that can
+    /// hashing them on the way and stopping past `max_bytes`; after `Missing`,
+    /// `TooLarge` or an error there is no file at `dest`. Stores that can
     /// stream (S3, files) never hold the object in memory; this default reads it
     /// whole first.
     async fn get_to_file(

@@ -40,6 +40,15 @@ fn local(path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Internal(format!("{}: {e}", path.display()))
 }
 
+/// A failed local write (a full disk): the partial file is removed before the
+/// error is returned, so nothing half-written outlives the fetch. Callers write
+/// into temporary names that no eviction ever looks at; a file left there would
+/// keep its space until the process ended.
+async fn failed_write(path: &Path, e: std::io::Error) -> StoreError {
+    let _ = tokio::fs::remove_file(path).await;
+    local(path, e)
+}
+
 impl FileSink {
     /// Creates (or truncates) `path`, accepting at most `max` bytes.
     async fn create(path: &Path, max: u64) -> Result<Self, StoreError> {
@@ -63,16 +72,18 @@ impl FileSink {
             return Ok(Some(FileFetch::TooLarge { size: self.len }));
         }
         self.hasher.update(chunk);
-        self.file
-            .write_all(chunk)
-            .await
-            .map_err(|e| local(&self.path, e))?;
+        if let Err(e) = self.file.write_all(chunk).await {
+            return Err(failed_write(&self.path, e).await);
+        }
         Ok(None)
     }
 
     /// Flushes the file; its length and sha256.
     async fn finish(mut self) -> Result<FileFetch, StoreError> {
-        self.file.flush().await.map_err(|e| local(&self.path, e))?;
+        // tokio writes in the background: a write's error may surface only here.
+        if let Err(e) = self.file.flush().await {
+            return Err(failed_write(&self.path, e).await);
+        }
         Ok(FileFetch::Written {
             len: self.len,
             sha256: self.hasher.finalize().into(),
@@ -88,7 +99,8 @@ impl FileSink {
 
 /// Copies `reader` into the file `dest` in 1 MiB chunks, hashing on the way and
 /// stopping past `max` bytes. A read error (`source` names what was read) removes
-/// the partial file and is `Unavailable`: the backend may answer next time.
+/// the partial file and is `Unavailable`: the backend may answer next time. A
+/// write error (a full disk) removes it too and is `Internal`.
 pub async fn read_into_file(
     mut reader: impl tokio::io::AsyncRead + Unpin,
     source: &str,

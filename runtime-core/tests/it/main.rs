@@ -5,6 +5,7 @@ mod artifacts;
 mod egress;
 mod events;
 mod execute;
+mod faults;
 mod fuzz_corpus;
 mod host_api;
 mod host_gates;

@@ -156,8 +156,10 @@ fn decode(name: &str, text: &str) -> Result<SecretBundle, StoreError> {
         ))
     })?;
     let expires_at = match values.remove(EXPIRES_AT_KEY) {
-        Some(t) => Some(humantime::parse_rfc3339_weak(&t).map_err(|e| {
-            StoreError::Internal(format!("secret {name}: {EXPIRES_AT_KEY} {t:?}: {e}"))
+        Some(t) => Some(runtime_core::clock::parse_rfc3339(&t).ok_or_else(|| {
+            StoreError::Internal(format!(
+                "secret {name}: {EXPIRES_AT_KEY} {t:?} is not an RFC 3339 instant"
+            ))
         })?),
         None => None,
     };

@@ -109,9 +109,9 @@ impl SecretStore for FileSecretStore {
             return Ok(None);
         };
         let expires_at = match values.remove(EXPIRES_AT_KEY) {
-            Some(t) => Some(humantime::parse_rfc3339_weak(&t).map_err(|e| {
+            Some(t) => Some(runtime_core::clock::parse_rfc3339(&t).ok_or_else(|| {
                 StoreError::Internal(format!(
-                    "{}: {EXPIRES_AT_KEY} {t:?}: {e}",
+                    "{}: {EXPIRES_AT_KEY} {t:?} is not an RFC 3339 instant",
                     self.path.display()
                 ))
             })?),

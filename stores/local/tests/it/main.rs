@@ -2,3 +2,4 @@
 //! shared support is the `test-support` crate (`tests/`).
 
 mod conformance;
+mod faults;
