@@ -260,6 +260,9 @@ fn pool_config(s: &EngineSettings) -> PoolingAllocationConfig {
         .total_stacks(n)
         .max_core_instances_per_component(32)
         .max_memories_per_component(8)
+        // Multi-memory is on in the Config: a module with a second memory must
+        // fit a pool slot too (the default of 1 refused every such component).
+        .max_memories_per_module(4)
         .max_tables_per_component(16)
         .max_memory_size(s.max_memory_bytes)
         .table_elements(100_000)

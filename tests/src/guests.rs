@@ -37,7 +37,11 @@ fn component_of(world_name: &str, wat: &str) -> Vec<u8> {
 }
 
 /// Embeds `world`'s metadata into the core module and encodes the component.
-fn encode(wat: &str, resolve: &wit_parser::Resolve, world: wit_parser::WorldId) -> Vec<u8> {
+pub(crate) fn encode(
+    wat: &str,
+    resolve: &wit_parser::Resolve,
+    world: wit_parser::WorldId,
+) -> Vec<u8> {
     let mut core = wat::parse_str(wat).expect("valid WAT");
     wit_component::embed_component_metadata(
         &mut core,
@@ -85,12 +89,12 @@ const PRELUDE: &str = r#"
     (i32.const 256))
 "#;
 
-fn module_wat(imports: &str, body: &str) -> String {
+pub(crate) fn module_wat(imports: &str, body: &str) -> String {
     format!("(module {imports} {PRELUDE} {body})")
 }
 
 /// A component of world `runner` from [`module_wat`].
-fn module(imports: &str, body: &str) -> Vec<u8> {
+pub(crate) fn module(imports: &str, body: &str) -> Vec<u8> {
     component(&module_wat(imports, body))
 }
 

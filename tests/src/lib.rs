@@ -9,6 +9,7 @@ pub mod event_fleet;
 pub mod fuzz_checks;
 pub mod guests;
 mod harness;
+pub mod hostile_guests;
 pub mod http_client;
 pub mod http_server;
 pub mod lambda_emulator;

@@ -6,6 +6,7 @@
 //! in host calls), linear memory, optional fuel, response size, log bytes and host
 //! calls. The deadline counts from the call, after the component is loaded.
 
+mod abi_fault;
 mod call;
 pub mod envelope;
 pub mod error;
@@ -47,6 +48,11 @@ pub use resolve::{HostIds, InstallSource, ResolveQuery, Resolved, Resolver, Stat
 /// Grace added to the epoch deadline for the host-side timer, which only fires
 /// when the guest is parked in a host call.
 const HOST_TIMER_GRACE: Duration = Duration::from_millis(20);
+
+/// What one guest-to-host transfer (a host call's arguments, or the handler's
+/// response) may copy beyond the request's body limits: room for headers and
+/// the rest of the record.
+const TRANSFER_HEADROOM: usize = 1 << 20;
 
 /// What one execution produced, for the caller's logs and metrics.
 #[derive(Debug, Clone)]
@@ -461,6 +467,12 @@ impl Executor {
         });
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
+        // Lifting copies every string and list a guest hands the host, and a
+        // guest may point a million list elements at one string: 100 KiB of
+        // guest memory became 125 MiB of host memory (Wasmtime's default bound
+        // is 128 MiB per transfer). Bound each transfer by what a legitimate
+        // one needs: the largest body this runner accepts or answers.
+        store.set_hostcall_fuel(self.transfer_max());
         // Fairness: wasm never blocks a worker thread for more than one epoch tick.
         // At every tick the guest yields to the executor (tokio's `yield_now`, so
         // queued requests run first) until its wall-clock deadline has passed;
@@ -534,10 +546,33 @@ impl Executor {
 
         let response = match result {
             Err(_elapsed) => return Err(ExecError::Timeout(timeout.as_millis() as u64)),
-            Ok(Err(e)) => return Err(classify(e, timeout, fuel)),
+            Ok(Err(e)) => {
+                return Err(match abi_fault::transfer_too_large(&e) {
+                    // Raised while lifting the response (no guest frame on the
+                    // stack): the response is over the limit.
+                    Some(false) => ExecError::OutputTooLarge {
+                        size: self.transfer_max(),
+                        limit: self.limits.response_body_max,
+                    },
+                    // Raised inside a host call: host memory asked for by the guest.
+                    Some(true) => ExecError::MemoryLimit(format!(
+                        "a host call was passed more than {} bytes",
+                        self.transfer_max()
+                    )),
+                    None => classify(e, timeout, fuel),
+                });
+            }
             Ok(Ok(r)) => r,
         };
         self.envelope(response)
+    }
+
+    /// The most one guest-to-host transfer may copy.
+    fn transfer_max(&self) -> usize {
+        self.limits
+            .response_body_max
+            .max(self.limits.request_body_max)
+            .saturating_add(TRANSFER_HEADROOM)
     }
 
     fn grants(
@@ -691,6 +726,9 @@ fn classify(e: wasmtime::Error, timeout: Duration, fuel: Option<u64>) -> ExecErr
             wasmtime::Trap::StackOverflow => ExecError::StackOverflow,
             other => ExecError::GuestTrap(format!("{other}: {}", root_message(&e))),
         };
+    }
+    if let Some(fault) = abi_fault::guest_abi_fault(&e) {
+        return ExecError::GuestTrap(format!("canonical ABI violation: {fault}"));
     }
     let text = format!("{e:#}");
     if text.contains("maximum concurrent") || text.contains("pooling allocator") {

@@ -9,6 +9,7 @@ mod faults;
 mod fuzz_corpus;
 mod host_api;
 mod host_gates;
+mod hostile;
 mod js_example;
 mod metrics;
 mod publish;
