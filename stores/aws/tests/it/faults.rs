@@ -452,9 +452,9 @@ async fn moto_killed_under_load_answers_503_and_recovers_every_acknowledged_writ
                     took: t.elapsed(),
                     result,
                 });
-                if w == 3 {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                // Paced, so this run leaves CPU to the conformance suites sharing
+                // the machine (moto is single-threaded Python).
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             attempts
         }));
