@@ -254,3 +254,21 @@ fn write_seeds() {
         std::fs::write(dir.join(format!("seed-{name}")), data).unwrap();
     }
 }
+
+/// Failed `egress`'s fixed-point invariant (an input written while reading the
+/// allowlist parser, run through the built target before its fuzzing run): the
+/// entry `.*.x` was kept as `*.x`, which a policy built again from the canonical
+/// list (as an install's list is, merged into the session's) read as `x` and all
+/// its subdomains.
+#[test]
+fn egress_allowlist_dot_star_prefix_is_canonical() {
+    fuzz_checks::egress(b"\x00.*.x\nhttp://a.x/\n");
+}
+
+/// Found by `egress` 16 s into its run: the entry `\0\u{5}paals\t\t\t\t\t\t.` kept its
+/// tabs once the trailing dot was gone, and its canonical text, trimmed again, lost
+/// them. Entries with whitespace or control characters in the host now allow nothing.
+#[test]
+fn egress_allowlist_whitespace_inside_the_host() {
+    fuzz_checks::egress(include_bytes!("fuzz_regressions/egress-whitespace-host"));
+}

@@ -65,9 +65,11 @@ fn check(body: &[u8]) {
     // What the executor does next with the strings must not panic either.
     let _ = ContentHash::parse(req.context.content_hash.trim());
 
-    let context = value["context"]
-        .as_object_mut()
-        .expect("an accepted request has a context object");
+    // serde also reads a struct from an array; Alga sends objects, and only an
+    // object's `request_id` is named, so only then is the fingerprint blind to it.
+    let Some(context) = value["context"].as_object_mut() else {
+        return;
+    };
     let had = context.insert("request_id".into(), json!("another-request-id"));
     let with_other_id = serde_json::to_vec(&value).expect("a Value serializes");
     let (_, other) = parse_execute_body(&with_other_id, true).expect("still a request");

@@ -62,8 +62,9 @@ struct Entry {
 
 impl Entry {
     /// Parses `host`, `host:port`, `[v6]` or `[v6]:port` (bare IPv6 literals
-    /// such as `::1` have no port); `*.x` and `.x` mean `x`. `None` when empty or
-    /// the port is not 1-65535: such an entry allows nothing.
+    /// such as `::1` have no port); `*.x` and `.x` mean `x`. `None` when empty, when
+    /// the host holds whitespace or a control character, or when the port is not
+    /// 1-65535: such an entry allows nothing.
     fn parse(raw: &str) -> Option<Entry> {
         let e = raw.trim().to_ascii_lowercase();
         let (host, port) = if let Some(rest) = e.strip_prefix('[') {
@@ -86,10 +87,18 @@ impl Entry {
                 _ => return None,
             },
         };
-        let host = host.trim_start_matches("*.").trim_start_matches('.');
+        // Strip `*.` and `.` prefixes in any mix (`.*.x` is `x`): stripping each once
+        // left `*.x`, which meant `x` only when its canonical text was parsed again.
+        let mut host = host.as_str();
+        while let Some(rest) = host.strip_prefix("*.").or_else(|| host.strip_prefix('.')) {
+            host = rest;
+        }
         let host = host.trim_end_matches('.');
+        // No host holds whitespace or a control character; inside one, trimming the
+        // text and then the dots left `x\t` of `x\t.`, which its canonical text lost.
         if host.is_empty()
             || host.contains(['/', '@', '[', ']', '?', '#'])
+            || host.chars().any(|c| c.is_whitespace() || c.is_control())
             || (host.contains(':') && host.parse::<Ipv6Addr>().is_err())
         {
             return None;
@@ -402,6 +411,30 @@ mod tests {
             refused(&p, "https://example.com/"),
             EgressError::NotAllowlisted(_)
         ));
+    }
+
+    #[test]
+    fn wildcard_and_dot_prefixes_in_any_mix_mean_the_bare_host() {
+        // Caught by the egress fuzz check's fixed-point invariant: `.*.x` was kept as `*.x`, which a policy
+        // built again from the canonical list (as an install's list is) read as `x`.
+        for raw in [".*.x", "*.*.x", "..x", "*..x", "*.x", ".x"] {
+            assert_eq!(parse_allowlist(raw), ["x"], "{raw}");
+        }
+        let canonical = parse_allowlist(".*.svc.test,*.a.test:443");
+        assert_eq!(parse_allowlist(&canonical.join(",")), canonical);
+        // Found by the egress fuzz target in 16 s: `x\t.` canonicalised to `x\t`,
+        // read back as `x`. Whitespace and control characters refuse the entry.
+        for raw in [
+            "x\t.",
+            "\0\u{5}paals\t\t.\t",
+            "a b.test",
+            "a.test\u{85}:443",
+        ] {
+            assert!(parse_allowlist(raw).is_empty(), "{raw:?}");
+            assert_eq!(invalid_allowlist_entries(raw).len(), 1, "{raw:?}");
+        }
+        let p = policy(&[".*.svc.test"]);
+        assert!(p.allowlisted("svc.test") && p.allowlisted("a.svc.test"));
     }
 
     #[test]
