@@ -4,9 +4,9 @@
 //!   Cranelift, link, instantiate, call (same engine configuration as ours);
 //! - `disk-cache-cwasm`: the path `execute` takes on Lambda, where
 //!   `ALGA_ARTIFACT_CACHE_DIR` is set: a fresh loader finds the artifact in its disk
-//!   cache, written and verified earlier by this process, trusts it by its file
-//!   identity (no hash) and memory-maps it (`deserialize_file`) → `InstancePre`,
-//!   then instantiate + call;
+//!   cache, hashed earlier by this process (the first load after it was written
+//!   hashes it once more), trusts it by its file identity (no hash) and
+//!   memory-maps it (`deserialize_file`) → `InstancePre`, then instantiate + call;
 //! - `disk-cache-hashed`: the same, but the file was renamed in by someone else
 //!   before each load (a new inode, untimed): hashed whole once, then mapped;
 //! - `local-cwasm`: no disk cache, the raw artifact in the local file blob store
@@ -49,7 +49,7 @@ use wasmtime::component::{Component, Linker};
 enum Disk<'a> {
     /// No disk cache.
     Off,
-    /// This directory, holding the artifact this process verified.
+    /// This directory, holding the artifact this process wrote (and hashes once more).
     Warm(&'a Path),
     /// This directory, the artifact renamed in anew before each load (untimed).
     Renamed(&'a Path),

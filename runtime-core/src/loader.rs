@@ -6,7 +6,7 @@
 //! size bound: a fetch streams from the blob store into a temporary file, hashed on
 //! the way (a compressed object is verified, then decoded into the file with the
 //! output hashed and bounded), renamed into place only when it matches, and
-//! memory-mapped from there. A cached file this process verified is trusted by its
+//! memory-mapped from there. A cached file this process hashed is trusted by its
 //! identity afterwards ([`identity`]); any other is hashed whole first.
 
 mod identity;
@@ -247,8 +247,10 @@ impl ComponentLoader {
                 let _ = std::fs::remove_file(&tmp);
                 cache_err(e)
             })?;
+        // Not trusted yet (the rename moved its ctime just now; see `identity`):
+        // remembered for eviction, hashed once more by the next load that finds it.
         if let Some(id) = placed.metadata().ok().as_ref().and_then(FileIdentity::of) {
-            identity::remember(id, artifact.sha256);
+            identity::remember(id, artifact.sha256, std::time::SystemTime::now());
         }
         let loaded = self.ready(key, artifact, &Source::File(path));
         disk.evict();
@@ -259,7 +261,7 @@ impl ComponentLoader {
     /// returns the path of the verified `.cwasm`: its sha256, computed on the way,
     /// matches the registry's record. A compressed object is verified first and
     /// only then decoded into a second temporary file, bounded by the recorded size
-    /// and hashed on the way. The file is made read-only before it is returned.
+    /// and hashed on the way.
     async fn fetch_verified(
         &self,
         disk: &DiskCache,
@@ -288,10 +290,6 @@ impl ComponentLoader {
                 checked.inspect_err(|_| remove(&tmp))?;
             }
         }
-        read_only(&tmp).map_err(|e| {
-            remove(&tmp);
-            ArtifactError::Fetch(format!("artifact cache: {e}"))
-        })?;
         Ok(tmp)
     }
 
@@ -390,14 +388,13 @@ impl ComponentLoader {
         // compiled them reach `deserialize`, so only an artifact this project
         // produced does; Wasmtime checks its header (version + our engine
         // fingerprint) too. In memory they were hashed just now. A cache file was
-        // either hashed whole by this load, or hashed by this process when it
-        // wrote it (then renamed into place) or first found it, and has the same
-        // (device, inode, size, mtime, ctime) now: no write, truncation, time or
-        // mode change and no replacement since (see `identity` for what a same-tick
-        // change could hide). The cache directory is 0700 and its files are
-        // read-only and only ever replaced by rename, never written in place, so
-        // only this user could change them, and the mapped bytes stay the
-        // verified ones.
+        // either hashed whole by this load, or hashed whole by this process
+        // earlier, more than a timestamp tick after its last change, and has the
+        // same (device, inode, size, mtime, ctime) now: no write, truncation, time
+        // or mode change and no replacement since (see `identity`). The cache
+        // directory is 0700 and its files are only ever replaced by rename, never
+        // written in place, so only this user could change them, and the mapped
+        // bytes stay the verified ones.
         let component = match source {
             Source::Bytes(bytes) => unsafe { Component::deserialize(self.engine.engine(), bytes) },
             Source::File(path) => unsafe {
@@ -424,13 +421,6 @@ fn remove(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
-/// Makes a verified file read-only, so no one writes it in place by mistake.
-fn read_only(path: &Path) -> std::io::Result<()> {
-    let mut perms = std::fs::metadata(path)?.permissions();
-    perms.set_readonly(true);
-    std::fs::set_permissions(path, perms)
-}
-
 /// Verified artifact bytes, ready to deserialize.
 enum Source {
     /// In memory (no disk cache, or an artifact larger than it).
@@ -452,8 +442,9 @@ enum Cached {
 }
 
 /// Checks the cached file at `path` against `expected`: trusted by its identity
-/// when this process verified it and it has not changed since, else hashed whole
-/// in chunks, once (then remembered); a mismatching file is removed.
+/// when this process verified it (more than a tick after its last change) and it
+/// has not changed since, else hashed whole in chunks (then remembered); a
+/// mismatching file is removed.
 fn check_cached(path: &Path, expected: &[u8; 32]) -> Cached {
     if let Some(id) = FileIdentity::of_path(path)
         && identity::trusted(&id, expected)
@@ -463,16 +454,16 @@ fn check_cached(path: &Path, expected: &[u8; 32]) -> Cached {
     let Ok(file) = std::fs::File::open(path) else {
         return Cached::Absent;
     };
-    // Touched first, so other processes' eviction sees it as recently used and the
-    // identity remembered below is the one after the touch.
-    let _ = file.set_modified(std::time::SystemTime::now());
+    // Not touched for recency: that would move its ctime (eviction uses this
+    // process's last use instead).
     let before = file.metadata().ok().as_ref().and_then(FileIdentity::of);
+    let started = std::time::SystemTime::now();
     match crate::store::stream::sha256_file(path) {
         Ok(actual) if actual == *expected => {
             let after = FileIdentity::of_path(path);
             match before {
                 Some(id) if after == Some(id) => {
-                    identity::remember(id, *expected);
+                    identity::remember(id, *expected, started);
                     Cached::Hashed
                 }
                 // Changed while hashed: a fresh fetch replaces it.

@@ -6,12 +6,16 @@
 //! hashed to. Any write to the file, any `utimes` (even one restoring the old
 //! mtime) and any `chmod` moves its ctime, and a replacement is another inode, so
 //! while all five are unchanged the file holds the bytes that were verified.
-//! What this cannot see: a change within the same tick of the kernel's
-//! timestamp clock as the verification (file times come from a coarse clock, a
-//! few milliseconds), or a writer that resets the clock. The cache directory is
-//! private to this user and its files are read-only and only ever replaced by
-//! rename, so such a writer is already this user, who could change this
-//! process's memory as well.
+//! File times come from a coarse clock (a kernel tick, a few milliseconds; kernels
+//! from 6.13 refine it once a time was read), so a change within the same tick as
+//! the file's last change keeps its ctime. As `git` does with its "racily clean"
+//! index entries, a file is therefore trusted only when the verification began
+//! more than [`TICK`] after its ctime: any change after that began would carry a
+//! later ctime. A freshly written file (the rename just moved its ctime) is hashed
+//! once more by the next load that finds it, then trusted. What this cannot see is
+//! a writer that sets the system clock back; the cache directory is private to
+//! this user and its files are only ever replaced by rename, so such a writer is
+//! already this user (or root), who could change this process's memory as well.
 //!
 //! The record is static so that a fresh [`ComponentLoader`](super::ComponentLoader)
 //! in the same process (after its LRU dropped an entry, a second executor, the
@@ -20,7 +24,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+/// More than the kernel's file-timestamp tick (1–10 ms with HZ 1000–100).
+pub(crate) const TICK: Duration = Duration::from_millis(20);
 
 /// What identifies one version of a file's content on this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,6 +70,8 @@ impl FileIdentity {
 
 struct Verified {
     sha256: [u8; 32],
+    /// The verification began more than a tick after the file's ctime.
+    settled: bool,
     /// When a load last used it: the eviction order for files this process
     /// trusts without touching them (a touch would change their identity).
     last_used: SystemTime,
@@ -76,8 +85,19 @@ fn record() -> &'static Mutex<HashMap<FileIdentity, Verified>> {
     RECORD.get_or_init(Default::default)
 }
 
-/// Remembers that the file with identity `id` hashes to `sha256`.
-pub(crate) fn remember(id: FileIdentity, sha256: [u8; 32]) {
+impl FileIdentity {
+    fn changed_at(&self) -> SystemTime {
+        let (secs, nanos) = self.ctime;
+        let since_epoch = Duration::new(secs.max(0) as u64, nanos.clamp(0, 999_999_999) as u32);
+        SystemTime::UNIX_EPOCH + since_epoch
+    }
+}
+
+/// Remembers that the file with identity `id` hashed to `sha256` in a
+/// verification (a read of its bytes, or their write ending in the rename) that
+/// began at `verified_from`.
+pub(crate) fn remember(id: FileIdentity, sha256: [u8; 32], verified_from: SystemTime) {
+    let settled = id.changed_at() + TICK < verified_from;
     let mut record = record().lock().unwrap();
     if record.len() >= MAX_ENTRIES && !record.contains_key(&id) {
         record.clear();
@@ -86,16 +106,18 @@ pub(crate) fn remember(id: FileIdentity, sha256: [u8; 32]) {
         id,
         Verified {
             sha256,
+            settled,
             last_used: SystemTime::now(),
         },
     );
 }
 
-/// Whether the file with identity `id` was verified to hash to `expected`
-/// (and if so, marks it used).
+/// Whether the file with identity `id` was verified to hash to `expected` by a
+/// verification that began more than a tick after its last change (and if so,
+/// marks it used).
 pub(crate) fn trusted(id: &FileIdentity, expected: &[u8; 32]) -> bool {
     match record().lock().unwrap().get_mut(id) {
-        Some(v) if v.sha256 == *expected => {
+        Some(v) if v.settled && v.sha256 == *expected => {
             v.last_used = SystemTime::now();
             true
         }
