@@ -4,7 +4,10 @@ Both servers run on loopback; oha (a load generator) drives each at every concur
 for the same duration, alternating servers so both see the same machine load.
 
 usage: bench_http.py ALGA_LAMBDA WASMTIME OHA GUESTS_DIR OUT_JSON [--seconds S]
-       [--concurrency 1,16,64]
+       [--concurrency 1,16,64] [--rounds N]
+With --rounds N each point is measured N times (servers alternating every run, so
+both see the same load); a point's figures are its median run by req/s, and the
+spread of the per-round ratio up ÷ serve is printed and kept under "ratios".
 GUESTS_DIR is what `cargo run --example bench_guests` wrote (alga-hello/ and
 wasi-http-hello.wasm).
 """
@@ -73,6 +76,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--concurrency", default="1,16,64")
+    ap.add_argument("--rounds", type=int, default=1)
     a = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="alga-bench-http-")
@@ -103,13 +107,23 @@ def main():
                 raise RuntimeError("%s answered %r, not b'hello'" % (name, body[:200]))
             # Warm-up: connections, pools, caches.
             oha(a.oha, url, 4, 1)
-        results = {"seconds": a.seconds, "servers": {n: {} for n in urls}}
+        results = {"seconds": a.seconds, "rounds": a.rounds, "servers": {n: {} for n in urls}, "ratios": {}}
+        names = list(urls)
         for c in [int(x) for x in a.concurrency.split(",")]:
-            for name, url in urls.items():
-                r = oha(a.oha, url, c, a.seconds)
-                results["servers"][name][str(c)] = r
-                print("%-15s c=%-3d %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  ok %.3f" % (
-                    name, c, r["rps"], r["p50_ms"], r["p99_ms"], r["success_rate"]), flush=True)
+            runs = {n: [] for n in names}
+            for _ in range(a.rounds):
+                for name, url in urls.items():
+                    r = oha(a.oha, url, c, a.seconds)
+                    runs[name].append(r)
+                    print("%-15s c=%-3d %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  ok %.3f" % (
+                        name, c, r["rps"], r["p50_ms"], r["p99_ms"], r["success_rate"]), flush=True)
+            for name in names:
+                ordered = sorted(runs[name], key=lambda r: r["rps"])
+                results["servers"][name][str(c)] = dict(ordered[len(ordered) // 2], runs=runs[name])
+            ratios = sorted(u["rps"] / w["rps"] for u, w in zip(runs[names[0]], runs[names[1]]))
+            results["ratios"][str(c)] = ratios
+            print("c=%-3d up / serve: median %.2fx (min %.2fx, max %.2fx over %d rounds)" % (
+                c, ratios[len(ratios) // 2], ratios[0], ratios[-1], len(ratios)), flush=True)
         with open(a.out, "w") as f:
             json.dump(results, f, indent=2)
     finally:

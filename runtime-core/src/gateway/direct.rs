@@ -65,7 +65,8 @@ impl Gateway {
         let request_id = req.request_id.take().unwrap_or_else(new_request_id);
         let tenant = req.caller.as_ref().ok().map(|c| c.tenant.clone());
         let extension = req.extension_id;
-        match self.serve_direct(req, &request_id).await {
+        let served = self.serve_direct(req, &request_id);
+        match crate::store::within_request(started, served).await {
             Ok(reply) => reply,
             Err(reply) => {
                 let refused = Refused {

@@ -125,10 +125,8 @@ impl Gateway {
         let mut request_id = header(headers, "x-request-id")
             .map(String::from)
             .unwrap_or_else(new_request_id);
-        match self
-            .serve_execute(platform, headers, body, &mut request_id)
-            .await
-        {
+        let served = self.serve_execute(platform, headers, body, &mut request_id);
+        match crate::store::within_request(started, served).await {
             Ok(reply) => reply,
             Err(reply) => {
                 let refused = Refused {

@@ -28,7 +28,7 @@ pub use quota::{QuotaCharge, QuotaDecision, QuotaKey, QuotaStore, QuotaWindow};
 pub use registry::{
     InstallRecord, InstallRequest, Registered, Registry, RegistryError, Subscription, VersionRecord,
 };
-pub use registry_cache::{CachingRegistry, RegistryCacheSettings};
+pub use registry_cache::{CachingRegistry, RegistryCacheSettings, within_request};
 pub use schedules::{ScheduleStore, ScheduleStoreError};
 pub use stream::FileFetch;
 

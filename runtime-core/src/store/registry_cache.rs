@@ -68,6 +68,24 @@ struct Entry {
     read_at: Instant,
 }
 
+tokio::task_local! {
+    /// When the request being served arrived (see [`within_request`]).
+    static ARRIVED: Instant;
+}
+
+/// Runs `f` as the serving of a request that arrived at `arrived`: the change
+/// signal asked once since then answers all of its registry reads.
+pub async fn within_request<F: Future>(arrived: Instant, f: F) -> F::Output {
+    ARRIVED.scope(arrived, f).await
+}
+
+/// The last answer of the change signal, and when it was asked.
+#[derive(Clone, Copy)]
+struct Check {
+    asked: Instant,
+    generation: Option<u64>,
+}
+
 struct State {
     entries: LruCache<Key, Entry>,
     /// The backend's change signal when the entries were read.
@@ -89,6 +107,7 @@ pub struct CachingRegistry {
     inner: Arc<dyn Registry>,
     ttl: Duration,
     state: Mutex<State>,
+    last_check: Mutex<Option<Check>>,
 }
 
 impl CachingRegistry {
@@ -102,6 +121,7 @@ impl CachingRegistry {
                 generation: None,
                 epoch: 0,
             }),
+            last_check: Mutex::new(None),
         }
     }
 
@@ -129,7 +149,7 @@ impl CachingRegistry {
     ) -> Result<Answer, RegistryError> {
         // A backend that cannot say whether it changed is not trusted for the
         // cache's contents either: drop them and read through.
-        let generation = match self.inner.generation().await {
+        let generation = match self.signal_since_arrival().await {
             Ok(g) => g,
             Err(e) => {
                 self.invalidate();
@@ -165,6 +185,25 @@ impl CachingRegistry {
             );
         }
         Ok(answer)
+    }
+
+    /// The backend's change signal as of no earlier than the current request's
+    /// arrival (the read's own start outside a request): an answer asked since
+    /// then saw every change committed before the request arrived.
+    async fn signal_since_arrival(&self) -> Result<Option<u64>, RegistryError> {
+        let arrived = ARRIVED.try_with(|t| *t).unwrap_or_else(|_| Instant::now());
+        if let Some(check) = *self.last_check.lock().unwrap()
+            && check.asked > arrived
+        {
+            return Ok(check.generation);
+        }
+        let asked = Instant::now();
+        let generation = self.inner.generation().await?;
+        let mut last = self.last_check.lock().unwrap();
+        if last.is_none_or(|c| c.asked <= asked) {
+            *last = Some(Check { asked, generation });
+        }
+        Ok(generation)
     }
 
     /// Runs a write on the backend, then drops the cache (also when the write
@@ -346,6 +385,8 @@ mod tests {
         reads: AtomicU64,
         changes: AtomicU64,
         signal: bool,
+        /// Times the change signal was asked.
+        asked: AtomicU64,
     }
 
     impl Counted {
@@ -374,6 +415,10 @@ mod tests {
 
         fn reads(&self) -> u64 {
             self.reads.load(Ordering::SeqCst)
+        }
+
+        fn asked(&self) -> u64 {
+            self.asked.load(Ordering::SeqCst)
         }
     }
 
@@ -466,6 +511,7 @@ mod tests {
             Ok(Vec::new())
         }
         async fn generation(&self) -> Result<Option<u64>, RegistryError> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
             Ok(self.signal.then(|| self.changes.load(Ordering::SeqCst)))
         }
     }
@@ -509,6 +555,46 @@ mod tests {
             enabled(cache.get_install("acme", "y").await.unwrap()),
             Some(true)
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_asks_the_signal_once_and_sees_every_change_made_before_it_arrived() {
+        let backend = Arc::new(Counted {
+            signal: true,
+            ..Counted::default()
+        });
+        backend.put("acme", "x", true);
+        let cache = CachingRegistry::new(backend.clone(), settings(Duration::from_secs(3600)));
+        cache.get_install("acme", "x").await.unwrap();
+        let before = backend.asked();
+        // A request that arrives after that read, and reads six times.
+        let arrived = Instant::now();
+        while Instant::now() <= arrived {}
+        within_request(arrived, async {
+            for _ in 0..3 {
+                cache.get_install("acme", "x").await.unwrap();
+                cache.get_version("x", "1.0.0").await.unwrap();
+            }
+        })
+        .await;
+        assert_eq!(backend.asked(), before + 1, "one signal per request");
+
+        // The answer just asked is recent, but older than the next request: a
+        // change committed in between is seen.
+        backend.put("acme", "x", false);
+        let seen = within_request(Instant::now(), cache.get_install("acme", "x")).await;
+        assert_eq!(enabled(seen.unwrap()), Some(false));
+        assert_eq!(backend.asked(), before + 2);
+
+        // A request that arrived before that answer was asked shares it.
+        let shared = within_request(arrived, cache.get_install("acme", "x")).await;
+        assert_eq!(enabled(shared.unwrap()), Some(false));
+        assert_eq!(backend.asked(), before + 2, "shared with the later request");
+
+        // Outside a request every read asks.
+        cache.get_install("acme", "x").await.unwrap();
+        cache.get_install("acme", "x").await.unwrap();
+        assert_eq!(backend.asked(), before + 4);
     }
 
     #[tokio::test]

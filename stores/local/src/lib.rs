@@ -26,6 +26,10 @@ use runtime_core::backends::{BackendError, BackendKind, Backends};
 use runtime_core::events::{FileDeadLetters, LocalBus};
 use runtime_core::store::{BatchingExecutionLog, RegistryError};
 
+/// How long the local execution-record writer waits for more records after a
+/// batch's first: a crash (not a clean shutdown) loses at most this much.
+pub const RECORD_LINGER: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The local set: everything under one data directory (created if needed).
 pub fn backends(data_dir: &Path) -> Result<Backends, BackendError> {
     // Storage, quotas, idempotency and execution records persist across restarts.
@@ -41,8 +45,10 @@ pub fn backends(data_dir: &Path) -> Result<Backends, BackendError> {
         quotas: Arc::new(state.clone()),
         idempotency: Arc::new(state.clone()),
         // Records leave the request path: a background writer stores them in
-        // batches (one transaction each).
-        executions: Arc::new(BatchingExecutionLog::new(Arc::new(state))),
+        // batches (one transaction each), lingering so that a steady stream of
+        // requests is a transaction per linger, not per request. A clean
+        // shutdown and every read flush first.
+        executions: Arc::new(BatchingExecutionLog::new(Arc::new(state)).with_linger(RECORD_LINGER)),
         schedules: Arc::new(
             SqliteScheduleStore::open(&data_dir.join("registry.db"))
                 .map_err(|e| BackendError::Config(format!("schedules: {e}")))?,

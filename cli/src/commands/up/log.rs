@@ -262,10 +262,13 @@ impl Journal {
         {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             let (map, order) = &mut *p;
-            if map.len() >= PENDING_MAX
-                && let Some(old) = order.pop_front()
-            {
-                map.remove(&old);
+            // `order` holds the last PENDING_MAX ids, claimed or not (a claim
+            // only takes the map's entry): bounded by it, not by the map, or it
+            // would grow by one id per request.
+            while order.len() >= PENDING_MAX {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
             }
             order.push_back(id.clone());
             map.insert(
@@ -491,6 +494,39 @@ mod tests {
         // The guest's escape sequence is still escaped.
         assert!(coloured.contains("hello \\u{1b}[2J"), "{coloured:?}");
         assert!(!entry().render(false).contains('\x1b'));
+    }
+
+    #[test]
+    fn claimed_requests_leave_nothing_behind() {
+        let journal: &'static Journal = Box::leak(Box::new(Journal {
+            pending: Mutex::new((HashMap::new(), VecDeque::new())),
+            recent: Mutex::new(VecDeque::new()),
+            live: broadcast::channel(4).0,
+            seq: AtomicU64::new(0),
+            print: false,
+            color: false,
+        }));
+        for i in 0..3 * PENDING_MAX {
+            let id = format!("req-{i}");
+            let mut fields = serde_json::Map::new();
+            fields.insert("request_id".into(), id.clone().into());
+            journal.on_request(fields);
+            journal.finish(Entry::default(), Some(&id));
+        }
+        let p = journal.pending.lock().unwrap();
+        assert!(p.0.is_empty());
+        assert!(p.1.len() <= PENDING_MAX, "{} ids kept", p.1.len());
+        drop(p);
+        // Unclaimed ones are bounded too, oldest out first.
+        for i in 0..2 * PENDING_MAX {
+            let mut fields = serde_json::Map::new();
+            fields.insert("request_id".into(), format!("lost-{i}").into());
+            journal.on_request(fields);
+        }
+        let p = journal.pending.lock().unwrap();
+        assert_eq!(p.0.len(), PENDING_MAX);
+        assert!(p.0.contains_key(&format!("lost-{}", 2 * PENDING_MAX - 1)));
+        assert!(!p.0.contains_key("lost-0"));
     }
 
     #[test]

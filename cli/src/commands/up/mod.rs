@@ -14,7 +14,6 @@ mod sse;
 
 pub use bus::EVENTS_PATH;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,7 +134,7 @@ pub async fn up(args: UpArgs, data: &Path) -> crate::Outcome {
     if settings.publish_token.is_none() {
         settings.publish_token = Some(token.clone());
     }
-    let claims = BTreeMap::from([
+    let claims = std::collections::HashMap::from([
         (settings.tenant_claim.clone(), args.tenant.clone()),
         (settings.user_claim.clone(), args.user_id.clone()),
         ("email".to_string(), args.user_email.clone()),

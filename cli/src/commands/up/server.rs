@@ -1,15 +1,14 @@
 //! The local server of `alga-lambda up`: plays API Gateway (HTTP API, payload
 //! v2) in front of the very handlers the Lambda functions run. Every request is
-//! turned into the v2 event JSON Lambda would receive — with the dev identity as
-//! JWT-authorizer claims on the direct route — and parsed by lambda_http, so
-//! local and Lambda behaviour cannot drift.
+//! turned into the v2 event Lambda would receive (lambda_http's own event type)
+//! — with the dev identity as JWT-authorizer claims on the direct route — and
+//! into its request by lambda_http, so local and Lambda behaviour cannot drift.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use fn_execute::ExecuteFunction;
 use fn_publish::PublishFunction;
@@ -43,7 +42,7 @@ pub struct Site {
     /// The registry, for the host page.
     pub backends: Backends,
     /// Claims the local "authorizer" attaches to direct-route requests.
-    pub claims: BTreeMap<String, String>,
+    pub claims: HashMap<String, String>,
     /// The extension the host page shows.
     pub extension_id: String,
     /// The tenant the host page runs as.
@@ -63,6 +62,8 @@ pub type StreamBody = BoxBody<Bytes, Infallible>;
 pub async fn serve(listener: TcpListener, site: Arc<Site>) -> anyhow::Result<()> {
     loop {
         let (stream, peer) = listener.accept().await?;
+        // Answers are written whole: nothing is gained by Nagle's wait.
+        let _ = stream.set_nodelay(true);
         let site = site.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
@@ -186,11 +187,7 @@ impl Site {
         if bus {
             return super::bus::post(self.bus.as_deref(), &body, peer, &self.tenant);
         }
-        let event = v2_event(&parts, &body, peer, direct.then_some(&self.claims));
-        let request = match lambda_http::request::from_str(&event.to_string()) {
-            Ok(r) => r,
-            Err(e) => return plain(400, &format!("bad request: {e}")),
-        };
+        let request = v2_request(&parts, body, peer, direct.then_some(&self.claims));
         let response = if path.starts_with("/ext-ui/") {
             self.ui.handle(request).await
         } else if path == "/v1/publish" {
@@ -219,59 +216,79 @@ impl Site {
     }
 }
 
-/// The API Gateway HTTP API (payload v2) event for a request.
-fn v2_event(
+/// The API Gateway HTTP API (payload v2) event for a request, as lambda_http
+/// deserializes it from Lambda's JSON, turned into its request by lambda_http's
+/// own conversion. Built as the typed event rather than as JSON text: the
+/// request lambda_http hands the handler is the same, without a JSON
+/// round trip (and the untagged-enum guessing its parser does) per request.
+fn v2_request(
     parts: &http::request::Parts,
-    body: &[u8],
+    body: Bytes,
     peer: SocketAddr,
-    claims: Option<&BTreeMap<String, String>>,
-) -> serde_json::Value {
-    let mut headers = serde_json::Map::new();
-    for (name, value) in &parts.headers {
-        let Ok(v) = value.to_str() else { continue };
-        let entry = headers
-            .entry(name.as_str().to_string())
-            .or_insert_with(|| serde_json::Value::String(String::new()));
-        if let serde_json::Value::String(s) = entry {
-            // API Gateway joins repeated headers with commas.
-            if !s.is_empty() {
-                s.push(',');
-            }
-            s.push_str(v);
+    claims: Option<&HashMap<String, String>>,
+) -> lambda_http::Request {
+    use lambda_http::aws_lambda_events::apigw::{
+        ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
+        ApiGatewayV2httpRequest,
+    };
+    let text = |name: &str| parts.headers.get(name).and_then(|h| h.to_str().ok());
+    let mut event = ApiGatewayV2httpRequest::default();
+    event.version = Some("2.0".into());
+    event.route_key = Some("$default".into());
+    event.raw_path = Some(parts.uri.path().to_string());
+    event.raw_query_string = Some(parts.uri.query().unwrap_or("").to_string());
+    event.headers = gateway_headers(&parts.headers);
+    event.is_base64_encoded = true;
+    let context = &mut event.request_context;
+    context.account_id = Some("000000000000".into());
+    context.apiid = Some("local".into());
+    context.domain_name = Some(text("host").unwrap_or("localhost").to_string());
+    context.request_id = Some(runtime_core::gateway::new_request_id());
+    context.route_key = Some("$default".into());
+    context.stage = Some("$default".into());
+    context.time_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    context.http.method = parts.method.clone();
+    context.http.path = Some(parts.uri.path().to_string());
+    context.http.protocol = Some("HTTP/1.1".into());
+    context.http.source_ip = Some(peer.ip().to_string());
+    context.http.user_agent = Some(text("user-agent").unwrap_or("").to_string());
+    if let Some(claims) = claims {
+        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims = claims.clone();
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        context.authorizer = Some(authorizer);
+    }
+    let mut request: lambda_http::Request =
+        lambda_http::request::LambdaRequest::ApiGatewayV2(event).into();
+    // The event would carry the body in base64 for lambda_http to decode into
+    // these very bytes.
+    if !body.is_empty() {
+        *request.body_mut() = Body::Binary(body.into());
+    }
+    request
+}
+
+/// The headers as API Gateway passes them: one value per name, repeated headers
+/// joined with commas, values that are not text left out.
+fn gateway_headers(headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::with_capacity(headers.keys_len());
+    for name in headers.keys() {
+        let mut values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+        let Some(first) = values.next() else { continue };
+        let mut joined = first.to_string();
+        for v in values {
+            joined.push(',');
+            joined.push_str(v);
+        }
+        if let Ok(value) = http::HeaderValue::from_str(&joined) {
+            out.insert(name.clone(), value);
         }
     }
-    let mut context = serde_json::json!({
-        "accountId": "000000000000",
-        "apiId": "local",
-        "domainName": parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost"),
-        "requestId": runtime_core::gateway::new_request_id(),
-        "routeKey": "$default",
-        "stage": "$default",
-        "timeEpoch": std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default(),
-        "http": {
-            "method": parts.method.as_str(),
-            "path": parts.uri.path(),
-            "protocol": "HTTP/1.1",
-            "sourceIp": peer.ip().to_string(),
-            "userAgent": parts.headers.get("user-agent").and_then(|h| h.to_str().ok()).unwrap_or(""),
-        },
-    });
-    if let Some(claims) = claims {
-        context["authorizer"] = serde_json::json!({ "jwt": { "claims": claims, "scopes": null } });
-    }
-    serde_json::json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": parts.uri.path(),
-        "rawQueryString": parts.uri.query().unwrap_or(""),
-        "headers": headers,
-        "requestContext": context,
-        "body": (!body.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(body)),
-        "isBase64Encoded": true,
-    })
+    out
 }
 
 fn to_hyper(response: lambda_http::Response<Body>) -> Response<Full<Bytes>> {
