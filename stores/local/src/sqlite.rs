@@ -303,17 +303,21 @@ fn read_install(conn: &Connection, r: &rusqlite::Row<'_>) -> Result<InstallRecor
 const INSTALL_COLUMNS: &str = "install_id, tenant, extension_id, version, operator_grants, config, \
      secret_ref, enabled, host_extension_id, host_install_id";
 
+/// The column names of `table` (one of ours: the name is never input).
+fn table_columns(conn: &Connection, table: &str) -> Result<Vec<String>, RegistryError> {
+    let mut stmt = conn
+        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+        .map_err(db_err)?;
+    stmt.query_map([], |r| r.get(0))
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
+        .map_err(db_err)
+}
+
 /// The host-app id columns, added to a registry created before they existed; a
 /// host extension id names at most one install per tenant.
 fn add_host_id_columns(conn: &Connection) -> Result<(), RegistryError> {
-    let mut stmt = conn
-        .prepare("SELECT name FROM pragma_table_info('installs')")
-        .map_err(db_err)?;
-    let columns: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .map_err(db_err)?
-        .collect::<Result<_, _>>()
-        .map_err(db_err)?;
+    let columns = table_columns(conn, "installs")?;
     for column in ["host_extension_id", "host_install_id"] {
         if !columns.iter().any(|c| c == column) {
             conn.execute_batch(&format!("ALTER TABLE installs ADD COLUMN {column} TEXT"))
@@ -330,14 +334,7 @@ fn add_host_id_columns(conn: &Connection) -> Result<(), RegistryError> {
 /// The stored object's columns (encoding, its sha256 and size), added to a
 /// registry created before artifacts were compressed; rows without them are raw.
 fn add_artifact_object_columns(conn: &Connection) -> Result<(), RegistryError> {
-    let mut stmt = conn
-        .prepare("SELECT name FROM pragma_table_info('artifacts')")
-        .map_err(db_err)?;
-    let columns: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .map_err(db_err)?
-        .collect::<Result<_, _>>()
-        .map_err(db_err)?;
+    let columns = table_columns(conn, "artifacts")?;
     for (column, ty) in [
         ("encoding", "TEXT"),
         ("stored_sha256", "TEXT"),
