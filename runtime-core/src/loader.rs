@@ -403,7 +403,7 @@ impl ComponentLoader {
         }
         .map_err(|e| {
             tracing::warn!(artifact = key, error = %e, "artifact refused by the engine");
-            ArtifactError::Missing(key.into())
+            refusal(key, &e)
         })?;
         let pre = self
             .linker
@@ -419,6 +419,23 @@ impl ComponentLoader {
 
 fn remove(path: &Path) {
     let _ = std::fs::remove_file(path);
+}
+
+/// Why the engine refused verified bytes. A component needing more than the
+/// pool allows (an initial memory larger than a slot, more memories or tables than
+/// a slot holds: Wasmtime's pooling allocator says "... exceeds the ... limit") is
+/// refused whatever we recompile, so it is a link failure; anything else (a header
+/// from another engine under our key) is a stale artifact a recompile replaces.
+/// `hostile::an_initial_memory_beyond_the_pool_slot_is_refused` and
+/// `artifacts::artifact_for_another_engine_is_artifact_missing` pin both readings
+/// of Wasmtime's messages across upgrades.
+fn refusal(key: &str, e: &wasmtime::Error) -> ArtifactError {
+    let text = format!("{e:#}");
+    if text.contains("exceeds the") {
+        ArtifactError::Link(format!("needs more than this runtime's limits: {text}"))
+    } else {
+        ArtifactError::Missing(key.into())
+    }
 }
 
 /// Verified artifact bytes, ready to deserialize.
