@@ -276,7 +276,8 @@ test('a new extension from `alga-lambda new` (ts template) runs in the host page
   const page = await context.newPage();
   assert.equal((await page.goto(`${demoBase}/`)).status(), 200);
   const frame = await (await page.waitForSelector('iframe#extension')).contentFrame();
-  await frame.waitForSelector('#greeting[data-state]', { timeout: UI_TIMEOUT_MS });
+  // The greeting starts as `loading`: wait for the handler's answer, not the placeholder.
+  await frame.waitForSelector('#greeting[data-state]:not([data-state="loading"])', { timeout: UI_TIMEOUT_MS });
   const greeting = await frame.$eval('#greeting', (el) => ({ state: el.dataset.state, text: el.textContent }));
   assert.deepEqual(greeting, { state: 'ok', text: 'Hello from demo-ext' });
   // The counter goes through the bridge as a POST with a JSON body.
