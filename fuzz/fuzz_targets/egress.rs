@@ -1,8 +1,4 @@
 //! Fuzz target `egress`: see `fuzz_checks::egress` for what it checks.
 #![no_main]
 
-#[allow(dead_code, unused_imports)]
-#[path = "../../tests/src/fuzz_checks/mod.rs"]
-mod fuzz_checks;
-
 libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_checks::egress(data));

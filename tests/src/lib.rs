@@ -6,7 +6,7 @@
 pub mod alga_host_stub;
 pub mod conformance;
 pub mod event_fleet;
-pub mod fuzz_checks;
+pub use fuzz_checks;
 pub mod guests;
 mod harness;
 pub mod hostile_guests;

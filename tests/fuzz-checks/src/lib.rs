@@ -1,15 +1,13 @@
 //! What each fuzz target checks, shared by the fuzzer and the test suite.
 //!
-//! `fuzz/fuzz_targets/<target>.rs` includes this directory by path and calls
-//! [`run`]; runtime-core's `fuzz_corpus` test replays every committed corpus
+//! `fuzz/fuzz_targets/<target>.rs` depends on this crate and calls its check; runtime-core's `fuzz_corpus` test replays every committed corpus
 //! file through the same function on stable Rust, so the two cannot drift. Each
 //! check drives one parser's public entry point with the input and panics when an
 //! invariant breaks; an input the parser refuses is fine, a panic is a finding.
 //!
-//! Only `runtime_core`, `arbitrary`, `serde_json`, `tar` and `zstd` are used here:
-//! the fuzz crate compiles these files with just those (not the whole of
-//! test-support, whose AWS SDK and Cranelift would cost minutes of sanitizer
-//! builds for nothing).
+//! A crate of its own with only `runtime_core`, `arbitrary`, `serde_json`, `tar`
+//! and `zstd`: the fuzz crate builds it under the sanitizer without the whole of
+//! test-support, whose AWS SDK and Cranelift would cost minutes for nothing.
 
 mod bundle;
 mod cron;
