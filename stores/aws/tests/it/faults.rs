@@ -311,41 +311,12 @@ async fn moto_frozen_mid_run_loses_no_acknowledged_write() {
 
     let (execs, blobs) = all.split_at(3);
     for (w, attempts) in execs.iter().chain(blobs).enumerate() {
-        let acked = |p: (u8, u8)| {
-            attempts
-                .iter()
-                .filter(|a| a.phases == p && a.result.is_ok())
-                .count()
-        };
-        assert!(
-            acked((RUNNING, RUNNING)) > 0,
-            "writer {w} before: {attempts:?}"
+        assert_typed_outage(
+            w,
+            attempts,
+            |a: &Attempt| (a.phases, &a.result),
+            (RUNNING, FROZEN, THAWED),
         );
-        assert!(
-            acked((THAWED, THAWED)) > 0,
-            "writer {w} never recovered: {attempts:?}"
-        );
-        // Frozen the whole time: nothing is acknowledged, and each failure is typed.
-        let frozen: Vec<_> = attempts
-            .iter()
-            .filter(|a| a.phases == (FROZEN, FROZEN))
-            .collect();
-        assert!(
-            !frozen.is_empty(),
-            "writer {w} made no attempt while frozen"
-        );
-        for a in frozen {
-            let e = a
-                .result
-                .as_ref()
-                .expect_err("acknowledged while moto was frozen");
-            assert!(
-                e.starts_with("503 Some(\"backend_unavailable")
-                    || e == "403 None" // the guest saw storage-error::internal
-                    || e.starts_with("Unavailable("),
-                "writer {w}: {a:?}"
-            );
-        }
     }
     // Every acknowledged write is there, whenever it was acknowledged.
     let mut checked = 0;
@@ -376,6 +347,44 @@ async fn moto_frozen_mid_run_loses_no_acknowledged_write() {
         "frozen-moto run: {checked} acknowledged writes read back, {frozen_failures} \
          attempts refused while frozen"
     );
+}
+
+/// Writer `w` was acknowledged before and after the outage, made attempts wholly
+/// inside it, and every one of those failed with a typed answer.
+fn assert_typed_outage<A: std::fmt::Debug>(
+    w: usize,
+    attempts: &[A],
+    view: impl Fn(&A) -> ((u8, u8), &Result<(), String>),
+    (before, during, after): (u8, u8, u8),
+) {
+    let acked = |p: u8| {
+        attempts
+            .iter()
+            .filter(|a| view(a).0 == (p, p) && view(a).1.is_ok())
+            .count()
+    };
+    assert!(acked(before) > 0, "writer {w} before: {attempts:?}");
+    assert!(acked(after) > 0, "writer {w} never recovered: {attempts:?}");
+    let inside: Vec<_> = attempts
+        .iter()
+        .filter(|a| view(a).0 == (during, during))
+        .collect();
+    assert!(
+        !inside.is_empty(),
+        "writer {w} made no attempt during the outage"
+    );
+    for a in inside {
+        let e = view(a)
+            .1
+            .as_ref()
+            .expect_err("acknowledged during the outage");
+        assert!(
+            e.starts_with("503 Some(\"backend_unavailable")
+                || e == "403 None" // the guest saw storage-error::internal
+                || e.starts_with("Unavailable("),
+            "writer {w}: {a:?}"
+        );
+    }
 }
 
 /// Phases of the killed-moto run.
@@ -478,37 +487,12 @@ async fn moto_killed_under_load_answers_503_and_recovers_every_acknowledged_writ
     }
 
     for (w, attempts) in all.iter().enumerate() {
-        let acked = |p: (u8, u8)| {
-            attempts
-                .iter()
-                .filter(|a| a.phases == p && a.result.is_ok())
-                .count()
-        };
-        assert!(acked((UP, UP)) > 0, "writer {w} before: {attempts:?}");
-        assert!(
-            acked((BACK, BACK)) > 0,
-            "writer {w} never recovered: {attempts:?}"
+        assert_typed_outage(
+            w,
+            attempts,
+            |a: &Timed| (a.phases, &a.result),
+            (UP, DOWN, BACK),
         );
-        let down: Vec<_> = attempts
-            .iter()
-            .filter(|a| a.phases == (DOWN, DOWN))
-            .collect();
-        assert!(
-            !down.is_empty(),
-            "writer {w} made no attempt while moto was down"
-        );
-        for a in down {
-            let e = a
-                .result
-                .as_ref()
-                .expect_err("acknowledged while moto was down");
-            assert!(
-                e.starts_with("503 Some(\"backend_unavailable")
-                    || e == "403 None" // the guest saw storage-error::internal
-                    || e.starts_with("Unavailable("),
-                "writer {w}: {a:?}"
-            );
-        }
         // None hangs: every attempt, whatever the phase, ends within its bound.
         for a in attempts {
             assert!(a.took < FAIL_WITHIN, "writer {w}: {a:?}");
