@@ -66,6 +66,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
+/// Reads `path` when it is a file of at most `max_bytes`, checking the size before a
+/// byte is read.
+fn read_bounded(path: &Path, max_bytes: u64) -> Result<BoundedGet, StoreError> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BoundedGet::Missing),
+        Err(e) => return Err(io_err(e)),
+    };
+    let meta = file.metadata().map_err(io_err)?;
+    if !meta.is_file() {
+        return Ok(BoundedGet::Missing);
+    }
+    if meta.len() > max_bytes {
+        return Ok(BoundedGet::TooLarge { size: meta.len() });
+    }
+    // The file may grow after the check: read at most one byte past the bound.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    if bytes.len() as u64 > max_bytes {
+        return Ok(BoundedGet::TooLarge {
+            size: bytes.len() as u64,
+        });
+    }
+    Ok(BoundedGet::Found(bytes))
+}
+
 #[async_trait]
 impl BlobStore for DirBlobStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -92,35 +121,14 @@ impl BlobStore for DirBlobStore {
     }
 
     async fn get_bounded(&self, key: &str, max_bytes: u64) -> Result<BoundedGet, StoreError> {
-        use tokio::io::AsyncReadExt;
         let Ok(path) = self.path(key) else {
             return Ok(BoundedGet::Missing);
         };
-        let file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BoundedGet::Missing),
-            Err(e) => return Err(io_err(e)),
-        };
-        let meta = file.metadata().await.map_err(io_err)?;
-        if !meta.is_file() {
-            return Ok(BoundedGet::Missing);
-        }
-        // Refused from its size, before a byte is read.
-        if meta.len() > max_bytes {
-            return Ok(BoundedGet::TooLarge { size: meta.len() });
-        }
-        // The file may grow after the check: read at most one byte past the bound.
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.take(max_bytes.saturating_add(1))
-            .read_to_end(&mut bytes)
+        // One blocking hop for open, size check and read: each tokio::fs call is a hop of
+        // its own, and for the small files the UI serves the hops cost more than the read.
+        tokio::task::spawn_blocking(move || read_bounded(&path, max_bytes))
             .await
-            .map_err(io_err)?;
-        if bytes.len() as u64 > max_bytes {
-            return Ok(BoundedGet::TooLarge {
-                size: bytes.len() as u64,
-            });
-        }
-        Ok(BoundedGet::Found(bytes))
+            .map_err(|e| StoreError::Internal(e.to_string()))?
     }
 
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
