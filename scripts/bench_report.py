@@ -209,8 +209,9 @@ def sizes(r):
             continue
         note = ""
         if row["function"] == "fn-execute":
-            ok = row["bytes"] <= 8 * MIB
-            note = "target ≤ 8 MiB: " + r.verdict(ok)
+            # Issue 18's target (the first milestone's was 8 MiB).
+            ok = row["bytes"] <= 12 * MIB
+            note = "target ≤ 12 MiB: " + r.verdict(ok)
         r.md("| %s | %s | %.2f MiB (%d B) | %.2f MiB | %s |" % (
             row["function"], row["arch"], row["bytes"] / MIB, row["bytes"], row["zip_bytes"] / MIB, note))
     r.md()
