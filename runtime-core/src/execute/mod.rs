@@ -305,9 +305,11 @@ impl Executor {
     ) -> Result<Envelope, ExecError> {
         let req = call.request;
         let (tenant, extension, content) = self.route(routing, req, metrics)?;
-        let resolved = self
-            .resolver
-            .resolve(&ResolveQuery {
+        let timeout = self.request_timeout(req).max(BEFORE_GUEST_FLOOR);
+        let resolved = before_guest(
+            timeout,
+            "the registry",
+            self.resolver.resolve(&ResolveQuery {
                 tenant,
                 extension,
                 content,
@@ -316,12 +318,18 @@ impl Executor {
                 fingerprint: &self.fingerprint,
                 source: call.source,
                 install: call.install,
-            })
-            .await?;
+            }),
+        )
+        .await?;
         metrics.install_id = resolved.install_id.clone();
         metrics.version = resolved.version_id.clone();
         if let Some(quotas) = &self.quotas {
-            quotas.admit(tenant, extension, &resolved.config).await?;
+            before_guest(
+                timeout,
+                "the quota store",
+                quotas.admit(tenant, extension, &resolved.config),
+            )
+            .await?;
         }
         let load_started = Instant::now();
         let loaded = self
@@ -332,6 +340,15 @@ impl Executor {
         metrics.load = load_started.elapsed();
         let prepared = self.prepare(routing, call, &resolved).await?;
         self.invoke(&loaded.pre, prepared, metrics, logs).await
+    }
+
+    /// The request's own time limit (its `limits.timeout_ms`, else the default), capped.
+    fn request_timeout(&self, req: &ExecuteRequest) -> Duration {
+        req.limits
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.limits.timeout_default)
+            .min(self.limits.timeout_max)
     }
 
     /// The routing headers must name the context's tenant and extension, and the
@@ -422,12 +439,7 @@ impl Executor {
             config,
         });
 
-        let timeout = req
-            .limits
-            .timeout_ms
-            .map(Duration::from_millis)
-            .unwrap_or(self.limits.timeout_default)
-            .min(self.limits.timeout_max);
+        let timeout = self.request_timeout(req);
         let memory = req
             .limits
             .memory_mb
@@ -740,4 +752,32 @@ fn classify(e: wasmtime::Error, timeout: Duration, fuel: Option<u64>) -> ExecErr
 fn root_message(e: &wasmtime::Error) -> String {
     let s = format!("{e}");
     s.lines().next().unwrap_or_default().to_string()
+}
+
+/// The shortest bound on the store calls before the guest: a deadline of a few
+/// milliseconds is about the guest's code, and a backend answering within a second
+/// is slow but working.
+const BEFORE_GUEST_FLOOR: Duration = Duration::from_secs(1);
+
+/// Bounds a store call made before the guest starts by the request's time limit (at
+/// least [`BEFORE_GUEST_FLOOR`]): a backend that stops answering (SQLite locked by
+/// another process, a frozen table) gives a 503 within that time instead of holding
+/// the request for the backend's own bound (SQLite's 30 s busy timeout). The call may
+/// still complete in the background; a quota charge that lands then only errs on the
+/// side of refusing.
+async fn before_guest<T, E>(
+    timeout: Duration,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, ExecError>
+where
+    E: Into<ExecError>,
+{
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(ExecError::BackendUnavailable(format!(
+            "{what} did not answer within {} ms",
+            timeout.as_millis()
+        ))),
+    }
 }

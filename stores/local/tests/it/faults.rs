@@ -2,12 +2,13 @@
 //! again) holds `BEGIN EXCLUSIVE` on the data directory's databases for 10 s
 //! while writers go through the whole execute path (registry, quota, guest
 //! storage, execution record) of `up`'s backend set. In WAL mode readers are not
-//! blocked. A quota charge (before the guest, outside its deadline) waits inside
-//! the busy timeout (30 s) and the request then succeeds; a guest whose storage
-//! call waits ends at its deadline with a typed `timeout` (its write may land
-//! after the release: it was never acknowledged).
-//! Nothing hangs past the busy timeout, the database stays intact, the first
-//! request after the release works, and every acknowledged write reads back.
+//! blocked. A quota charge (before the guest) that waits on the lock is bounded by
+//! the request's time limit (5 s) and answers 503 `backend_unavailable`, rather than
+//! waiting out SQLite's 30 s busy timeout; a guest whose storage call waits ends at
+//! its deadline with a typed `timeout` (its write may land after the release: it was
+//! never acknowledged).
+//! Nothing hangs, the database stays intact, the first request after the release
+//! works, and every acknowledged write reads back.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -19,9 +20,10 @@ use test_support::writer::{NAMESPACE, install_writer};
 
 /// How long the other process holds the lock (the issue's figure).
 const HOLD: Duration = Duration::from_secs(10);
-/// The stores' busy timeout, and a generous margin over it: the bound on any
-/// single request.
-const ANSWER_WITHIN: Duration = Duration::from_secs(30 + 30);
+/// The requests' time limit (the default, 5 s) and a generous margin: a hang bound
+/// on any single request, below SQLite's 30 s busy timeout so that a request waiting
+/// that out fails the test.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5 + 20);
 
 /// Set in the re-executed process: the databases it locks, `:`-separated.
 const HOLDER: &str = "ALGA_TEST_SQLITE_LOCK_HOLDER";
@@ -226,6 +228,20 @@ async fn sqlite_locked_by_another_process_waits_or_is_typed_and_loses_nothing() 
             .iter()
             .filter(|a| overlaps_lock(a))
             .collect::<Vec<_>>()
+    );
+    // The metered writers' quota charges caught by the lock were given up on at the
+    // request's time limit, typed, rather than waiting for the release.
+    let metered_overlapping: Vec<_> = all[..2]
+        .iter()
+        .flatten()
+        .filter(|a| overlaps_lock(a))
+        .collect();
+    assert!(
+        metered_overlapping.iter().any(|a| a
+            .result
+            .as_ref()
+            .is_err_and(|e| e.starts_with("503 Some(\"backend_unavailable"))),
+        "{metered_overlapping:?}"
     );
     let during: Vec<_> = all
         .iter()
