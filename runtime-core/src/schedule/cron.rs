@@ -163,7 +163,14 @@ impl Cron {
     pub fn matches(&self, epoch_minute: i64) -> bool {
         let minute = epoch_minute.rem_euclid(60) as u32;
         let hour = (epoch_minute.div_euclid(60)).rem_euclid(24) as u32;
-        let days = epoch_minute.div_euclid(1440);
+        self.minutes & (1 << minute) != 0
+            && self.hours & (1 << hour) != 0
+            && self.day_matches(epoch_minute.div_euclid(1440))
+    }
+
+    /// Whether any minute of day `days` (since 1970) can fire: its month, and its
+    /// day of month and weekday (either one when both are restricted, as cron does).
+    fn day_matches(&self, days: i64) -> bool {
         let (_, month, day) = civil_from_days(days);
         // 1970-01-01 was a Thursday (4).
         let weekday = (days + 4).rem_euclid(7) as u32;
@@ -171,10 +178,7 @@ impl Cron {
             (false, false) => self.days & (1 << day) != 0 || self.weekdays & (1 << weekday) != 0,
             _ => self.days & (1 << day) != 0 && self.weekdays & (1 << weekday) != 0,
         };
-        self.minutes & (1 << minute) != 0
-            && self.hours & (1 << hour) != 0
-            && self.months & (1 << month) != 0
-            && day_ok
+        self.months & (1 << month) != 0 && day_ok
     }
 
     /// The first firing minute strictly after `epoch_minute`, within about 5 years.
@@ -186,8 +190,13 @@ impl Cron {
     fn next_after_until(&self, epoch_minute: i64, end: i64) -> Option<i64> {
         let mut m = epoch_minute + 1;
         while m <= end {
-            // Skip whole hours and days that cannot match, so a yearly schedule is
-            // found in thousands of steps, not millions.
+            // Skip whole days and hours that cannot match, so a yearly schedule (or
+            // one that never fires, such as 30 February) is decided in thousands of
+            // steps, not millions.
+            if !self.day_matches(m.div_euclid(1440)) {
+                m = (m.div_euclid(1440) + 1) * 1440;
+                continue;
+            }
             let hour = (m.div_euclid(60)).rem_euclid(24) as u32;
             if self.hours & (1 << hour) == 0 {
                 m = (m.div_euclid(60) + 1) * 60;
@@ -414,6 +423,24 @@ mod tests {
         ] {
             assert!(Cron::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Found by the fuzzer as a slow unit: a date that never comes, at any hour,
+    /// walked five years minute by minute (2.6 M steps) before answering none.
+    #[test]
+    fn a_date_that_never_comes_is_decided_day_by_day() {
+        let start = minute_of(2024, 1, 1, 0, 0);
+        assert_eq!(Cron::parse("7 * 30 2 *").unwrap().next_after(start), None);
+        assert_eq!(
+            Cron::parse("7 * 31 4,6,9,11 *").unwrap().next_after(start),
+            None
+        );
+        let leap = Cron::parse("7 * 29 2 *").unwrap();
+        assert_eq!(leap.next_after(start), Some(minute_of(2024, 2, 29, 0, 7)));
+        assert_eq!(
+            leap.next_after(minute_of(2024, 3, 1, 0, 0)),
+            Some(minute_of(2028, 2, 29, 0, 7))
+        );
     }
 
     /// A step near `u32::MAX` used to overflow `v += step`
