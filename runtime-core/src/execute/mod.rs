@@ -45,10 +45,6 @@ pub use registry_resolver::RegistryResolver;
 pub use request::{ExecuteRequest, RoutingHeaders};
 pub use resolve::{HostIds, InstallSource, ResolveQuery, Resolved, Resolver, StaticResolver};
 
-/// Grace added to the epoch deadline for the host-side timer, which only fires
-/// when the guest is parked in a host call.
-const HOST_TIMER_GRACE: Duration = Duration::from_millis(20);
-
 /// What one guest-to-host transfer (a host call's arguments, or the handler's
 /// response) may copy beyond the request's body limits: room for headers and
 /// the rest of the record.
@@ -518,6 +514,7 @@ impl Executor {
             store,
             guest_request,
             timeout,
+            deadline,
             fuel,
         })
     }
@@ -535,6 +532,7 @@ impl Executor {
             mut store,
             guest_request,
             timeout,
+            deadline,
             fuel,
         } = prepared;
         let started = Instant::now();
@@ -543,7 +541,12 @@ impl Executor {
                 let runner = pre.instantiate_async(&mut store).await?;
                 runner.call_handler(&mut store, &guest_request).await
             };
-            tokio::time::timeout(timeout + HOST_TIMER_GRACE, call).await
+            // The host timer ends a guest parked in a host call (a sleep, a slow
+            // outbound call) at the same deadline the epoch callback enforces on
+            // running wasm, with no grace: `timeout_at` polls the call before its
+            // timer, so a guest that answers by the deadline is never cut, and
+            // either path answers `timeout`.
+            tokio::time::timeout_at(deadline.into(), call).await
         };
         metrics.run = started.elapsed();
         metrics.peak_memory = store.data().peak_memory();
@@ -684,6 +687,8 @@ struct Prepared {
     store: Store<HostState>,
     guest_request: wit::ExecuteRequest,
     timeout: Duration,
+    /// When the guest's time is up: the epoch callback and the host timer share it.
+    deadline: Instant,
     fuel: Option<u64>,
 }
 
