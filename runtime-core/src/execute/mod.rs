@@ -535,7 +535,9 @@ impl Executor {
             deadline,
             fuel,
         } = prepared;
-        let started = Instant::now();
+        // The guest's time counts from when its deadline was set (a few microseconds
+        // of store setup ago), so a timeout is never measured shorter than its limit.
+        let started = deadline - timeout;
         let result = {
             let call = async {
                 let runner = pre.instantiate_async(&mut store).await?;
